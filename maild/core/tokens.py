@@ -1,0 +1,32 @@
+"""Reply tokens: ``queue+TOKEN@domain`` addresses that tie a reply to its ticket.
+
+A member token is ``<number>-<mac>``: the ticket number and an HMAC of it under the
+instance's secret key, so a token cannot be guessed from a ticket number. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+
+_TOKEN = re.compile(r"^(\d{1,12})-([a-z2-7]{10})$")
+
+
+def _mac(secret: bytes, material: str) -> str:
+    digest = hmac.new(secret, material.encode("utf-8"), hashlib.sha256).digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:10]
+
+
+def ticket_token(secret: bytes, number: int) -> str:
+    return f"{number}-{_mac(secret, f'ticket:{number}')}"
+
+
+def read_ticket_token(secret: bytes, token: str) -> int | None:
+    """The ticket number a genuine member token names, else None."""
+    match = _TOKEN.match(token.lower())
+    if not match:
+        return None
+    number = int(match.group(1))
+    return number if hmac.compare_digest(match.group(2), _mac(secret, f"ticket:{number}")) else None

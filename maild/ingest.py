@@ -1,0 +1,272 @@
+"""The one orchestrator: a spooled message through every stage, read top to bottom.
+
+spool row -> parse -> classify -> thread -> rules -> persist (ticket, message, events),
+all in one transaction with the spool row's state. Any exception quarantines the message
+with its reason; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from maild.core import threader
+from maild.core.assignment import pick_assignee
+from maild.core.classify import classify
+from maild.core.lifecycle import next_status
+from maild.core.parse import ParseError, parse_message
+from maild.core.tokens import read_ticket_token
+from maild.intake.spool import RawStore
+from maild.mail import Envelope, Parsed, Verdict
+from maild.rules.engine import decide, facts_from
+from maild.rules.model import Decision, RuleSet
+from maild.store import tickets as store
+from maild.store.attachments import save_attachments
+from maild.store.tables import Inbound, Message, Quarantine, Ticket, utcnow
+
+log = logging.getLogger("maild.ingest")
+
+
+@dataclass
+class Pipeline:
+    """What processing needs; ``rules`` is replaced on SIGHUP."""
+
+    engine: sa.Engine
+    raw_store: RawStore
+    rules: RuleSet
+    tag_prefix: str
+    secret: bytes
+
+    def process(self, inbound_id: int) -> str:
+        """Process one spooled message; return what became of it (for logs and tests)."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                inbound = session.get(Inbound, inbound_id)
+                if inbound is None or inbound.state != "pending":
+                    return "skipped"
+                outcome = self._process(session, inbound)
+                session.commit()
+                return outcome
+        except Exception as exc:
+            log.exception("message %s failed; quarantined", inbound_id)
+            return self._quarantine_error(inbound_id, exc)
+
+    def process_pending(self, limit: int = 100) -> int:
+        """Process spooled messages in arrival order; return how many were handled."""
+        done = 0
+        last = 0
+        while True:
+            with Session(self.engine) as session:
+                ids = store.pending_inbound(session, limit, after_id=last)
+            if not ids:
+                return done
+            for inbound_id in ids:
+                self.process(inbound_id)
+                done += 1
+                last = inbound_id
+
+    def _quarantine_error(self, inbound_id: int, exc: Exception) -> str:
+        reason = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc)[-3:])
+        with Session(self.engine) as session:
+            inbound = session.get(Inbound, inbound_id)
+            if inbound is None or inbound.state != "pending":
+                return "skipped"
+            store.quarantine(session, "error", reason, inbound, from_addr=inbound.mail_from or "")
+            session.commit()
+        return "quarantined:error"
+
+    def _process(self, session: Session, inbound: Inbound) -> str:
+        raw = self.raw_store.read(inbound.raw_path)
+        envelope = Envelope(
+            source=inbound.source,  # type: ignore[arg-type]
+            mail_from=inbound.mail_from,
+            recipients=tuple(inbound.recipients),
+            mailbox=inbound.mailbox,
+        )
+        try:
+            parsed, message = parse_message(raw)
+        except ParseError as exc:
+            store.quarantine(session, "unparseable", str(exc), inbound, from_addr=inbound.mail_from or "")
+            return "quarantined:unparseable"
+        sender = parsed.from_addr or (envelope.mail_from or "").lower()
+        verdict = classify(parsed, envelope, message, self.rules.addresses())
+        if verdict.kind == "bounce":
+            store.quarantine(session, "bounce", verdict.reason, inbound, from_addr=sender, subject=parsed.subject)
+            return "quarantined:bounce"
+        if not sender:
+            store.quarantine(session, "unparseable", "no sender address", inbound, subject=parsed.subject)
+            return "quarantined:unparseable"
+        keys = threader.keys(parsed, envelope, self.tag_prefix, self.rules.addresses())
+        choice = threader.choose(keys, self._lookup(session, keys))
+        if choice.action == "duplicate":
+            inbound.state = "done"
+            inbound.error = "duplicate"
+            return "duplicate"
+        if choice.action == "follow_up" and choice.ticket is not None:
+            ticket = store.ticket_by_number(session, choice.ticket.number)
+            assert ticket is not None
+            self._follow_up(session, ticket, inbound, parsed, sender, verdict, choice)
+            inbound.state = "done"
+            return f"follow_up:{ticket.number}"
+        decision = decide(facts_from(parsed, envelope.recipients), self.rules)
+        if decision.drop:
+            names = ", ".join(hit.name for hit in decision.hits) or "rules"
+            store.quarantine(session, "dropped", f"dropped by rule: {names}", inbound, from_addr=sender, subject=parsed.subject)
+            return "quarantined:dropped"
+        ticket = self._new_ticket(session, inbound, parsed, sender, verdict, decision, choice)
+        inbound.state = "done"
+        return f"new:{ticket.number}"
+
+    def _lookup(self, session: Session, keys: threader.ThreadKeys) -> threader.Found:
+        """The store's answers to what threading asked (``keys``)."""
+        token_ticket = None
+        for token in keys.tokens:
+            number = read_ticket_token(self.secret, token)
+            found = store.ticket_by_number(session, number) if number else None
+            if found:
+                token_ticket = store.ref(found)
+                break
+        reference = store.ticket_for_message_ids(session, keys.referenced)
+        return threader.Found(
+            same_message_id=store.fingerprints_for(session, keys.message_id, keys.fingerprint),
+            token_ticket=token_ticket,
+            tag_tickets=tuple(store.ref(t) for t in store.tickets_by_numbers(session, keys.tags)),
+            reference_ticket=store.ref(reference) if reference else None,
+        )
+
+    def _store_message(
+        self, session: Session, ticket: Ticket, inbound: Inbound, parsed: Parsed, kind: str, verdict: Verdict,
+        fingerprint: str,
+    ) -> Message:
+        message = Message(
+            ticket_id=ticket.id,
+            inbound_id=inbound.id,
+            direction="in",
+            kind=kind,
+            message_id=parsed.message_id,
+            fingerprint=fingerprint,
+            from_addr=parsed.from_addr or (inbound.mail_from or "").lower(),
+            from_name=parsed.from_name,
+            to=list(parsed.to),
+            cc=list(parsed.cc),
+            subject=parsed.subject,
+            date=parsed.date,
+            in_reply_to=parsed.in_reply_to[0] if parsed.in_reply_to else None,
+            references=list(parsed.references),
+            classification=verdict.kind,
+            text=parsed.text,
+            html=parsed.html,
+            raw_path=inbound.raw_path,
+        )
+        session.add(message)
+        session.flush()
+        save_attachments(session, self.raw_store.root, message, parsed.attachments)
+        return message
+
+    def _new_ticket(
+        self, session: Session, inbound: Inbound, parsed: Parsed, sender: str, verdict: Verdict,
+        decision: Decision, choice: threader.Choice,
+    ) -> Ticket:
+        now = utcnow()
+        queue = self.rules.queues[decision.queue]
+        store.contact(session, sender, parsed.from_name)
+        ticket = Ticket(
+            number=store.next_number(session),
+            queue=decision.queue,
+            priority=decision.priority,
+            category=decision.category,
+            subject=threader.strip_prefixes(parsed.subject) or "(no subject)",
+            requester=sender,
+            confidential=decision.confidential or queue.confidential,
+            tags=list(decision.tags),
+            other_queues=list(decision.other_queues),
+            cc=[a for a in parsed.cc if a != sender and self.rules.queue_for_address(a) is None],
+            linked_to=choice.linked_to,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(ticket)
+        session.flush()
+        fingerprint = threader.fingerprint(parsed)
+        self._store_message(session, ticket, inbound, parsed, "auto_reply" if verdict.is_machine else "member", verdict, fingerprint)
+        store.add_event(
+            session, ticket, "created", actor=sender, source=inbound.source, queue=ticket.queue,
+            priority=ticket.priority, category=ticket.category, classification=verdict.kind,
+            rules=[{"name": hit.name, "set": dict(hit.values)} for hit in decision.hits],
+            other_queues=list(decision.other_queues), linked_to=choice.linked_to,
+        )
+        if choice.collision:
+            store.add_event(session, ticket, "message_id_collision", message_id=parsed.message_id)
+        assignee = self._assign(session, decision, queue.staff)
+        if assignee:
+            ticket.assignee = assignee
+            store.add_event(session, ticket, "assigned", assignee=assignee, how=decision.assign)
+        return ticket
+
+    @staticmethod
+    def _assign(session: Session, decision: Decision, staff: tuple[str, ...]) -> str | None:
+        """The assignee a decision asks for; round-robin state lives in the database."""
+        if decision.assign == "round-robin":
+            turn = store.next_number(session, f"round-robin:{decision.queue}") - 1
+            return pick_assignee("round-robin", staff, turn=turn)
+        if decision.assign == "least-loaded":
+            return pick_assignee("least-loaded", staff, load=store.open_load(session, decision.queue))
+        return pick_assignee(decision.assign, staff)
+
+    def _follow_up(
+        self, session: Session, ticket: Ticket, inbound: Inbound, parsed: Parsed, sender: str, verdict: Verdict,
+        choice: threader.Choice,
+    ) -> None:
+        staff = frozenset(self.rules.queues[ticket.queue].staff) if ticket.queue in self.rules.queues else frozenset()
+        kind = threader.follow_up_kind(sender, choice.ticket, choice.via, staff, verdict.is_machine)  # type: ignore[arg-type]
+        self._store_message(session, ticket, inbound, parsed, kind, verdict, threader.fingerprint(parsed))
+        store.add_event(session, ticket, "message", actor=sender, message_kind=kind, via=choice.via, source=inbound.source)
+        if choice.collision:
+            store.add_event(session, ticket, "message_id_collision", message_id=parsed.message_id)
+        if kind == "member":
+            self._add_ccs(ticket, parsed, sender)
+            status = next_status(ticket.status, "member_reply")
+            if status != ticket.status:
+                store.add_event(session, ticket, "status", actor=sender, old=ticket.status, new=status)
+                ticket.status = status
+            store.touch(ticket)
+
+    def _add_ccs(self, ticket: Ticket, parsed: Parsed, sender: str) -> None:
+        """A member who adds a CC adds a recipient of the ticket."""
+        known = {ticket.requester, sender, *ticket.cc}
+        new = [a for a in parsed.cc + parsed.to if a not in known and self.rules.queue_for_address(a) is None]
+        if new:
+            ticket.cc = [*ticket.cc, *new]
+
+
+def secret_key(settings_key: str, data_dir: Path) -> bytes:
+    """The instance's HMAC key: from the config, else a key file made once in the data dir."""
+    if settings_key:
+        return settings_key.encode("utf-8")
+    path = Path(data_dir) / "secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32), encoding="ascii")
+        path.chmod(0o600)
+    return path.read_text(encoding="ascii").strip().encode("ascii")
+
+
+def reprocess(session: Session, quarantine_id: int) -> Inbound | None:
+    """Put a quarantined message back into the spool (``maild quarantine replay``)."""
+    row = session.get(Quarantine, quarantine_id)
+    if row is None or row.inbound_id is None:
+        return None
+    inbound = session.get(Inbound, row.inbound_id)
+    if inbound is None:
+        return None
+    inbound.state = "pending"
+    inbound.error = None
+    row.released_at = utcnow()
+    return inbound
+

@@ -1,0 +1,156 @@
+"""The durable raw store and the spool: nothing is acknowledged before it is here.
+
+A raw message is written to ``DATA_DIR/raw/YYYY/MM/DD/<uuid>.eml`` (temp file, fsync, rename,
+fsync of the directory) and then recorded as a pending ``inbound`` row; only when that row is
+committed does the transport hear yes. A crash before the commit leaves at worst an orphan
+file and a sender that retries; a crash after it leaves a pending row that the processor
+picks up at the next start.
+
+``GroupCommitter`` lets concurrent SMTP sessions share one commit (and so one fsync of the
+database), which is what makes "durable before 250" cheap under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from maild.mail import Envelope
+from maild.store.tables import Inbound
+
+
+class RawStore:
+    """Immutable raw messages as files under ``DATA_DIR/raw``; paths stored are relative."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir)
+
+    def write(self, raw: bytes, now: datetime | None = None) -> str:
+        """Write durably and return the path relative to the data directory."""
+        now = now or datetime.now(timezone.utc)
+        directory = self.root / "raw" / now.strftime("%Y/%m/%d")
+        if not directory.is_dir():
+            directory.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(directory.parent)
+        name = f"{now.strftime('%H%M%S')}-{uuid.uuid4().hex}.eml"
+        tmp = directory / f".{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            view = memoryview(raw)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, directory / name)
+        _fsync_dir(directory)
+        return str((directory / name).relative_to(self.root))
+
+    def read(self, relative: str) -> bytes:
+        return (self.root / relative).read_bytes()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def inbound_row(raw: bytes, raw_path: str, envelope: Envelope) -> Inbound:
+    return Inbound(
+        source=envelope.source,
+        mailbox=envelope.mailbox,
+        mail_from=envelope.mail_from,
+        recipients=list(envelope.recipients),
+        raw_path=raw_path,
+        size=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def commit_rows(engine: sa.Engine, rows: list[Inbound]) -> list[int]:
+    """Insert pending inbound rows in one transaction; return their ids once committed."""
+    with Session(engine, expire_on_commit=False) as session:
+        session.add_all(rows)
+        session.commit()
+        return [row.id for row in rows if row.id is not None]
+
+
+def spool_sync(engine: sa.Engine, store: RawStore, raw: bytes, envelope: Envelope) -> int:
+    """Store one message durably, without asyncio (``maild ingest``). Returns the inbound id."""
+    path = store.write(raw)
+    return commit_rows(engine, [inbound_row(raw, path, envelope)])[0]
+
+
+class GroupCommitter:
+    """Durable intake for many concurrent sessions: one database commit per batch.
+
+    ``accept`` returns only when the message's row is committed. While one batch commits,
+    the next one gathers, so under load each commit covers many messages.
+    """
+
+    def __init__(self, engine: sa.Engine, store: RawStore, max_batch: int = 256) -> None:
+        self.engine = engine
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[Inbound, asyncio.Future[int]] | None] = asyncio.Queue()
+        self._files = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spool-write")
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-commit")
+        self._task: asyncio.Task[None] | None = None
+        self.committed = asyncio.Event()  # set after every batch: wakes the processor
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="spool-committer")
+
+    async def accept(self, raw: bytes, envelope: Envelope) -> int:
+        """Store durably; the returned inbound id is committed. Raises on storage failure."""
+        loop = asyncio.get_running_loop()
+        path = await loop.run_in_executor(self._files, self.store.write, raw)
+        future: asyncio.Future[int] = loop.create_future()
+        await self._queue.put((inbound_row(raw, path, envelope), future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while not stopping:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            stopping = any(item is None for item in batch)
+            batch = [item for item in batch if item is not None]
+            if batch:
+                await self._commit(loop, batch)
+
+    async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list) -> None:
+        rows = [row for row, _ in batch]
+        try:
+            ids = await loop.run_in_executor(self._db, commit_rows, self.engine, rows)
+        except Exception as exc:  # every waiter hears it: 451 for SMTP, retry for IMAP
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), inbound_id in zip(batch, ids):
+            if not future.done():
+                future.set_result(inbound_id)
+        self.committed.set()
+
+    async def close(self) -> None:
+        """Commit every message already handed in, then stop."""
+        if self._task:
+            await self._queue.put(None)  # type: ignore[arg-type]
+            await self._task
+        self._files.shutdown(wait=True)
+        self._db.shutdown(wait=True)

@@ -1,0 +1,76 @@
+"""Frozen values passed between the stages of the intake pipeline.
+
+receive -> spool (raw, durable) -> parse (``Parsed``) -> classify (``Verdict``)
+-> thread -> rules (``Decision``) -> persist.
+Nothing here does I/O; every stage gets and returns one of these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Source = Literal["smtp", "imap", "pipe", "replay"]
+MachineKind = Literal["normal", "auto_reply", "bounce", "list", "loop"]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the transport told us, beside the message itself.
+
+    ``mail_from`` is ``""`` for the null sender (``MAIL FROM:<>``) and ``None``
+    when the transport does not know it (a pipe without ``-f``, IMAP).
+    """
+
+    source: Source
+    mail_from: str | None = None
+    recipients: tuple[str, ...] = ()
+    mailbox: str | None = None  # IMAP mailbox name, for the record
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The readable parts of one message. Header names in ``headers`` are lower-case."""
+
+    message_id: str | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    subject: str
+    from_addr: str  # lower-case address, "" when missing
+    from_name: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    reply_to: tuple[str, ...]
+    date: datetime | None
+    headers: dict[str, tuple[str, ...]]
+    text: str
+    html: str | None
+    attachments: tuple[Attachment, ...] = ()
+    defects: tuple[str, ...] = ()
+
+    def header(self, name: str) -> str | None:
+        """First value of a header, or None."""
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What kind of sender wrote the message (contract 4.3), and why we think so."""
+
+    kind: MachineKind
+    reason: str = ""
+
+    @property
+    def is_machine(self) -> bool:
+        return self.kind != "normal"

@@ -1,0 +1,119 @@
+"""Decide where a new message goes and what happens to it. Pure: no I/O, no clock, no database.
+
+How one decision is made (contract section 3):
+
+1. Queue by address: the first recipient (To, Cc, envelope, Delivered-To, in that
+   order) that is a queue address, plus-addressing ignored.
+2. Every rule whose condition matches applies, in file order, until one with
+   ``stop``. A later value of ``queue``, ``priority``, ``category``, ``assign`` and
+   ``ack`` overrides an earlier one; ``tags`` and ``notify`` accumulate;
+   ``confidential`` and ``drop`` can only be switched on.
+3. The queue a rule set wins over the address; without either, the default queue.
+4. The decision is confidential when its queue is, or a rule said so. Then ``notify``
+   keeps only that queue's staff and leads: the content never leaves them.
+5. An assignee who is not staff of the final queue is dropped (a rule that sets no
+   queue may name staff of another one; see :mod:`maild.rules.loader`).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from email.utils import getaddresses
+
+from maild.mail import Parsed
+from maild.rules.model import ASSIGN_STRATEGIES, Actions, Decision, Facts, Queue, Rule, RuleHit, RuleSet
+from maild.rules.text import FactsView
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def facts_from(parsed: Parsed, envelope_recipients: tuple[str, ...]) -> Facts:
+    """What the rules may look at in ``parsed``; recipients in routing order, without repeats."""
+    delivered_to = [address for _, address in getaddresses(list(parsed.headers.get("delivered-to", ())))]
+    recipients = (*parsed.to, *parsed.cc, *envelope_recipients, *delivered_to)
+    return Facts(
+        from_addr=parsed.from_addr.lower(),
+        recipients=tuple(dict.fromkeys(address.strip().lower() for address in recipients if address.strip())),
+        subject=parsed.subject,
+        body=parsed.text or _html_text(parsed.html or ""),
+        headers=parsed.headers,
+        has_attachment=bool(parsed.attachments),
+    )
+
+
+def _html_text(markup: str) -> str:
+    """Rough text of an HTML-only message: good enough for words to match, not for display."""
+    return html.unescape(_TAG.sub(" ", markup))
+
+
+def decide(facts: Facts, rules: RuleSet) -> Decision:
+    addressed = _addressed_queues(facts.recipients, rules)
+    matched = _matching_rules(FactsView(facts), rules)
+    merged = _merge(rule.actions for rule in matched)
+    queue = _final_queue(merged, addressed, rules)
+    confidential = queue.confidential or merged.confidential
+    return Decision(
+        queue=queue.id,
+        other_queues=tuple(other.address for other in addressed if other.id != queue.id),
+        priority=merged.priority or "normal",
+        category=merged.category,
+        tags=merged.tags,
+        assign=_assignee(merged.assign, queue),
+        ack=merged.ack,
+        notify=_confidential_notify(merged.notify, queue) if confidential else merged.notify,
+        confidential=confidential,
+        drop=merged.drop,
+        hits=tuple(RuleHit(rule.name, rule.index, rule.actions.as_mapping()) for rule in matched),
+    )
+
+
+def _addressed_queues(recipients: tuple[str, ...], rules: RuleSet) -> list[Queue]:
+    """The queues the mail was sent to, in recipient order, each once."""
+    found = (rules.queue_for_address(address) for address in recipients)
+    return list(dict.fromkeys(queue for queue in found if queue is not None))
+
+
+def _matching_rules(view: FactsView, rules: RuleSet) -> list[Rule]:
+    matched = []
+    for rule in rules.rules:
+        if rule.condition.matches(view):
+            matched.append(rule)
+            if rule.actions.stop:
+                break
+    return matched
+
+
+def _merge(actions: Iterable[Actions]) -> Actions:
+    merged = Actions()
+    for later in actions:
+        merged = Actions(
+            queue=later.queue or merged.queue,
+            priority=later.priority or merged.priority,
+            category=later.category or merged.category,
+            tags=tuple(dict.fromkeys((*merged.tags, *later.tags))),
+            assign=later.assign or merged.assign,
+            ack=merged.ack if later.ack is None else later.ack,
+            notify=tuple(dict.fromkeys((*merged.notify, *later.notify))),
+            confidential=merged.confidential or later.confidential,
+            drop=merged.drop or later.drop,
+            stop=later.stop,
+        )
+    return merged
+
+
+def _final_queue(merged: Actions, addressed: list[Queue], rules: RuleSet) -> Queue:
+    if merged.queue is not None:
+        return rules.queues[merged.queue]
+    return addressed[0] if addressed else rules.default_queue()
+
+
+def _assignee(assign: str | None, queue: Queue) -> str | None:
+    if assign is None or assign in ASSIGN_STRATEGIES or assign in queue.staff:
+        return assign
+    return None
+
+
+def _confidential_notify(notify: tuple[str, ...], queue: Queue) -> tuple[str, ...]:
+    return tuple(address for address in notify if address in queue.staff or address in queue.leads)

@@ -1,0 +1,311 @@
+"""The typed, frozen form of ``rules.yaml`` and of what the rules decide.
+
+The loader builds these; the engine reads them. Conditions evaluate themselves
+against a :class:`~maild.rules.text.FactsView` whose fields are already
+normalised, and every pattern in them was normalised the same way at load.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime, time, timedelta
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from maild.rules.text import FactsView
+
+PRIORITIES = ("low", "normal", "high", "urgent")
+LANGUAGES = ("fi", "sv", "en")
+ASSIGN_STRATEGIES = ("round-robin", "least-loaded")
+DurationUnit = Literal["m", "h", "d"]
+
+
+# --- queues and time ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Queue:
+    id: str
+    name: str
+    address: str  # lower-case, never plus-addressed
+    staff: tuple[str, ...]
+    leads: tuple[str, ...]
+    language: str  # fi | sv | en
+    default: bool
+    confidential: bool
+
+
+class BusinessDuration(timedelta):
+    """An SLA target such as ``4h`` or ``1d``, in business time.
+
+    It is a ``timedelta`` of business time (``1d`` is one business day, as long as
+    ``business_hours`` makes it) and keeps ``amount`` and ``unit``, because a
+    scheduler must count ``1d`` as "the next business day", not as 8 hours that
+    may straddle a weekend differently.
+    """
+
+    __slots__ = ("amount", "unit")
+    amount: int
+    unit: DurationUnit
+
+    def __new__(cls, amount: int, unit: DurationUnit, business_day: timedelta) -> BusinessDuration:
+        length = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": business_day}[unit]
+        self = super().__new__(cls, seconds=(length * amount).total_seconds())
+        self.amount = amount
+        self.unit = unit
+        return self
+
+    @property
+    def raw(self) -> str:
+        """As written in rules.yaml, e.g. ``"1d"``."""
+        return f"{self.amount}{self.unit}"
+
+    def __repr__(self) -> str:
+        return f"BusinessDuration({self.raw!r})"
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    days: tuple[int, ...] = (0, 1, 2, 3, 4)  # datetime.weekday(): 0 = Monday
+    start: time = time(8, 0)
+    end: time = time(16, 0)
+    holidays: str | None = "FI"  # country code for the ``holidays`` package; None = no holidays
+
+    @property
+    def day_length(self) -> timedelta:
+        return datetime.combine(date.min, self.end) - datetime.combine(date.min, self.start)
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Calendar days; the defaults are the contract's."""
+
+    remind_member_after_days: int = 5
+    resolve_pending_after_days: int = 14
+    close_after_days: int = 7
+
+
+# --- conditions --------------------------------------------------------------------
+
+
+class Matcher(Protocol):
+    def test(self, text: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Equals:
+    values: frozenset[str]
+
+    def test(self, text: str) -> bool:
+        return text in self.values
+
+
+@dataclass(frozen=True)
+class Contains:
+    needles: tuple[str, ...]
+
+    def test(self, text: str) -> bool:
+        for needle in self.needles:
+            if needle in text:
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class Regex:
+    patterns: tuple[re.Pattern[str], ...]
+
+    def test(self, text: str) -> bool:
+        for pattern in self.patterns:
+            if pattern.search(text):
+                return True
+        return False
+
+
+class Condition(Protocol):
+    def matches(self, view: FactsView) -> bool: ...
+
+
+@dataclass(frozen=True)
+class FieldCondition:
+    """True when any value of one field (``to`` has several, a header may) passes ``matcher``."""
+
+    key: str  # a FactsView key: from, to, subject, body, header:<name>
+    matcher: Matcher
+
+    def matches(self, view: FactsView) -> bool:
+        test = self.matcher.test
+        for text in view[self.key]:
+            if test(text):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class HasAttachment:
+    expected: bool
+
+    def matches(self, view: FactsView) -> bool:
+        return view.facts.has_attachment == self.expected
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Every part matches; ``AllOf(())`` always matches (a rule without ``if``)."""
+
+    parts: tuple[Condition, ...]
+
+    def matches(self, view: FactsView) -> bool:
+        for part in self.parts:
+            if not part.matches(view):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    parts: tuple[Condition, ...]
+
+    def matches(self, view: FactsView) -> bool:
+        for part in self.parts:
+            if part.matches(view):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class Not:
+    part: Condition
+
+    def matches(self, view: FactsView) -> bool:
+        return not self.part.matches(view)
+
+
+ALWAYS = AllOf(())
+
+
+# --- rules -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actions:
+    """What one rule sets; ``None`` (or an empty tuple) means "not set by this rule"."""
+
+    queue: str | None = None
+    priority: str | None = None
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    assign: str | None = None
+    ack: str | Literal[False] | None = None
+    notify: tuple[str, ...] = ()
+    confidential: bool = False
+    drop: bool = False
+    stop: bool = False
+
+    def as_mapping(self) -> Mapping[str, object]:
+        """Only the actions this rule sets, in ``rules.yaml`` vocabulary."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return MappingProxyType({name: value for name, value in values.items() if _is_set(name, value)})
+
+
+def _is_set(name: str, value: object) -> bool:
+    if name == "ack":
+        return value is not None  # False is a choice: no acknowledgement
+    return value is not None and value != () and value is not False
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    index: int  # position in RuleSet.rules, from 0
+    line: int  # where it starts in rules.yaml
+    condition: Condition
+    actions: Actions
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    name: str
+    index: int
+    values: Mapping[str, object]  # the actions this rule set
+
+    def to_json(self) -> dict[str, object]:
+        actions = {key: list(value) if isinstance(value, tuple) else value for key, value in self.values.items()}
+        return {"name": self.name, "index": self.index, "actions": actions}
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    queues: Mapping[str, Queue]
+    sla: Mapping[str, BusinessDuration]  # priority -> first-response target; a priority may have none
+    business_hours: BusinessHours
+    lifecycle: Lifecycle
+    rules: tuple[Rule, ...]
+    path: str
+    _by_address: Mapping[str, Queue] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_address = {queue.address: queue for queue in self.queues.values()}
+        object.__setattr__(self, "_by_address", MappingProxyType(by_address))
+
+    def default_queue(self) -> Queue:
+        return next(queue for queue in self.queues.values() if queue.default)
+
+    def queue_for_address(self, addr: str) -> Queue | None:
+        """The queue at ``addr``, ignoring case and a ``+TOKEN`` in the local part."""
+        local, at, domain = addr.strip().lower().rpartition("@")
+        if not at:
+            return None
+        return self._by_address.get(f"{local.split('+', 1)[0]}@{domain}")
+
+    def addresses(self) -> frozenset[str]:
+        return frozenset(self._by_address)
+
+
+# --- input and output of decide() --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What rules can look at; all text already decoded."""
+
+    from_addr: str
+    recipients: tuple[str, ...]  # To, Cc, envelope, Delivered-To, in that order; lower-case
+    subject: str
+    body: str
+    headers: Mapping[str, tuple[str, ...]]  # lower-case header names
+    has_attachment: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    queue: str  # queue id
+    other_queues: tuple[str, ...]  # addresses of the other queues the mail was sent to
+    priority: str
+    category: str | None
+    tags: tuple[str, ...]
+    assign: str | None  # staff address, "round-robin", "least-loaded", or None
+    ack: str | bool | None  # template name; False = no ack; None = the default ack
+    notify: tuple[str, ...]
+    confidential: bool
+    drop: bool
+    hits: tuple[RuleHit, ...]
+
+    def to_json(self) -> dict[str, object]:
+        """The rules' part of ``maild rules test --json``; the CLI adds classification and ack_reason."""
+        return {
+            "queue": self.queue,
+            "other_queues": list(self.other_queues),
+            "priority": self.priority,
+            "category": self.category,
+            "tags": list(self.tags),
+            "assignee": self.assign,
+            "ack": self.ack,
+            "notify": list(self.notify),
+            "confidential": self.confidential,
+            "drop": self.drop,
+            "matched_rules": [hit.to_json() for hit in self.hits],
+        }

@@ -1,0 +1,183 @@
+"""Database tables (sqlmodel). No business rules here: only shapes and indexes.
+
+Every timestamp is stored as UTC; ``UTCDateTime`` gives aware datetimes back on SQLite
+and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _ts(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_type=sa.JSON)
+
+
+class Counter(SQLModel, table=True):
+    """Named sequences (ticket numbers): incremented in the transaction that uses them."""
+
+    __tablename__ = "counters"
+    name: str = Field(primary_key=True, max_length=64)
+    value: int = 0
+
+
+class Inbound(SQLModel, table=True):
+    """The spool: one row per received raw message, committed before the sender hears yes."""
+
+    __tablename__ = "inbound"
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = _ts(default_factory=utcnow)
+    source: str = Field(max_length=16)
+    mailbox: str | None = Field(default=None, max_length=200)
+    mail_from: str | None = Field(default=None, max_length=998)
+    recipients: list[str] = _json(list)
+    raw_path: str = Field(max_length=500)
+    size: int
+    sha256: str = Field(max_length=64, index=True)
+    state: str = Field(default="pending", max_length=16, index=True)  # pending|done|quarantined
+    attempts: int = 0
+    error: str | None = None
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contacts"
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=320, unique=True)
+    name: str = Field(default="", max_length=500)
+    created_at: datetime = _ts(default_factory=utcnow)
+    undeliverable: bool = False
+
+
+class Ticket(SQLModel, table=True):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        sa.Index("ix_tickets_status_queue", "status", "queue"),
+        sa.Index("ix_tickets_requester", "requester"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    number: int = Field(unique=True)
+    queue: str = Field(max_length=100)
+    status: str = Field(default="new", max_length=16)
+    priority: str = Field(default="normal", max_length=16)
+    category: str | None = Field(default=None, max_length=200)
+    subject: str = ""
+    requester: str = Field(max_length=320)
+    assignee: str | None = Field(default=None, max_length=320, index=True)
+    confidential: bool = False
+    tags: list[str] = _json(list)
+    other_queues: list[str] = _json(list)
+    cc: list[str] = _json(list)
+    linked_to: int | None = None  # the number of an earlier, closed ticket this one continues
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow)
+    resolved_at: datetime | None = _ts(default=None)
+    closed_at: datetime | None = _ts(default=None)
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    inbound_id: int | None = Field(default=None, foreign_key="inbound.id")
+    direction: str = Field(max_length=3)  # in | out
+    kind: str = Field(max_length=16)
+    message_id: str | None = Field(default=None, max_length=998, index=True)
+    fingerprint: str | None = Field(default=None, max_length=64)
+    from_addr: str = Field(default="", max_length=320)
+    from_name: str = Field(default="", max_length=500)
+    to: list[str] = _json(list)
+    cc: list[str] = _json(list)
+    subject: str = ""
+    date: datetime | None = _ts(default=None)
+    in_reply_to: str | None = None
+    references: list[str] = _json(list)
+    classification: str = Field(default="normal", max_length=16)
+    text: str = ""
+    html: str | None = None
+    raw_path: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Attachment(SQLModel, table=True):
+    __tablename__ = "attachments"
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="messages.id", index=True)
+    filename: str = Field(default="", max_length=500)
+    content_type: str = Field(default="application/octet-stream", max_length=200)
+    size: int = 0
+    sha256: str = Field(max_length=64)
+    path: str = Field(max_length=500)
+
+
+class Event(SQLModel, table=True):
+    """The audit trail: every change to a ticket, who made it and when."""
+
+    __tablename__ = "events"
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    at: datetime = _ts(default_factory=utcnow)
+    actor: str = Field(default="maild", max_length=320)
+    kind: str = Field(max_length=32)
+    data: dict[str, Any] = _json(dict)
+
+
+class Quarantine(SQLModel, table=True):
+    __tablename__ = "quarantine"
+    id: int | None = Field(default=None, primary_key=True)
+    inbound_id: int | None = Field(default=None, foreign_key="inbound.id", index=True)
+    kind: str = Field(max_length=16)  # unparseable|error|bounce|dropped|oversize
+    reason: str = ""
+    received_at: datetime = _ts(default_factory=utcnow)
+    from_addr: str = Field(default="", max_length=998)
+    subject: str = ""
+    size: int = 0
+    raw_path: str | None = Field(default=None, max_length=500)
+    released_at: datetime | None = _ts(default=None)
+
+
+class ImapState(SQLModel, table=True):
+    """How far the UID scan of one polled IMAP folder got: every UID up to ``last_uid`` is stored.
+
+    UIDVALIDITY and UIDs are unsigned 32-bit numbers, hence BIGINT (PostgreSQL's INTEGER is signed).
+    """
+
+    __tablename__ = "imap_state"
+    __table_args__ = (sa.UniqueConstraint("mailbox", "folder", name="uq_imap_state_mailbox_folder"),)
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox: str = Field(max_length=200)
+    folder: str = Field(max_length=500)
+    uidvalidity: int = Field(sa_type=sa.BigInteger)
+    last_uid: int = Field(sa_type=sa.BigInteger)
+    updated_at: datetime = _ts(default_factory=utcnow)

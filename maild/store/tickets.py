@@ -1,0 +1,199 @@
+"""Ticket queries and writes. No business rules: the pipeline decides, this module stores."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, func, select
+
+from maild.core.threader import TicketRef
+from maild.store.tables import Contact, Counter, Event, Inbound, Message, Quarantine, Ticket, utcnow
+
+OPEN_STATUSES = ("new", "open", "pending")
+
+
+def _insert_ignore(session: Session, table: type, **values: Any) -> None:
+    """INSERT that does nothing when a unique key already exists (race-free upsert start)."""
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    session.execute(insert(table).values(**values).on_conflict_do_nothing())
+
+
+def next_number(session: Session, name: str = "ticket") -> int:
+    """The next number of a sequence, taken in the caller's transaction.
+
+    The counter row is locked by the UPDATE (PostgreSQL row lock; SQLite's write lock), so two
+    transactions never get the same number, and a rolled-back one gives its number back
+    unused: numbers are sequential and never reused. A missing row is created race-free.
+    """
+    bump = sa.update(Counter).where(Counter.name == name).values(value=Counter.value + 1).returning(Counter.value)
+    result = session.execute(bump).scalar_one_or_none()
+    if result is None:
+        _insert_ignore(session, Counter, name=name, value=0)
+        result = session.execute(bump).scalar_one()
+    return int(result)
+
+
+def ref(ticket: Ticket) -> TicketRef:
+    return TicketRef(number=ticket.number, status=ticket.status, requester=ticket.requester, cc=tuple(ticket.cc))
+
+
+def ticket_by_number(session: Session, number: int) -> Ticket | None:
+    return session.exec(select(Ticket).where(Ticket.number == number)).first()
+
+
+def tickets_by_numbers(session: Session, numbers: Iterable[int]) -> list[Ticket]:
+    numbers = list(numbers)
+    if not numbers:
+        return []
+    found = {t.number: t for t in session.exec(select(Ticket).where(col(Ticket.number).in_(numbers)))}
+    return [found[n] for n in numbers if n in found]
+
+
+def fingerprints_for(session: Session, message_id: str | None, fingerprint: str) -> tuple[str, ...]:
+    """Fingerprints of stored messages sharing this Message-ID (or, with none, this content)."""
+    query = select(Message.fingerprint).where(Message.direction == "in")
+    if message_id:
+        query = query.where(Message.message_id == message_id)
+    else:
+        query = query.where(col(Message.message_id).is_(None), Message.fingerprint == fingerprint)
+    return tuple(fp for fp in session.exec(query) if fp)
+
+
+def ticket_for_message_ids(session: Session, message_ids: tuple[str, ...]) -> Ticket | None:
+    """The ticket of the first of these Message-IDs that maild received or sent."""
+    if not message_ids:
+        return None
+    rows = session.exec(
+        select(Message.message_id, Message.ticket_id).where(col(Message.message_id).in_(message_ids))
+    ).all()
+    by_id = {mid: tid for mid, tid in rows}
+    for message_id in message_ids:
+        if message_id in by_id:
+            return session.get(Ticket, by_id[message_id])
+    return None
+
+
+def contact(session: Session, address: str, name: str = "") -> Contact:
+    """The contact for an address, created if new (safe against concurrent creation)."""
+    query = select(Contact).where(Contact.address == address)
+    found = session.exec(query).first()
+    if found is None:
+        _insert_ignore(session, Contact, address=address, name=name, created_at=utcnow(), undeliverable=False)
+        found = session.exec(query).one()
+    if name and not found.name:
+        found.name = name
+    return found
+
+
+def add_event(session: Session, ticket: Ticket, kind: str, actor: str = "maild", **data: Any) -> Event:
+    event = Event(ticket_id=ticket.id, kind=kind, actor=actor, data=data)
+    session.add(event)
+    return event
+
+
+def quarantine(
+    session: Session,
+    kind: str,
+    reason: str,
+    inbound: Inbound | None,
+    from_addr: str = "",
+    subject: str = "",
+) -> Quarantine:
+    row = Quarantine(
+        inbound_id=inbound.id if inbound else None,
+        kind=kind,
+        reason=reason[:10000],
+        received_at=inbound.received_at if inbound else utcnow(),
+        from_addr=from_addr,
+        subject=subject,
+        size=inbound.size if inbound else 0,
+        raw_path=inbound.raw_path if inbound else None,
+    )
+    session.add(row)
+    if inbound is not None:
+        inbound.state = "quarantined"
+        inbound.error = reason[:10000]
+    return row
+
+
+def pending_inbound(session: Session, limit: int = 100, after_id: int = 0) -> list[int]:
+    return list(
+        session.exec(
+            select(Inbound.id).where(Inbound.state == "pending", col(Inbound.id) > after_id).order_by(Inbound.id).limit(limit)
+        )
+    )
+
+
+def message_counts(session: Session, ticket_ids: list[int]) -> dict[int, int]:
+    if not ticket_ids:
+        return {}
+    rows = session.exec(
+        select(Message.ticket_id, func.count()).where(col(Message.ticket_id).in_(ticket_ids)).group_by(Message.ticket_id)
+    ).all()
+    return {tid: count for tid, count in rows}
+
+
+def list_tickets(
+    session: Session,
+    status: str | None = None,
+    queue: str | None = None,
+    assignee: str | None = None,
+    requester: str | None = None,
+    text: str | None = None,
+    limit: int | None = None,
+) -> list[Ticket]:
+    query = select(Ticket)
+    if status:
+        query = query.where(Ticket.status == status)
+    if queue:
+        query = query.where(Ticket.queue == queue)
+    if assignee:
+        query = query.where(Ticket.assignee == assignee.lower())
+    if requester:
+        query = query.where(Ticket.requester == requester.lower())
+    if text:
+        pattern = f"%{text.lower()}%"
+        in_messages = select(Message.ticket_id).where(
+            sa.or_(
+                func.lower(Message.text).like(pattern),
+                func.lower(Message.subject).like(pattern),
+                func.lower(Message.from_addr).like(pattern),
+            )
+        )
+        query = query.where(
+            sa.or_(
+                func.lower(Ticket.subject).like(pattern),
+                func.lower(Ticket.requester).like(pattern),
+                col(Ticket.id).in_(in_messages),
+            )
+        )
+    query = query.order_by(col(Ticket.number))
+    if limit:
+        query = query.limit(limit)
+    return list(session.exec(query))
+
+
+def messages_of(session: Session, ticket: Ticket) -> list[Message]:
+    return list(session.exec(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.created_at, Message.id)))
+
+
+def events_of(session: Session, ticket: Ticket) -> list[Event]:
+    return list(session.exec(select(Event).where(Event.ticket_id == ticket.id).order_by(Event.at, Event.id)))
+
+
+def touch(ticket: Ticket, now: datetime | None = None) -> None:
+    ticket.updated_at = now or utcnow()
+
+
+def open_load(session: Session, queue: str) -> dict[str, int]:
+    """Open tickets per assignee in a queue (for ``least-loaded``)."""
+    rows = session.exec(
+        select(Ticket.assignee, func.count())
+        .where(Ticket.queue == queue, col(Ticket.status).in_(OPEN_STATUSES), col(Ticket.assignee).is_not(None))
+        .group_by(Ticket.assignee)
+    ).all()
+    return {assignee: count for assignee, count in rows if assignee}

@@ -1,0 +1,139 @@
+"""What the CLI shows: tickets, messages, events and the quarantine as plain dicts (stable JSON keys)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from maild.core import threader
+from maild.core.classify import classify
+from maild.core.parse import ParseError, parse_message
+from maild.mail import Envelope
+from maild.rules.engine import decide, facts_from
+from maild.rules.model import RuleSet
+from maild.store import tickets as store
+from maild.store.tables import Event, Message, Quarantine, Ticket
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def ticket_dict(ticket: Ticket, prefix: str, message_count: int) -> dict[str, Any]:
+    return {
+        "number": ticket.number,
+        "tag": threader.format_tag(prefix, ticket.number),
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "queue": ticket.queue,
+        "priority": ticket.priority,
+        "category": ticket.category,
+        "requester": ticket.requester,
+        "assignee": ticket.assignee,
+        "created_at": _iso(ticket.created_at),
+        "updated_at": _iso(ticket.updated_at),
+        "message_count": message_count,
+        "confidential": ticket.confidential,
+        "cc": list(ticket.cc),
+        "tags": list(ticket.tags),
+        "other_queues": list(ticket.other_queues),
+        "linked_to": ticket.linked_to,
+    }
+
+
+def ticket_rows(session: Session, prefix: str, **filters: Any) -> list[dict[str, Any]]:
+    tickets = store.list_tickets(session, **filters)
+    counts = store.message_counts(session, [t.id for t in tickets if t.id is not None])
+    return [ticket_dict(t, prefix, counts.get(t.id or 0, 0)) for t in tickets]
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    return {
+        "direction": message.direction,
+        "kind": message.kind,
+        "from": message.from_addr,
+        "to": list(message.to),
+        "cc": list(message.cc),
+        "subject": message.subject,
+        "message_id": message.message_id,
+        "date": _iso(message.date or message.created_at),
+        "text": message.text,
+        "classification": message.classification,
+    }
+
+
+def event_dict(event: Event) -> dict[str, Any]:
+    return {"at": _iso(event.at), "actor": event.actor, "kind": event.kind, "data": event.data}
+
+
+def ticket_detail(session: Session, prefix: str, number: int) -> dict[str, Any] | None:
+    ticket = store.ticket_by_number(session, number)
+    if ticket is None:
+        return None
+    messages = store.messages_of(session, ticket)
+    detail = ticket_dict(ticket, prefix, len(messages))
+    detail["messages"] = [message_dict(m) for m in messages]
+    detail["events"] = [event_dict(e) for e in store.events_of(session, ticket)]
+    return detail
+
+
+def quarantine_dict(row: Quarantine) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "reason": row.reason,
+        "received_at": _iso(row.received_at),
+        "from": row.from_addr,
+        "subject": row.subject,
+        "size": row.size,
+        "released_at": _iso(row.released_at),
+        "raw_path": row.raw_path,
+    }
+
+
+def quarantine_rows(session: Session) -> list[dict[str, Any]]:
+    rows = session.exec(select(Quarantine).where(Quarantine.released_at == None).order_by(Quarantine.id))  # noqa: E711
+    return [quarantine_dict(row) for row in rows]
+
+
+def quarantine_row(session: Session, qid: int) -> dict[str, Any] | None:
+    row = session.get(Quarantine, qid)
+    return quarantine_dict(row) if row else None
+
+
+def rules_verdict(rules: RuleSet, raw: bytes, recipients: tuple[str, ...]) -> dict[str, Any]:
+    """``maild rules test``: classification and routing decision for a raw message, with reasons."""
+    try:
+        parsed, message = parse_message(raw)
+    except ParseError as exc:
+        return {"classification": "unparseable", "queue": None, "priority": None, "category": None,
+                "assignee": None, "ack": False, "ack_reason": f"unparseable: {exc}", "matched_rules": []}
+    envelope = Envelope(source="pipe", recipients=recipients)
+    verdict = classify(parsed, envelope, message, rules.addresses())
+    decision = decide(facts_from(parsed, recipients), rules)
+    if verdict.is_machine:
+        ack, reason = False, f"{verdict.kind}: {verdict.reason}"
+    elif decision.drop:
+        ack, reason = False, "dropped by rule"
+    elif decision.ack is False:
+        ack, reason = False, "a rule turned the acknowledgement off"
+    else:
+        ack = decision.ack if isinstance(decision.ack, str) else "ack"
+        reason = "new ticket from a person"
+    return {
+        "classification": verdict.kind,
+        "classification_reason": verdict.reason,
+        "queue": decision.queue,
+        "other_queues": list(decision.other_queues),
+        "priority": decision.priority,
+        "category": decision.category,
+        "tags": list(decision.tags),
+        "assignee": decision.assign,
+        "confidential": decision.confidential,
+        "drop": decision.drop,
+        "ack": ack,
+        "ack_reason": reason,
+        "matched_rules": [{"name": h.name, "index": h.index, "set": dict(h.values)} for h in decision.hits],
+    }

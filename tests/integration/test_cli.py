@@ -1,0 +1,102 @@
+"""The command line as users and MTAs call it (contract section 5), in real subprocesses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import run_maild
+from tests.mailgen import mail
+
+TICKET_KEYS = {"number", "tag", "subject", "status", "queue", "priority", "category", "requester",
+               "assignee", "created_at", "updated_at", "message_count"}
+MESSAGE_KEYS = {"direction", "kind", "from", "to", "subject", "message_id", "date", "text"}
+QUARANTINE_KEYS = {"id", "kind", "reason", "received_at", "from", "subject", "size"}
+
+
+def cli(config: Path, *args: str, input: bytes | None = None):  # type: ignore[no-untyped-def]
+    return run_maild(*args, "--config", str(config), input=input)
+
+
+def test_init_writes_a_working_instance(tmp_path: Path) -> None:
+    target = tmp_path / "liitto"
+    result = run_maild("init", str(target))
+    assert result.returncode == 0, result.stderr
+    assert (target / "maild.toml").is_file() and (target / "rules.yaml").is_file()
+    assert "secret_key" in (target / "maild.toml").read_text()
+    check = run_maild("--config", str(target / "maild.toml"), "check")
+    assert check.returncode == 0, check.stderr
+    ingest = run_maild("--config", str(target / "maild.toml"), "ingest", input=mail(subject="Hei"))
+    assert ingest.returncode == 0, ingest.stderr
+    assert (target / "var" / "maild.db").is_file()
+
+
+def test_ingest_pipe_then_list_and_show_json(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    config = make_instance(sqlite_url)
+    first = mail(subject="Jäsenmaksu", body="Paljonko jäsenmaksu on?")
+    assert cli(config, "ingest", "--recipient", "jasenpalvelu@liitto.fi", input=first).returncode == 0
+    reply_file = config.parent / "reply.eml"
+    reply_file.write_bytes(mail(subject="VS: [JP#1] Jäsenmaksu", body="Kiitos!"))
+    assert cli(config, "ingest", str(reply_file)).returncode == 0
+
+    listed = json.loads(cli(config, "tickets", "list", "--json").stdout)
+    assert len(listed) == 1 and TICKET_KEYS <= set(listed[0])
+    assert listed[0]["tag"] == "[JP#1]" and listed[0]["message_count"] == 2
+
+    shown = json.loads(cli(config, "tickets", "show", "1", "--json").stdout)
+    assert TICKET_KEYS <= set(shown) and "events" in shown
+    assert all(MESSAGE_KEYS <= set(m) for m in shown["messages"])
+    assert [m["text"] for m in shown["messages"]] == ["Paljonko jäsenmaksu on?", "Kiitos!"]
+    assert shown["messages"][0]["direction"] == "in" and shown["messages"][0]["kind"] == "member"
+
+    assert json.loads(cli(config, "tickets", "list", "--status", "closed", "--json").stdout) == []
+    assert len(json.loads(cli(config, "tickets", "search", "jäsenmaksu", "--json").stdout)) == 1
+    assert json.loads(cli(config, "tickets", "search", "eiloydy", "--json").stdout) == []
+    human = cli(config, "tickets", "list")
+    assert human.returncode == 0 and "[JP#1]" in human.stdout.decode()
+
+
+def test_ingest_exit_75_when_it_cannot_store(make_instance) -> None:  # type: ignore[no-untyped-def]
+    config = make_instance("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    result = cli(config, "ingest", input=mail())
+    assert result.returncode == 75
+    assert b"Traceback" not in result.stderr and b"could not store" in result.stderr or b"cannot store" in result.stderr
+
+
+def test_quarantine_list_show_replay(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    config = make_instance(sqlite_url)
+    assert cli(config, "ingest", input=b"\r\n").returncode == 0  # stored, then quarantined
+    assert cli(config, "ingest", input=mail(subject="Halpaa viagraa")).returncode == 0
+    rows = json.loads(cli(config, "quarantine", "list", "--json").stdout)
+    assert [(r["kind"], r["reason"]) for r in rows] == [("unparseable", "empty message"),
+                                                       ("dropped", "dropped by rule: Roskaposti")]
+    assert all(QUARANTINE_KEYS <= set(r) for r in rows)
+    shown = cli(config, "quarantine", "show", str(rows[1]["id"]), "--raw")
+    assert b"Subject: Halpaa viagraa" in shown.stdout
+    replay = cli(config, "quarantine", "replay", str(rows[1]["id"]))
+    assert replay.returncode == 0 and b"quarantined:dropped" in replay.stdout
+    assert cli(config, "quarantine", "replay", "999").returncode == 1
+
+
+def test_errors_are_one_line_without_traceback(tmp_path: Path, make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[smtp]\nlisten = "x"\n')
+    result = run_maild("--config", str(bad), "tickets", "list")
+    assert result.returncode != 0 and result.stderr.decode().startswith(f"{bad}:2: smtp.listen")
+    assert b"Traceback" not in result.stderr
+    config = make_instance(sqlite_url)
+    missing = cli(config, "tickets", "show", "42")
+    assert missing.returncode == 1 and missing.stderr.decode().strip() == "maild: no ticket 42"
+
+
+def test_check_reports_bad_rules_with_line(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    config = make_instance(sqlite_url, rules="queues:\n  a:\n    name: A\n    address: a@liitto.fi\n    default: true\n    bogus: 1\n")
+    result = cli(config, "check")
+    assert result.returncode == 1
+    assert "rules.yaml:6:" in result.stderr.decode()
+
+
+def test_run_refuses_to_start_on_bad_rules(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    config = make_instance(sqlite_url, rules="queues: [\n")
+    result = cli(config, "run")
+    assert result.returncode == 1 and b"rules.yaml:" in result.stderr and b"Traceback" not in result.stderr

@@ -1,0 +1,97 @@
+"""Parsing hostile input: whatever can be read is kept, nothing crashes."""
+
+from __future__ import annotations
+
+import pytest
+
+from maild.core.parse import ParseError, parse_message
+
+
+def test_encoded_words_in_many_charsets() -> None:
+    raw = (
+        b"From: =?iso-8859-1?q?J=E4rvinen_=C5sa?= <asa@example.fi>\r\n"
+        b"To: jasenpalvelu@liitto.fi\r\n"
+        b"Subject: =?windows-1252?q?Eroilmoitus_=96_j=E4sen?= =?koi8-r?b?8NLJ18XU?=\r\n"
+        b"Message-ID: <a@b>\r\n\r\nx\r\n"
+    )
+    parsed, _ = parse_message(raw)
+    assert parsed.from_name == "Järvinen Åsa"
+    assert parsed.subject == "Eroilmoitus – jäsenПривет"
+
+
+def test_iso_2022_jp_folded_subject() -> None:
+    raw = (
+        b"From: a@example.jp\r\nSubject: =?ISO-2022-JP?B?GyRCJUYlOSVIGyhC?=\r\n =?ISO-2022-JP?B?GyRCJUYlOSVIGyhC?=\r\n"
+        b"Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n\x1b$B%F%9%H\x1b(B\r\n"
+    )
+    parsed, _ = parse_message(raw)
+    assert parsed.subject == "テストテスト"
+    assert parsed.text == "テスト"
+
+
+def test_body_in_windows_1252_and_unknown_charset() -> None:
+    raw = b"From: a@x.fi\r\nContent-Type: text/plain; charset=windows-1252\r\n\r\nHyv\xe4\xe4 p\xe4iv\xe4\xe4 \x80\r\n"
+    assert parse_message(raw)[0].text == "Hyvää päivää €"
+    raw = b"From: a@x.fi\r\nContent-Type: text/plain; charset=x-unknown-42\r\n\r\nHyv\xe4\r\n"
+    assert parse_message(raw)[0].text.startswith("Hyv")
+
+
+def test_nul_bytes_never_reach_the_database() -> None:
+    raw = b"From: a@x.fi\r\nSubject: nul\x00here\r\n\r\nbody\x00with nul\r\n"
+    parsed, _ = parse_message(raw)
+    assert "\x00" not in parsed.subject and "\x00" not in parsed.text
+    assert parsed.text == "bodywith nul"
+
+
+def test_html_only_mail_gives_readable_text() -> None:
+    raw = (
+        b"From: a@x.fi\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        b"<html><head><style>p{}</style></head><body><p>Hei,</p><div>haluan&nbsp;erota.</div>"
+        b"<script>alert(1)</script></body></html>"
+    )
+    parsed, _ = parse_message(raw)
+    assert parsed.text == "Hei,\n\nhaluan erota."
+    assert parsed.html and "<p>" in parsed.html
+
+
+def test_missing_message_id_and_date() -> None:
+    parsed, _ = parse_message(b"From: a@x.fi\r\nSubject: s\r\n\r\nb\r\n")
+    assert parsed.message_id is None and parsed.date is None
+
+
+def test_message_ids_with_and_without_brackets() -> None:
+    raw = b"From: a@x.fi\r\nMessage-ID: bare@id\r\nIn-Reply-To: <p@x>\r\nReferences: <r1@x>\r\n\t<r2@x> <r1@x>\r\n\r\nb\r\n"
+    parsed, _ = parse_message(raw)
+    assert parsed.message_id == "bare@id"
+    assert parsed.in_reply_to == ("p@x",)
+    assert parsed.references == ("r1@x", "r2@x")
+
+
+def test_broken_multipart_without_closing_boundary() -> None:
+    raw = (
+        b"From: a@x.fi\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n"
+        b"--XX\r\nContent-Type: text/plain\r\n\r\nosa yksi\r\n--XX\r\nContent-Type: application/pdf\r\n"
+        b"Content-Disposition: attachment; filename=\"lasku.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0x\r\n"
+    )
+    parsed, _ = parse_message(raw)
+    assert "osa yksi" in parsed.text
+    assert [a.filename for a in parsed.attachments] == ["lasku.pdf"]
+    assert parsed.attachments[0].data == b"%PDF-1"
+
+
+def test_very_long_line() -> None:
+    raw = b"From: a@x.fi\r\nSubject: pitka\r\n\r\n" + b"a" * 100_000 + b"\r\n"
+    assert len(parse_message(raw)[0].text) == 100_000
+
+
+@pytest.mark.parametrize("raw", [b"", b"   \r\n\r\n"])
+def test_empty_message_is_unparseable(raw: bytes) -> None:
+    with pytest.raises(ParseError, match="empty"):
+        parse_message(raw)
+
+
+def test_raw_8bit_headers_utf8_and_latin() -> None:
+    parsed, _ = parse_message("From: Jörö <jörö@esimerkki.fi>\r\nSubject: Jäsenyys päättyy\r\n\r\nx\r\n".encode())
+    assert (parsed.subject, parsed.from_name, parsed.from_addr) == ("Jäsenyys päättyy", "Jörö", "jörö@esimerkki.fi")
+    parsed, _ = parse_message("From: a@x.fi\r\nSubject: Jäsenmaksu\r\n\r\nx\r\n".encode("latin-1"))
+    assert parsed.subject == "Jäsenmaksu"
