@@ -56,5 +56,6 @@ class App:
         """Load rules again; on error the old ones stay (the caller logs RulesError)."""
         rules = load_rules(self.settings.rules_file)
         self.__dict__["rules"] = rules
-        self.pipeline.rules = rules
+        if "pipeline" in self.__dict__:
+            self.pipeline.rules = rules
         return rules

@@ -89,6 +89,7 @@ def run(config: ConfigOpt = None) -> None:
     from maild.daemon import run as run_daemon
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
     instance = App(_settings(config))
     instance.rules  # refuse to start on bad rules  # noqa: B018
     run_daemon(instance)

@@ -33,6 +33,22 @@ from maild.store.tables import Inbound, Message, Quarantine, Ticket, utcnow
 log = logging.getLogger("maild.ingest")
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What a message says before the database is asked: the work done outside any lock.
+
+    ``kept`` names the quarantine kind and reason when the message cannot become a ticket.
+    """
+
+    envelope: Envelope
+    parsed: Parsed | None = None
+    verdict: Verdict | None = None
+    sender: str = ""
+    keys: threader.ThreadKeys | None = None
+    decision: Decision | None = None
+    kept: tuple[str, str] | None = None
+
+
 @dataclass
 class Pipeline:
     """What processing needs; ``rules`` is replaced on SIGHUP."""
@@ -44,32 +60,43 @@ class Pipeline:
     secret: bytes
 
     def process(self, inbound_id: int) -> str:
-        """Process one spooled message; return what became of it (for logs and tests)."""
+        """Process one spooled message; return what became of it (for logs and tests).
+
+        Reading (parse, classify, rules) happens before the write transaction, so the
+        database lock is held only for the lookups and writes.
+        """
         try:
             with Session(self.engine, expire_on_commit=False) as session:
                 inbound = session.get(Inbound, inbound_id)
+            if inbound is None or inbound.state != "pending":
+                return "skipped"
+            reading = self._read(inbound)
+            with Session(self.engine, expire_on_commit=False) as session:
+                # Locked (FOR UPDATE on PostgreSQL): another instance may be at the same row.
+                inbound = session.get(Inbound, inbound_id, with_for_update=True)
                 if inbound is None or inbound.state != "pending":
                     return "skipped"
-                outcome = self._process(session, inbound)
+                outcome = self._persist(session, inbound, reading)
                 session.commit()
                 return outcome
         except Exception as exc:
             log.exception("message %s failed; quarantined", inbound_id)
             return self._quarantine_error(inbound_id, exc)
 
-    def process_pending(self, limit: int = 100) -> int:
-        """Process spooled messages in arrival order; return how many were handled."""
-        done = 0
-        last = 0
-        while True:
-            with Session(self.engine) as session:
-                ids = store.pending_inbound(session, limit, after_id=last)
-            if not ids:
-                return done
-            for inbound_id in ids:
-                self.process(inbound_id)
-                done += 1
-                last = inbound_id
+    def process_some(self, limit: int = 16) -> int:
+        """Process up to ``limit`` spooled messages in arrival order; return how many."""
+        with Session(self.engine) as session:
+            ids = store.pending_inbound(session, limit)
+        for inbound_id in ids:
+            self.process(inbound_id)
+        return len(ids)
+
+    def process_pending(self) -> int:
+        """Process every spooled message; return how many were handled."""
+        total = 0
+        while done := self.process_some(100):
+            total += done
+        return total
 
     def _quarantine_error(self, inbound_id: int, exc: Exception) -> str:
         reason = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc)[-3:])
@@ -81,8 +108,8 @@ class Pipeline:
             session.commit()
         return "quarantined:error"
 
-    def _process(self, session: Session, inbound: Inbound) -> str:
-        raw = self.raw_store.read(inbound.raw_path)
+    def _read(self, inbound: Inbound) -> Reading:
+        """Everything that needs no database: parse, classify, threading keys, rules."""
         envelope = Envelope(
             source=inbound.source,  # type: ignore[arg-type]
             mail_from=inbound.mail_from,
@@ -90,20 +117,31 @@ class Pipeline:
             mailbox=inbound.mailbox,
         )
         try:
-            parsed, message = parse_message(raw)
+            parsed, message = parse_message(self.raw_store.read(inbound.raw_path))
         except ParseError as exc:
-            store.quarantine(session, "unparseable", str(exc), inbound, from_addr=inbound.mail_from or "")
-            return "quarantined:unparseable"
+            return Reading(envelope, kept=("unparseable", str(exc)), sender=inbound.mail_from or "")
         sender = parsed.from_addr or (envelope.mail_from or "").lower()
         verdict = classify(parsed, envelope, message, self.rules.addresses())
         if verdict.kind == "bounce":
-            store.quarantine(session, "bounce", verdict.reason, inbound, from_addr=sender, subject=parsed.subject)
-            return "quarantined:bounce"
+            return Reading(envelope, parsed, verdict, sender, kept=("bounce", verdict.reason))
         if not sender:
-            store.quarantine(session, "unparseable", "no sender address", inbound, subject=parsed.subject)
-            return "quarantined:unparseable"
-        keys = threader.keys(parsed, envelope, self.tag_prefix, self.rules.addresses())
-        choice = threader.choose(keys, self._lookup(session, keys))
+            return Reading(envelope, parsed, verdict, sender, kept=("unparseable", "no sender address"))
+        return Reading(
+            envelope, parsed, verdict, sender,
+            keys=threader.keys(parsed, envelope, self.tag_prefix, self.rules.addresses()),
+            decision=decide(facts_from(parsed, envelope.recipients), self.rules),
+        )
+
+    def _persist(self, session: Session, inbound: Inbound, reading: Reading) -> str:
+        """Thread and store one read message, in the caller's transaction."""
+        parsed, verdict, sender = reading.parsed, reading.verdict, reading.sender
+        subject = parsed.subject if parsed else ""
+        if reading.kept:
+            kind, reason = reading.kept
+            store.quarantine(session, kind, reason, inbound, from_addr=sender, subject=subject)
+            return f"quarantined:{kind}"
+        assert parsed and verdict and reading.keys and reading.decision
+        choice = threader.choose(reading.keys, self._lookup(session, reading.keys))
         if choice.action == "duplicate":
             inbound.state = "done"
             inbound.error = "duplicate"
@@ -114,10 +152,10 @@ class Pipeline:
             self._follow_up(session, ticket, inbound, parsed, sender, verdict, choice)
             inbound.state = "done"
             return f"follow_up:{ticket.number}"
-        decision = decide(facts_from(parsed, envelope.recipients), self.rules)
+        decision = reading.decision
         if decision.drop:
             names = ", ".join(hit.name for hit in decision.hits) or "rules"
-            store.quarantine(session, "dropped", f"dropped by rule: {names}", inbound, from_addr=sender, subject=parsed.subject)
+            store.quarantine(session, "dropped", f"dropped by rule: {names}", inbound, from_addr=sender, subject=subject)
             return "quarantined:dropped"
         ticket = self._new_ticket(session, inbound, parsed, sender, verdict, decision, choice)
         inbound.state = "done"

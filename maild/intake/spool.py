@@ -104,9 +104,9 @@ class GroupCommitter:
         self.engine = engine
         self.store = store
         self.max_batch = max_batch
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-commit")
         self._queue: asyncio.Queue[tuple[Inbound, asyncio.Future[int]] | None] = asyncio.Queue()
         self._files = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spool-write")
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-commit")
         self._task: asyncio.Task[None] | None = None
         self.committed = asyncio.Event()  # set after every batch: wakes the processor
 

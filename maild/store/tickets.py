@@ -120,12 +120,8 @@ def quarantine(
     return row
 
 
-def pending_inbound(session: Session, limit: int = 100, after_id: int = 0) -> list[int]:
-    return list(
-        session.exec(
-            select(Inbound.id).where(Inbound.state == "pending", col(Inbound.id) > after_id).order_by(Inbound.id).limit(limit)
-        )
-    )
+def pending_inbound(session: Session, limit: int = 100) -> list[int]:
+    return list(session.exec(select(Inbound.id).where(Inbound.state == "pending").order_by(Inbound.id).limit(limit)))
 
 
 def message_counts(session: Session, ticket_ids: list[int]) -> dict[int, int]:
