@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from functools import cached_property
 
 import sqlalchemy as sa
 
 from maild.config import Settings
+from maild.outbound.sender import Sender
+from maild.outbound.transport import make_transport
 from maild.ingest import Pipeline, secret_key
 from maild.intake.spool import RawStore
 from maild.rules.loader import load_rules
@@ -44,6 +48,12 @@ class App:
             tag_prefix=self.settings.instance.tag_prefix,
             secret=secret_key(self.settings.instance.secret_key, self.settings.data_dir),
         )
+
+    def sender(self) -> Sender:
+        out = self.settings.outbound
+        password = out.secret() if out.username else ""
+        transport = make_transport(out.transport, out.starttls, out.username, password, Path(self.settings.base_dir), out.ca_file)
+        return Sender(self.engine, transport, timedelta(seconds=out.inflight_timeout_seconds))
 
     def prepare_database(self) -> None:
         """Migrate the embedded SQLite by itself; a server database must be upgraded explicitly."""

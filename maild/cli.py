@@ -26,10 +26,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 tickets_app = typer.Typer(no_args_is_help=True, help="Tickets.")
 quarantine_app = typer.Typer(no_args_is_help=True, help="Kept messages that did not become tickets.")
 db_app = typer.Typer(no_args_is_help=True, help="Database.")
+outbox_app = typer.Typer(no_args_is_help=True, help="Outgoing mail.")
 rules_app = typer.Typer(no_args_is_help=True, help="Routing rules.")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(db_app, name="db")
+app.add_typer(outbox_app, name="outbox")
 app.add_typer(rules_app, name="rules")
 
 out = Console(highlight=False, soft_wrap=True)
@@ -279,6 +281,31 @@ def quarantine_replay(qids: Annotated[list[int], typer.Argument(metavar="ID...")
         out.print(f"{qid}: {instance.pipeline.process(inbound_id)}", markup=False)
     if failed:
         raise typer.Exit(1)
+
+
+# --- outbox --------------------------------------------------------------------------------
+
+
+@outbox_app.command("list")
+def outbox_list(
+    state: Annotated[Optional[list[str]], typer.Option(help="queued|sending|sent|failed (default: all but sent)")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Include sent mail.")] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Outgoing mail: queued, being sent, failed (and with --all, sent)."""
+    instance = _app(config)
+    states = tuple(state or ()) or (() if show_all else ("queued", "sending", "failed"))
+    with Session(instance.engine) as session:
+        rows = views.outbox_rows(session, instance.settings.instance.tag_prefix, states)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "ticket", "kind", "recipient", "state", "tries", "next attempt", "subject", "last error")
+    for row in rows:
+        table.add_row(str(row["id"]), row["ticket"] or "", row["kind"], row["recipient"], row["state"], str(row["attempts"]),
+                      row["next_attempt_at"] or "", row["subject"], (row["last_error"] or "")[:60])
+    out.print(table)
 
 
 # --- rules -----------------------------------------------------------------------------------

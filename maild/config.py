@@ -124,6 +124,8 @@ class Outbound(Secret):
     starttls: bool = True
     username: str = ""
     auto_reply_limit_per_hour: int = 3
+    ca_file: str = ""  # optional: trust this CA/self-signed certificate for TLS
+    inflight_timeout_seconds: int = 120  # a mail left "sending" by a crash is sent again after this
 
     @field_validator("transport")
     @classmethod

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+import email.policy
+from email.parser import BytesHeaderParser
+
+from sqlmodel import Session, col, select
 
 from maild.core import threader
 from maild.core.classify import classify
@@ -14,7 +17,7 @@ from maild.mail import Envelope
 from maild.rules.engine import decide, facts_from
 from maild.rules.model import RuleSet
 from maild.store import tickets as store
-from maild.store.tables import Event, Message, Quarantine, Ticket
+from maild.store.tables import Event, Message, Outbox, Quarantine, Ticket
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -137,3 +140,27 @@ def rules_verdict(rules: RuleSet, raw: bytes, recipients: tuple[str, ...]) -> di
         "ack_reason": reason,
         "matched_rules": [{"name": h.name, "index": h.index, "set": dict(h.values)} for h in decision.hits],
     }
+
+
+def outbox_rows(session: Session, prefix: str, states: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Outgoing mail in the given states, oldest first."""
+    query = select(Outbox, Ticket.number).join(Ticket, isouter=True).order_by(Outbox.id)
+    if states:
+        query = query.where(col(Outbox.state).in_(states))
+    rows = []
+    for row, number in session.exec(query):
+        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(row.raw)
+        rows.append({
+            "id": row.id,
+            "ticket": threader.format_tag(prefix, number) if number else None,
+            "kind": row.kind,
+            "recipient": row.recipient,
+            "subject": str(headers.get("subject", "")),
+            "state": row.state,
+            "attempts": row.attempts,
+            "created_at": _iso(row.created_at),
+            "next_attempt_at": _iso(row.next_attempt_at) if row.state == "queued" else None,
+            "sent_at": _iso(row.sent_at),
+            "last_error": row.last_error,
+        })
+    return rows

@@ -30,3 +30,16 @@ def read_ticket_token(secret: bytes, token: str) -> int | None:
         return None
     number = int(match.group(1))
     return number if hmac.compare_digest(match.group(2), _mac(secret, f"ticket:{number}")) else None
+
+
+def outbox_token(secret: bytes, outbox_id: int) -> str:
+    """The VERP token of one outgoing mail: ties a bounce to the exact row that bounced."""
+    return f"o{outbox_id}-{_mac(secret, f'outbox:{outbox_id}')}"
+
+
+def read_outbox_token(secret: bytes, token: str) -> int | None:
+    match = re.match(r"^o(\d{1,12})-([a-z2-7]{10})$", token.lower())
+    if not match:
+        return None
+    outbox_id = int(match.group(1))
+    return outbox_id if hmac.compare_digest(match.group(2), _mac(secret, f"outbox:{outbox_id}")) else None

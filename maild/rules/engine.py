@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from email.utils import getaddresses
 
 from maild.mail import Parsed
-from maild.rules.model import ASSIGN_STRATEGIES, Actions, Decision, Facts, Queue, Rule, RuleHit, RuleSet
+from maild.rules.model import ASSIGN_STRATEGIES, Actions, Decision, Facts, Queue, Rule, RuleSet
 from maild.rules.text import FactsView
 
 _TAG = re.compile(r"<[^>]*>")
@@ -65,7 +65,7 @@ def decide(facts: Facts, rules: RuleSet) -> Decision:
         notify=_confidential_notify(merged.notify, queue) if confidential else merged.notify,
         confidential=confidential,
         drop=merged.drop,
-        hits=tuple(RuleHit(rule.name, rule.index, rule.actions.as_mapping()) for rule in matched),
+        hits=tuple(rule.hit for rule in matched),
     )
 
 

@@ -74,6 +74,7 @@ from maild.rules.model import (
     Lifecycle,
     Matcher,
     Not,
+    PrefilteredRegex,
     Queue,
     Regex,
     Rule,
@@ -375,16 +376,17 @@ _BACKTRACKING_REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT)
 _NEGATED_CATEGORIES = (sre.CATEGORY_NOT_DIGIT, sre.CATEGORY_NOT_SPACE, sre.CATEGORY_NOT_WORD)
 
 
-def _compile(pattern: object) -> re.Pattern[str]:
+def _compile(pattern: object) -> PrefilteredRegex:
     source = unicodedata.normalize("NFC", _text(pattern))
     try:
         compiled = re.compile(source, re.IGNORECASE | re.UNICODE)
     except re.error as exc:
         raise _Invalid(f"bad regex {source!r}: {exc.msg} at position {exc.pos}") from None
-    problem = _regex_risk(sre_parse.parse(source, re.IGNORECASE | re.UNICODE))
+    parsed = sre_parse.parse(source, re.IGNORECASE | re.UNICODE)
+    problem = _regex_risk(parsed)
     if problem:
         raise _Invalid(f"regex {source!r} {problem}")
-    return compiled
+    return PrefilteredRegex(compiled, tuple(sorted(_required_literals(parsed) or ())))
 
 
 def _regex_risk(parsed: sre_parse.SubPattern) -> str | None:
@@ -462,6 +464,58 @@ def _leading_wildcard(items: sre_parse.SubPattern) -> bool:
     if op is sre.BRANCH:
         return any(_leading_wildcard(branch) for branch in arg[1])
     return False
+
+
+# --- literals a regex needs, for the prefilter ------------------------------------------
+
+
+def _foldable(code: int) -> bool:
+    """A literal whose casefold is the one character its IGNORECASE matches have in casefolded text.
+
+    Checked exhaustively against every code point for U+0000-U+024F; the long s and
+    the dotless i are excluded (``re`` matches them to s and i), and so is every
+    character that casefolds to several (ß, İ).
+    """
+    char = chr(code)
+    return code < 0x250 and char not in "\u017f\u0131" and len(char.casefold()) == 1
+
+
+def _required_literals(items: sre_parse.SubPattern) -> frozenset[str] | None:
+    """Strings of which every match of ``items`` contains one, or None when there are none.
+
+    Of the candidates in the sequence (literal runs, groups, alternations, repeats
+    that happen at least once), the one whose shortest string is longest wins.
+    """
+    candidates: list[frozenset[str]] = []
+    run: list[str] = []
+    for op, arg in items:
+        if op is sre.LITERAL and _foldable(arg):
+            run.append(chr(arg).casefold())
+            continue
+        if run:
+            candidates.append(frozenset(["".join(run)]))
+            run = []
+        inner = _required_in(op, arg)
+        if inner:
+            candidates.append(inner)
+    if run:
+        candidates.append(frozenset(["".join(run)]))
+    best = max(candidates, key=lambda strings: min(map(len, strings)), default=None)
+    return best if best and min(map(len, best)) >= 2 else None
+
+
+def _required_in(op: object, arg: object) -> frozenset[str] | None:
+    if op is sre.SUBPATTERN:
+        return _required_literals(arg[3])  # type: ignore[index]
+    if op is sre.ATOMIC_GROUP:
+        return _required_literals(arg)  # type: ignore[arg-type]
+    if op in _REPEATS and arg[0] >= 1:  # type: ignore[index]
+        return _required_literals(arg[2])  # type: ignore[index]
+    if op is sre.BRANCH:
+        branches = [_required_literals(branch) for branch in arg[1]]  # type: ignore[index]
+        if all(branches):
+            return frozenset().union(*branches)  # type: ignore[arg-type]
+    return None
 
 
 # --- the builder ---------------------------------------------------------------------

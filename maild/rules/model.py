@@ -115,8 +115,30 @@ class Contains:
 
 
 @dataclass(frozen=True)
+class PrefilteredRegex:
+    """A regex and literals of which any match contains at least one.
+
+    ``literal in text`` is a fast substring search; trying it first skips the regex
+    for most mail, since most rules do not match most messages. The literals are
+    casefolded, like the text they are looked for in.
+    """
+
+    regex: re.Pattern[str]
+    required: tuple[str, ...]  # empty: nothing known, always run the regex
+
+    def search(self, text: str) -> bool:
+        for literal in self.required:
+            if literal in text:
+                break
+        else:
+            if self.required:
+                return False
+        return self.regex.search(text) is not None
+
+
+@dataclass(frozen=True)
 class Regex:
-    patterns: tuple[re.Pattern[str], ...]
+    patterns: tuple[PrefilteredRegex, ...]
 
     def test(self, text: str) -> bool:
         for pattern in self.patterns:
@@ -224,6 +246,10 @@ class Rule:
     line: int  # where it starts in rules.yaml
     condition: Condition
     actions: Actions
+    hit: RuleHit = field(init=False, repr=False, compare=False)  # what decide() records when it matches
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hit", RuleHit(self.name, self.index, self.actions.as_mapping()))
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,12 @@ def normalise(text: str) -> str:
     ``EROAMINEN``, ``Eroaminen`` and a decomposed ``a`` + U+0308 all become the
     same string. Every run of whitespace (line breaks and the no-break spaces
     that Outlook likes included) becomes one space, so a phrase such as
-    ``säga upp mitt medlemskap`` matches across a wrapped line.
+    ``säga upp mitt medlemskap`` matches across a wrapped line. The Turkish
+    dotless ``ı`` is read as ``i``, as ``re.IGNORECASE`` already does; then a
+    casefolded literal of a regex is exactly what its matches contain, which
+    :class:`~maild.rules.model.PrefilteredRegex` relies on.
     """
-    folded = unicodedata.normalize("NFC", text[:MAX_TEXT_CHARS].casefold())
+    folded = unicodedata.normalize("NFC", text[:MAX_TEXT_CHARS].casefold()).replace("\u0131", "i")
     return " ".join(folded.split())
 
 

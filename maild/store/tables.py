@@ -114,7 +114,7 @@ class Message(SQLModel, table=True):
     direction: str = Field(max_length=3)  # in | out
     kind: str = Field(max_length=16)
     message_id: str | None = Field(default=None, max_length=998, index=True)
-    fingerprint: str | None = Field(default=None, max_length=64)
+    fingerprint: str | None = Field(default=None, max_length=64, index=True)
     from_addr: str = Field(default="", max_length=320)
     from_name: str = Field(default="", max_length=500)
     to: list[str] = _json(list)
@@ -181,3 +181,29 @@ class ImapState(SQLModel, table=True):
     uidvalidity: int = Field(sa_type=sa.BigInteger)
     last_uid: int = Field(sa_type=sa.BigInteger)
     updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class Outbox(SQLModel, table=True):
+    """One outgoing mail to one envelope recipient: a row before anything is sent.
+
+    ``state``: queued -> sending (committed just before the SMTP transaction) -> sent, or
+    failed (5xx, recorded on the ticket). A row left in ``sending`` by a crash is the one
+    that was in flight; it is sent again at the next start.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_due", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="tickets.id", index=True)
+    message_id: int | None = Field(default=None, foreign_key="messages.id")
+    kind: str = Field(max_length=16)  # ack|notification|reminder|resolved|relay|reply
+    created_at: datetime = _ts(default_factory=utcnow)
+    return_path: str = Field(max_length=320)  # VERP address: bounces+TOKEN@domain
+    recipient: str = Field(max_length=320)
+    raw: bytes = Field(sa_type=sa.LargeBinary)
+    state: str = Field(default="queued", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = _ts(default_factory=utcnow)
+    claimed_at: datetime | None = _ts(default=None)  # when a sender took it (state sending)
+    last_error: str | None = None
+    sent_at: datetime | None = _ts(default=None)

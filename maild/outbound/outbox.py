@@ -1,0 +1,100 @@
+"""The durable outbox: every outgoing mail is a row (per envelope recipient) before anything
+is sent, written in the same transaction as the change that caused it. One sender
+(``sender.py``) delivers; nothing else talks SMTP outward."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from maild.core.bounces import verp_address
+from maild.core.tokens import outbox_token
+from maild.outbound.compose import Outgoing, build
+from maild.store.tables import Message, Outbox, Ticket, utcnow
+
+BOUNCE_PREFIX = "bounces"
+MAX_ATTEMPTS = 30  # with the backoff below: about three days of retrying
+
+
+def enqueue(
+    session: Session, ticket: Ticket | None, kind: str, mail: Outgoing, secret: bytes, domain: str
+) -> Message | None:
+    """Record an outgoing mail on its ticket and queue it for every recipient, in the caller's
+    transaction. Returns the ticket message (None for mail that belongs to no ticket)."""
+    raw = build(mail)
+    message = None
+    if ticket is not None:
+        message = Message(
+            ticket_id=ticket.id, direction="out", kind=kind, message_id=mail.message_id,
+            from_addr=mail.from_addr, from_name=mail.from_name, to=list(mail.to), cc=list(mail.cc),
+            subject=mail.subject, date=mail.date or utcnow(), in_reply_to=mail.in_reply_to,
+            references=list(mail.references), text=mail.text, html=mail.html,
+        )
+        session.add(message)
+        session.flush()
+    for recipient in dict.fromkeys(mail.to + mail.cc):
+        row = Outbox(
+            ticket_id=ticket.id if ticket else None, message_id=message.id if message else None,
+            kind=kind, return_path="", recipient=recipient, raw=raw,
+        )
+        session.add(row)
+        session.flush()
+        row.return_path = verp_address(outbox_token(secret, row.id or 0), domain, BOUNCE_PREFIX)
+    return message
+
+
+def acks_sent_since(session: Session, address: str, since: datetime) -> int:
+    """Acknowledgements queued to one address since a time (the per-sender hourly cap)."""
+    query = select(sa.func.count()).select_from(Outbox).where(
+        Outbox.recipient == address, Outbox.kind == "ack", Outbox.created_at >= since
+    )
+    return int(session.exec(query).one())
+
+
+def claim_due(session: Session, now: datetime, limit: int, stale_after: timedelta) -> list[Outbox]:
+    """Take due rows for sending, oldest first, keeping each ticket's mail in order.
+
+    A row waits while an earlier row of its ticket is still unsent. Rows left in ``sending``
+    longer than ``stale_after`` (their sender died) are taken again. On PostgreSQL the rows
+    are locked with SKIP LOCKED, so several instances never take the same row.
+    """
+    session.execute(
+        sa.update(Outbox)
+        .where(Outbox.state == "sending", col(Outbox.claimed_at) < now - stale_after)
+        .values(state="queued")
+    )
+    earlier = sa.orm.aliased(Outbox)
+    blocked = (
+        select(earlier.id)
+        .where(
+            earlier.ticket_id == Outbox.ticket_id,
+            earlier.id < Outbox.id,
+            earlier.message_id.is_distinct_from(Outbox.message_id),  # the same mail's rows go together
+            col(earlier.state).in_(("queued", "sending")),
+        )
+        .exists()
+    )
+    query = (
+        select(Outbox)
+        .where(Outbox.state == "queued", Outbox.next_attempt_at <= now, sa.or_(col(Outbox.ticket_id).is_(None), ~blocked))
+        .order_by(Outbox.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Outbox)
+    rows = list(session.exec(query))
+    for row in rows:
+        row.state = "sending"
+        row.claimed_at = now
+        row.attempts += 1
+    session.commit()
+    return rows
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential backoff with jitter: 1, 2, 4 ... minutes, at most two hours."""
+    base = min(60 * 2 ** max(attempts - 1, 0), 7200)
+    return timedelta(seconds=base * random.uniform(0.8, 1.2))

@@ -1,0 +1,536 @@
+"""The mail that maild writes: Jinja2 templates under ``templates/LANG/`` (contract 4.7).
+
+File format
+-----------
+``templates/<lang>/<name>.txt`` names its own subject on its first line, then a blank
+line, then the plain-text body::
+
+    Subject: {{ ticket.tag }} Viestisi on vastaanotettu: {{ ticket.subject }}
+
+    Hei {{ ticket.requester_name }}, ...
+
+An optional ``templates/<lang>/<name>.html`` is the HTML alternative of the same mail;
+it is autoescaped, the ``.txt`` files are not. Files whose names start with ``_`` are
+partials for ``{% include %}``. Undefined variables are errors (``StrictUndefined``);
+``trim_blocks`` and ``lstrip_blocks`` are on, so a ``{% if %}`` on its own line leaves
+no blank line behind. The rendered subject goes through :func:`header_safe`, so nothing
+taken from mail can add or split a header.
+
+Templates are read on first use and then kept: a running daemon picks up edited files
+by building a new :class:`Templates` (and calling :meth:`Templates.check` on it first).
+
+Context
+-------
+Every template gets ``instance`` (the instance's name), ``language`` (``fi``/``sv``/
+``en``, set by :meth:`Templates.render`), and, except ``digest``:
+
+- ``queue``: ``id``, ``name``, ``address`` (a :class:`~maild.rules.model.Queue` will do);
+- ``ticket``: ``number``, ``tag`` (``"[JP#12]"``), ``subject``, ``status``, ``priority``,
+  ``category`` (or None), ``created_at`` (aware datetime), ``requester`` (address),
+  ``requester_name`` (may be empty), ``assignee`` (address or None), ``confidential``.
+
+Per template, besides those:
+
+- ``ack``: ``sla`` (the priority's :class:`~maild.rules.model.BusinessDuration`, or None
+  when the priority has no target), ``due`` (aware datetime of the expected first
+  response, or None), ``member_text`` (the member's message; the shipped templates do
+  not quote it, so a forged sender cannot use the acknowledgement to relay spam).
+  Category ``eroaminen`` and ``jäsenhakemus`` get their own wording.
+- ``staff_new``: ``member_text``, ``due`` (or None), ``other_open``: the requester's other
+  open tickets, each ``tag``, ``subject``, ``status``, ``visible`` (False: a confidential
+  ticket of another queue; only its tag is shown).
+- ``staff_followup``: ``sender`` (address), ``sender_name``, ``third_party`` (bool: not the
+  requester, a CC or staff), ``member_text`` (the new message).
+- ``resolved``: ``lifecycle`` (:class:`~maild.rules.model.Lifecycle`; ``close_after_days``).
+- ``reminder_staff``: ``reason`` (``"half_sla"`` or ``"breach"``), ``sla``, ``due``,
+  ``waiting_since`` (aware datetime). Sent to the queue's staff, on breach to its leads;
+  a confidential ticket's subject is left out.
+- ``reminder_member``: ``waiting_since`` (when we asked the member), ``resolve_after_days``
+  (days from this reminder until the ticket is resolved unless the member answers).
+- ``digest`` (no ``queue``/``ticket``): ``staff`` (the recipient's address), ``now``,
+  ``items``: overdue first, then the recipient's own open tickets, then unassigned ones in
+  their queues; each ``section`` (``"overdue"``/``"own"``/``"unassigned"``), ``tag``,
+  ``subject``, ``queue`` (name), ``status``, ``priority``, ``age`` (timedelta),
+  ``confidential``, ``visible`` (False: only the tag and the word "confidential" show).
+
+:data:`SAMPLE_CONTEXTS` holds one example of each, and :data:`SAMPLE_VARIANTS` the
+other branches worth rendering; :meth:`Templates.check` renders them all.
+
+Filters
+-------
+``date`` (local time in the instance's zone: "ti 24.11.2026 klo 10.00", "tis 24.11.2026
+kl. 10.00", "Tue 24 Nov 2026 at 10:00"), ``tag`` (12 -> "[JP#12]"), ``status`` and
+``priority`` (localised names), ``business_time`` (a BusinessDuration as "1 arkipäivä",
+"4 arbetstimmar", "3 business days"), ``age`` (a timedelta as "3 päivää"), and
+``header_safe``. The language-dependent ones use the template's ``language``.
+
+Staff mail starts with a block between :data:`INTERNAL_START` and :data:`INTERNAL_END`
+lines: ticket details and the mail commands (contract 4.5), for staff only, so that a
+relay can cut it out of a quoted reply before anything goes to the member.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    StrictUndefined,
+    Template,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    meta,
+    nodes,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.loaders import split_template_path
+from jinja2.runtime import Context
+
+from maild.rules.model import BusinessDuration, Lifecycle, Queue
+
+NAMES = ("ack", "staff_new", "staff_followup", "resolved", "reminder_staff", "reminder_member", "digest")
+LANGUAGES = ("fi", "sv", "en")
+INTERNAL_START = "--- maild ---"
+INTERNAL_END = "--- /maild ---"
+SUBJECT_LIMIT = 200
+
+_NAME = re.compile(r"[\w-]+")  # as rules.yaml's `ack: NAME`
+_SUBJECT = "Subject:"
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\s]+")  # \s covers U+2028/2029 and other breaks
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str  # one line, header-safe
+    text: str
+    html: str | None
+
+
+def header_safe(text: str, limit: int = SUBJECT_LIMIT) -> str:
+    """``text`` as one line that cannot add or split a header.
+
+    Line breaks, tabs and other control characters, in runs with the spaces around them,
+    become one space; the result is stripped and cut to ``limit`` characters ("…" last).
+    """
+    line = _UNSAFE.sub(" ", text).strip()
+    if len(line) > limit:
+        line = line[: limit - 1].rstrip() + "…"
+    return line
+
+
+class Templates:
+    """The templates of one directory, rendered with one timezone and tag prefix."""
+
+    def __init__(self, directory: Path, *, timezone: str = "Europe/Helsinki", tag_prefix: str = "JP") -> None:
+        self.directory = directory
+        self.env = Environment(
+            loader=_Loader(directory),
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(["html"], default_for_string=False),
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
+        self.env.filters.update(_filters(ZoneInfo(timezone), tag_prefix))
+
+    def render(self, name: str, language: str, context: Mapping[str, Any]) -> Rendered:
+        """The subject, text and (when the template has one) HTML of mail ``name``.
+
+        Raises ``jinja2.TemplateNotFound`` when there is no ``LANG/NAME.txt`` and other
+        ``jinja2.TemplateError``s for broken templates or missing context.
+        """
+        if language not in LANGUAGES or not _NAME.fullmatch(name):
+            raise ValueError(f"no template {language}/{name}: expected a language of {LANGUAGES} and a plain name")
+        values = {**context, "language": language}
+        subject = self.env.get_template(f"{language}/{name}.txt#subject").render(values)
+        text = self.env.get_template(f"{language}/{name}.txt#body").render(values)
+        html = None
+        if (self.directory / language / f"{name}.html").is_file():
+            html = self.env.get_template(f"{language}/{name}.html").render(values)
+        return Rendered(header_safe(subject), text, html)
+
+    def check(self) -> list[str]:
+        """Every problem as ``path:line: message``; empty when all templates render.
+
+        Every file must exist in every language, and each template is rendered with its
+        samples in each language. Names other than :data:`NAMES` are acknowledgements that
+        a rule names (``ack: NAME``) and are rendered with the ``ack`` samples.
+        """
+        problems: dict[str, None] = {}  # ordered, without repeats
+        for language, filename in self._missing():
+            problems[f"{self.directory / language / filename}:1: missing: every template exists in {', '.join(LANGUAGES)}"] = None
+        for name in self._names():
+            for language in LANGUAGES:
+                problems.update(dict.fromkeys(self._problems(name, language)))
+        return list(problems)
+
+    # --- check, one template ---------------------------------------------------------------
+
+    def _problems(self, name: str, language: str) -> list[str]:
+        path = self.directory / language / f"{name}.txt"
+        if not path.is_file():
+            return []  # reported as missing
+        samples = _samples(name)
+        found: list[str] = []
+        for sample in samples:
+            try:
+                rendered = self.render(name, language, sample)
+            except TemplateSyntaxError as exc:
+                return [f"{exc.filename or path}:{exc.lineno}: {exc.message}"]
+            except Exception as exc:  # noqa: BLE001 - any failure of a template is a finding
+                found.append(f"{_where(exc, path)}: {_describe(exc)}")
+                continue
+            if not rendered.subject:
+                found.append(f"{path}:1: the subject is empty")
+        allowed = {key for sample in samples for key in sample} | {"language"}
+        return found + list(self._undeclared(name, language, allowed))
+
+    def _undeclared(self, name: str, language: str, allowed: set[str]) -> Iterator[str]:
+        """Names used anywhere in the template, also in branches the samples never take,
+        that its context does not have."""
+        parts = [f"{language}/{name}.txt#subject", f"{language}/{name}.txt#body"]
+        if (self.directory / language / f"{name}.html").is_file():
+            parts.append(f"{language}/{name}.html")
+        for part in parts:
+            source, filename, _ = self.env.loader.get_source(self.env, part)  # type: ignore[union-attr]
+            tree = self.env.parse(source, part, filename)
+            unknown = meta.find_undeclared_variables(tree) - allowed - set(self.env.globals)
+            lines: dict[str, int] = {}
+            for node in tree.find_all(nodes.Name):
+                if node.name in unknown:
+                    lines.setdefault(node.name, node.lineno)
+            for variable, line in sorted(lines.items(), key=lambda item: item[1]):
+                yield f"{filename}:{line}: undefined: '{variable}' is undefined"
+
+    # --- check, the directory ----------------------------------------------------------------
+
+    def _files(self, language: str) -> set[str]:
+        folder = self.directory / language
+        if not folder.is_dir():
+            return set()
+        return {path.name for path in folder.iterdir() if path.suffix in (".txt", ".html") and path.is_file()}
+
+    def _missing(self) -> Iterator[tuple[str, str]]:
+        present = {language: self._files(language) for language in LANGUAGES}
+        wanted = {f"{name}.txt" for name in NAMES}.union(*present.values())
+        for language in LANGUAGES:
+            for filename in sorted(wanted - present[language]):
+                yield language, filename
+
+    def _names(self) -> list[str]:
+        found = {
+            filename.removesuffix(".txt")
+            for language in LANGUAGES
+            for filename in self._files(language)
+            if filename.endswith(".txt") and not filename.startswith("_")
+        }
+        return [*NAMES, *sorted(found - set(NAMES))]
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+class _Loader(BaseLoader):
+    """Files under one directory; ``LANG/NAME.txt#subject`` and ``#body`` are the two parts of
+    a text template, compiled apart so that a value can never move from body to subject."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool] | None]:
+        name, _, part = template.partition("#")
+        path = self.directory.joinpath(*split_template_path(name))
+        try:
+            source = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise TemplateNotFound(template) from None
+        except UnicodeDecodeError:
+            raise TemplateSyntaxError("not UTF-8 text", 1, template, str(path)) from None
+        if part:
+            subject, body = _split(source, template, str(path))
+            source = subject if part == "subject" else body
+        return source, str(path), None
+
+
+def _split(source: str, name: str, filename: str) -> tuple[str, str]:
+    """The subject line's template and the body's, the body padded so its line numbers stay
+    those of the file (a comment spanning the first two lines renders as nothing)."""
+    first, _, rest = source.partition("\n")
+    if not first.startswith(_SUBJECT):
+        raise TemplateSyntaxError(f"the first line must be '{_SUBJECT} ...'", 1, name, filename)
+    blank, _, body = rest.partition("\n")
+    if blank.strip():
+        raise TemplateSyntaxError(f"the {_SUBJECT} line must be followed by a blank line", 2, name, filename)
+    return first.removeprefix(_SUBJECT).strip(), "{#\n\n#}" + body
+
+
+# --- check helpers ------------------------------------------------------------------------------
+
+
+def _samples(name: str) -> list[dict[str, Any]]:
+    """The sample context of ``name`` and its variants (an acknowledgement's for other names)."""
+    key = name if name in SAMPLE_CONTEXTS else "ack"
+    base = SAMPLE_CONTEXTS[key]
+    return [base, *({**base, **variant} for variant in SAMPLE_VARIANTS.get(key, ()))]
+
+
+def _where(exc: BaseException, fallback: Path) -> str:
+    """``path:line`` of the innermost template frame; Jinja rewrites tracebacks so that
+    template code shows up with the template's file name and line."""
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename.endswith((".txt", ".html"))]
+    if not frames:
+        return f"{fallback}:1"
+    return f"{frames[-1].filename}:{frames[-1].lineno}"
+
+
+def _describe(exc: Exception) -> str:
+    kind = "undefined" if type(exc).__name__ == "UndefinedError" else type(exc).__name__
+    return f"{kind}: {exc}"
+
+
+# --- filters --------------------------------------------------------------------------------------
+
+_WEEKDAYS = {
+    "fi": ("ma", "ti", "ke", "to", "pe", "la", "su"),
+    "sv": ("mån", "tis", "ons", "tors", "fre", "lör", "sön"),
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+}
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_STATUSES = {
+    "fi": {"new": "uusi", "open": "avoin", "pending": "odottaa jäsentä", "resolved": "ratkaistu", "closed": "suljettu"},
+    "sv": {"new": "ny", "open": "öppen", "pending": "väntar på medlemmen", "resolved": "löst", "closed": "stängd"},
+    "en": {"new": "new", "open": "open", "pending": "waiting for the member", "resolved": "resolved", "closed": "closed"},
+}
+_PRIORITIES = {
+    "fi": {"low": "matala", "normal": "normaali", "high": "korkea", "urgent": "kiireellinen"},
+    "sv": {"low": "låg", "normal": "normal", "high": "hög", "urgent": "brådskande"},
+    "en": {"low": "low", "normal": "normal", "high": "high", "urgent": "urgent"},
+}
+# language -> unit -> (one, many)
+_BUSINESS_UNITS = {
+    "fi": {"m": ("minuutti", "minuuttia"), "h": ("työtunti", "työtuntia"), "d": ("arkipäivä", "arkipäivää")},
+    "sv": {"m": ("minut", "minuter"), "h": ("arbetstimme", "arbetstimmar"), "d": ("arbetsdag", "arbetsdagar")},
+    "en": {"m": ("minute", "minutes"), "h": ("business hour", "business hours"), "d": ("business day", "business days")},
+}
+_CALENDAR_UNITS = {
+    "fi": {"d": ("päivä", "päivää"), "h": ("tunti", "tuntia"), "m": ("minuutti", "minuuttia")},
+    "sv": {"d": ("dag", "dagar"), "h": ("timme", "timmar"), "m": ("minut", "minuter")},
+    "en": {"d": ("day", "days"), "h": ("hour", "hours"), "m": ("minute", "minutes")},
+}
+
+
+def _count(amount: int, forms: tuple[str, str]) -> str:
+    return f"{amount} {forms[0] if amount == 1 else forms[1]}"
+
+
+def format_date(value: datetime, language: str, zone: ZoneInfo) -> str:
+    """An aware datetime as the local date and time in the way ``language`` writes them."""
+    if value.tzinfo is None:
+        raise ValueError(f"expected an aware datetime, got {value.isoformat()}")
+    local = value.astimezone(zone)
+    weekday = _WEEKDAYS[language][local.weekday()]
+    if language == "en":
+        return f"{weekday} {local.day} {_MONTHS_EN[local.month - 1]} {local.year} at {local:%H:%M}"
+    clock = "klo" if language == "fi" else "kl."
+    return f"{weekday} {local.day}.{local.month}.{local.year} {clock} {local.hour}.{local:%M}"
+
+
+def format_age(value: timedelta, language: str) -> str:
+    """A calendar span in its largest whole unit: "3 päivää", "1 timme", "20 minutes"."""
+    units = _CALENDAR_UNITS[language]
+    minutes = max(int(value.total_seconds() // 60), 0)
+    if minutes >= 24 * 60:
+        return _count(minutes // (24 * 60), units["d"])
+    if minutes >= 60:
+        return _count(minutes // 60, units["h"])
+    return _count(minutes, units["m"])
+
+
+def _filters(zone: ZoneInfo, tag_prefix: str) -> dict[str, Callable[..., str]]:
+    def language_of(context: Context, language: str | None) -> str:
+        return language or context["language"]
+
+    @pass_context
+    def date(context: Context, value: datetime, language: str | None = None) -> str:
+        return format_date(value, language_of(context, language), zone)
+
+    @pass_context
+    def age(context: Context, value: timedelta, language: str | None = None) -> str:
+        return format_age(value, language_of(context, language))
+
+    @pass_context
+    def business_time(context: Context, value: BusinessDuration, language: str | None = None) -> str:
+        return _count(value.amount, _BUSINESS_UNITS[language_of(context, language)][value.unit])
+
+    @pass_context
+    def status(context: Context, code: str, language: str | None = None) -> str:
+        return _STATUSES[language_of(context, language)].get(code, code)
+
+    @pass_context
+    def priority(context: Context, code: str, language: str | None = None) -> str:
+        return _PRIORITIES[language_of(context, language)].get(code, code)
+
+    def tag(number: int) -> str:
+        return f"[{tag_prefix}#{number}]"
+
+    return {
+        "date": date,
+        "age": age,
+        "business_time": business_time,
+        "status": status,
+        "priority": priority,
+        "tag": tag,
+        "header_safe": header_safe,
+    }
+
+
+# --- samples: the documented context of each template ----------------------------------------------
+
+_QUEUE = Queue(
+    id="jasenasiat",
+    name="Jäsenasiat",
+    address="jasenpalvelu@liitto.fi",
+    staff=("maija.virtanen@liitto.fi", "pekka.korhonen@liitto.fi"),
+    leads=("anna.nieminen@liitto.fi",),
+    language="fi",
+    default=True,
+    confidential=False,
+)
+_TICKET: dict[str, Any] = {
+    "number": 12,
+    "tag": "[JP#12]",
+    "subject": "Eroaminen liitosta",
+    "status": "new",
+    "priority": "high",
+    "category": "eroaminen",
+    "created_at": datetime(2026, 11, 23, 9, 12, tzinfo=UTC),  # Mon 23.11.2026 11.12 in Helsinki
+    "requester": "matti.meikalainen@example.fi",
+    "requester_name": "Matti Meikäläinen",
+    "assignee": "maija.virtanen@liitto.fi",
+    "confidential": False,
+}
+_COMMON: dict[str, Any] = {"instance": "Jäsenpalvelu", "queue": _QUEUE, "ticket": _TICKET}
+_ONE_DAY = BusinessDuration(1, "d", timedelta(hours=8))
+_DUE = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)  # Tue 24.11.2026 10.00 in Helsinki
+_MEMBER_TEXT = "Hei,\n\nhaluan erota liitosta tämän kuun lopussa.\n\nTerveisin\nMatti Meikäläinen\n"
+
+SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
+    "ack": {**_COMMON, "sla": _ONE_DAY, "due": _DUE, "member_text": _MEMBER_TEXT},
+    "staff_new": {
+        **_COMMON,
+        "member_text": _MEMBER_TEXT,
+        "due": _DUE,
+        "other_open": [
+            {"tag": "[JP#9]", "subject": "Laskun eräpäivä", "status": "pending", "visible": True},
+            {"tag": "[JP#10]", "subject": "Irtisanominen", "status": "open", "visible": False},
+        ],
+    },
+    "staff_followup": {
+        **_COMMON,
+        "ticket": {**_TICKET, "status": "open"},
+        "sender": "matti.meikalainen@example.fi",
+        "sender_name": "Matti Meikäläinen",
+        "third_party": False,
+        "member_text": "Vielä yksi asia: pitääkö minun erota myös kassasta erikseen?\n",
+    },
+    "resolved": {**_COMMON, "ticket": {**_TICKET, "status": "resolved"}, "lifecycle": Lifecycle()},
+    "reminder_staff": {
+        **_COMMON,
+        "reason": "half_sla",
+        "sla": _ONE_DAY,
+        "due": _DUE,
+        "waiting_since": datetime(2026, 11, 23, 9, 12, tzinfo=UTC),
+    },
+    "reminder_member": {
+        **_COMMON,
+        "ticket": {**_TICKET, "status": "pending"},
+        "waiting_since": datetime(2026, 11, 25, 12, 30, tzinfo=UTC),
+        "resolve_after_days": 9,
+    },
+    "digest": {
+        "instance": "Jäsenpalvelu",
+        "staff": "maija.virtanen@liitto.fi",
+        "now": datetime(2026, 11, 26, 5, 0, tzinfo=UTC),
+        "items": [
+            {
+                "section": "overdue",
+                "tag": "[JP#7]",
+                "subject": "Jäsenmaksun palautus",
+                "queue": "Jäsenasiat",
+                "status": "open",
+                "priority": "high",
+                "age": timedelta(days=4, hours=3),
+                "confidential": False,
+                "visible": True,
+            },
+            {
+                "section": "own",
+                "tag": "[JP#12]",
+                "subject": "Eroaminen liitosta",
+                "queue": "Jäsenasiat",
+                "status": "pending",
+                "priority": "normal",
+                "age": timedelta(hours=5),
+                "confidential": False,
+                "visible": True,
+            },
+            {
+                "section": "own",
+                "tag": "[JP#13]",
+                "subject": "Työtodistus",
+                "queue": "Lakineuvonta",
+                "status": "open",
+                "priority": "normal",
+                "age": timedelta(minutes=40),
+                "confidential": True,
+                "visible": True,
+            },
+            {
+                "section": "unassigned",
+                "tag": "[JP#14]",
+                "subject": "Lomautus",
+                "queue": "Lakineuvonta",
+                "status": "new",
+                "priority": "urgent",
+                "age": timedelta(days=1),
+                "confidential": True,
+                "visible": False,
+            },
+        ],
+    },
+}
+
+# Overrides of SAMPLE_CONTEXTS[name] that take the templates' other branches.
+SAMPLE_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
+    "ack": (
+        {"ticket": {**_TICKET, "category": "jäsenhakemus", "subject": "Jäsenhakemus"}},
+        {"ticket": {**_TICKET, "category": None, "requester_name": ""}, "sla": None, "due": None},
+    ),
+    "staff_new": (
+        {
+            "ticket": {**_TICKET, "confidential": True, "assignee": None, "category": None},
+            "due": None,
+            "other_open": [],
+        },
+    ),
+    "staff_followup": (
+        {"ticket": {**_TICKET, "confidential": True, "assignee": None}, "third_party": True, "sender_name": ""},
+    ),
+    "resolved": ({"ticket": {**_TICKET, "requester_name": ""}},),
+    "reminder_staff": (
+        {"reason": "breach"},
+        {"reason": "breach", "ticket": {**_TICKET, "confidential": True, "assignee": None}},
+    ),
+    "reminder_member": ({"ticket": {**_TICKET, "requester_name": "", "subject": ""}},),
+    "digest": ({"items": []},),
+}

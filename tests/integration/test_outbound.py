@@ -1,0 +1,152 @@
+"""The durable outbox and its sender, delivering to a real SMTP server (aiosmtpd sink)."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import mailbox
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from maild.app import App
+from maild.config import load_settings
+from maild.core.tokens import read_outbox_token
+from maild.intake.spool import spool_sync
+from maild.mail import Envelope
+from maild.outbound import outbox
+from maild.outbound.compose import Outgoing, new_message_id
+from maild.outbound.sender import Sender
+from maild.outbound.transport import MaildirTransport, SmtpTransport
+from maild.store import db
+from maild.store.tables import Event, Outbox, Ticket, utcnow
+from tests.integration.smtp_sink import PASSWORD, USER, smtp_sink  # noqa: F401  (fixture)
+from tests.mailgen import mail
+
+
+@pytest.fixture
+def app(make_instance, db_url: str) -> App:
+    instance = App(load_settings(str(make_instance(db_url))))
+    db.upgrade(instance.settings.database_url)
+    return instance
+
+
+def ticket_with_mail(app: App, count: int = 1, to: tuple[str, ...] = ("matti@example.fi",), subject: str = "Asia") -> int:
+    spool_id = spool_sync(app.engine, app.raw_store, mail(subject=subject), Envelope("smtp", None, ("jasenpalvelu@liitto.fi",)))
+    number = int(app.pipeline.process(spool_id).split(":")[1])
+    with Session(app.engine) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.number == number)).one()
+        for i in range(count):
+            out = Outgoing(
+                from_name="Jäsenpalvelu", from_addr="jasenpalvelu@liitto.fi", to=to, subject=f"[JP#{number}] Vastaus {i}",
+                text=f"Viesti {i}", message_id=new_message_id("liitto.fi"), auto="auto-replied",
+            )
+            outbox.enqueue(session, ticket, "ack", out, app.pipeline.secret, "liitto.fi")
+        session.commit()
+        return ticket.id or 0
+
+
+def drain(sender: Sender, seconds: float = 3.0) -> None:
+    async def go() -> None:
+        stopping = asyncio.Event()
+        task = asyncio.create_task(sender.run(stopping))
+        await asyncio.sleep(seconds)
+        stopping.set()
+        await task
+
+    asyncio.run(go())
+
+
+def states(app: App) -> list[tuple[str, str]]:
+    with Session(app.engine) as session:
+        return [(r.recipient, r.state) for r in session.exec(select(Outbox).order_by(Outbox.id))]
+
+
+def test_delivers_over_starttls_with_auth_and_verp(app: App, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    sink = smtp_sink(auth=True)
+    ticket_with_mail(app)
+    transport = SmtpTransport(sink.url(), True, USER, PASSWORD, ca_file=str(sink.cert))
+    drain(Sender(app.engine, transport), 1.5)
+    assert states(app) == [("matti@example.fi", "sent")]
+    (got,) = sink.received
+    assert got.rcpt_tos == ["matti@example.fi"]
+    local, _, domain = got.mail_from.partition("@")
+    assert domain == "liitto.fi" and read_outbox_token(app.pipeline.secret, local.split("+", 1)[1]) == 1
+    sent = email.message_from_bytes(got.data, policy=email.policy.default)
+    assert sent["Auto-Submitted"] == "auto-replied" and sent["X-Auto-Response-Suppress"] == "All"
+    assert sent["Subject"] == "[JP#1] Vastaus 0" and str(sent["From"]) == "Jäsenpalvelu <jasenpalvelu@liitto.fi>"
+
+
+def test_wrong_password_keeps_mail_queued(app: App, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    sink = smtp_sink(auth=True)
+    ticket_with_mail(app)
+    drain(Sender(app.engine, SmtpTransport(sink.url(), True, USER, "wrong", ca_file=str(sink.cert), timeout=2)), 3.0)
+    with Session(app.engine) as session:
+        row = session.exec(select(Outbox)).one()
+        assert row.state in ("queued", "failed") and row.last_error
+    assert sink.received == []
+
+
+def test_5xx_for_one_recipient_is_recorded_and_the_rest_go(app: App, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    sink = smtp_sink()
+    sink.handler.replies["gone@example.fi"] = "550 5.1.1 No such user"
+    ticket_id = ticket_with_mail(app, to=("gone@example.fi", "matti@example.fi"))
+    drain(Sender(app.engine, SmtpTransport(sink.url(), False, "", "")), 1.5)
+    assert states(app) == [("gone@example.fi", "failed"), ("matti@example.fi", "sent")]
+    with Session(app.engine) as session:
+        event = session.exec(select(Event).where(Event.ticket_id == ticket_id, Event.kind == "delivery_failed")).one()
+        assert event.data["recipient"] == "gone@example.fi" and "550" in event.data["error"]
+
+
+def test_4xx_is_retried_later_with_backoff(app: App, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    sink = smtp_sink()
+    sink.handler.replies["busy@example.fi"] = "451 4.7.1 Try again later"
+    ticket_with_mail(app, to=("busy@example.fi",))
+    drain(Sender(app.engine, SmtpTransport(sink.url(), False, "", "")), 1.0)
+    with Session(app.engine) as session:
+        row = session.exec(select(Outbox)).one()
+        assert (row.state, row.attempts) == ("queued", 1) and "451" in (row.last_error or "")
+        assert row.next_attempt_at > utcnow() + timedelta(seconds=30)
+
+
+def test_smarthost_down_then_up_sends_everything_in_order(app: App, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import free_port
+
+    port = free_port()
+    ticket_with_mail(app, count=3)
+    sender = Sender(app.engine, SmtpTransport(f"smtp://127.0.0.1:{port}", False, "", ""))
+    drain(sender, 1.0)  # nobody listening
+    with Session(app.engine) as session:
+        rows = session.exec(select(Outbox).order_by(Outbox.id)).all()
+        assert [r.state for r in rows] == ["queued"] * 3
+        assert rows[0].attempts == 1 and rows[1].attempts == 0  # later mail of the ticket waits its turn
+        for row in rows:
+            row.next_attempt_at = utcnow()  # as if the backoff had passed
+        session.commit()
+    sink = smtp_sink(port=port)
+    drain(Sender(app.engine, SmtpTransport(sink.url(), False, "", "")), 1.5)
+    subjects = [email.message_from_bytes(r.data)["Subject"] for r in sink.received]
+    assert subjects == ["[JP#1] Vastaus 0", "[JP#1] Vastaus 1", "[JP#1] Vastaus 2"]
+
+
+def test_mail_left_sending_by_a_crash_is_sent_again(app: App, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    sink = smtp_sink()
+    ticket_with_mail(app)
+    with Session(app.engine) as session:
+        row = session.exec(select(Outbox)).one()
+        row.state, row.claimed_at = "sending", utcnow() - timedelta(minutes=10)
+        session.commit()
+    drain(Sender(app.engine, SmtpTransport(sink.url(), False, "", ""), stale_after=timedelta(minutes=2)), 1.5)
+    assert states(app) == [("matti@example.fi", "sent")] and len(sink.received) == 1
+
+
+def test_maildir_transport_can_be_read_back(app: App, tmp_path: Path) -> None:
+    ticket_with_mail(app, count=2)
+    drain(Sender(app.engine, MaildirTransport(tmp_path / "outbox")), 1.0)
+    box = mailbox.Maildir(str(tmp_path / "outbox"))
+    subjects = sorted(message["Subject"] for message in box)
+    assert subjects == ["[JP#1] Vastaus 0", "[JP#1] Vastaus 1"]
+    assert all(message["Delivered-To"] == "matti@example.fi" for message in box)
