@@ -44,6 +44,7 @@ async def wake_processor(processor: Processor, committed: asyncio.Event) -> None
 
 async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     settings = app.settings
+    sender = app.sender()  # fails here, before anything listens, on a bad transport
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
@@ -59,7 +60,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     server = await start_listener(handler, host, port, settings.smtp.max_message_bytes, settings.instance.hostname)
     pollers = start_pollers(settings, committer.accept, app.engine, stopping)  # one per [[imap]]
     waker = asyncio.create_task(wake_processor(processor, committer.committed), name="waker")
-    sender = asyncio.create_task(app.sender().run(stopping), name="sender")
+    sending = asyncio.create_task(sender.run(stopping), name="sender")
     log.info("maild listening on %s:%d (SMTP), database %s", host, port, app.engine.url.render_as_string())
     if ready:
         ready.set()
@@ -73,7 +74,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
         await asyncio.sleep(0.1)
     await stop_pollers(pollers, DRAIN_SECONDS)  # before the committer closes: they may be storing
     await committer.close()
-    await sender  # finishes the mail in flight; the rest stays queued
+    await sending  # finishes the mail in flight; the rest stays queued
     waker.cancel()
     code = await asyncio.get_running_loop().run_in_executor(None, processor.stop, DRAIN_SECONDS * 4)
     log.info("stopped (processor exit code %s)", code)

@@ -42,7 +42,10 @@ def serve(settings_data: dict[str, Any], conn: Connection) -> None:
         timeout = 0.0 if done or stopping else IDLE_RECHECK_SECONDS
         while conn.poll(timeout):
             timeout = 0.0
-            command = conn.recv()
+            try:
+                command = conn.recv()
+            except EOFError:  # the parent is gone: whatever is pending waits for the next start
+                return
             if command == "stop":
                 stopping = True
             elif command == "reload":

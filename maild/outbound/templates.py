@@ -132,8 +132,9 @@ class Templates:
 
     def __init__(self, directory: Path, *, timezone: str = "Europe/Helsinki", tag_prefix: str = "JP") -> None:
         self.directory = directory
+        self._loader = _Loader(directory)
         self.env = Environment(
-            loader=_Loader(directory),
+            loader=self._loader,
             undefined=StrictUndefined,
             autoescape=select_autoescape(["html"], default_for_string=False),
             keep_trailing_newline=True,
@@ -202,7 +203,7 @@ class Templates:
         if (self.directory / language / f"{name}.html").is_file():
             parts.append(f"{language}/{name}.html")
         for part in parts:
-            source, filename, _ = self.env.loader.get_source(self.env, part)  # type: ignore[union-attr]
+            source, filename, _ = self._loader.get_source(self.env, part)
             tree = self.env.parse(source, part, filename)
             unknown = meta.find_undeclared_variables(tree) - allowed - set(self.env.globals)
             lines: dict[str, int] = {}

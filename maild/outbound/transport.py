@@ -34,6 +34,7 @@ class MaildirTransport:
     """Writes each mail into a maildir, so a newcomer can read what maild sent."""
 
     def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(str(path), create=True)
 
     async def deliver(self, return_path: str, recipient: str, raw: bytes) -> Result:
