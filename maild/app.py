@@ -10,7 +10,9 @@ from functools import cached_property
 import sqlalchemy as sa
 
 from maild.config import Settings
+from maild.outbound.notices import Mailer
 from maild.outbound.sender import Sender
+from maild.outbound.templates import Templates
 from maild.outbound.transport import make_transport
 from maild.ingest import Pipeline, secret_key
 from maild.intake.spool import RawStore
@@ -21,6 +23,14 @@ from maild.store import db
 
 class NotMigrated(Exception):
     """The database schema is older than this maild."""
+
+
+class TemplatesError(Exception):
+    """Templates that do not render; ``errors`` are ``path:line: message`` strings."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
 
 
 @dataclass
@@ -40,14 +50,37 @@ class App:
         return load_rules(self.settings.rules_file)
 
     @cached_property
+    def templates(self) -> Templates:
+        instance = self.settings.instance
+        return Templates(self.settings.templates_dir, timezone=instance.timezone, tag_prefix=instance.tag_prefix)
+
+    @cached_property
+    def mailer(self) -> Mailer:
+        instance = self.settings.instance
+        return Mailer(
+            templates=self.templates,
+            instance_name=instance.name,
+            hostname=instance.hostname,
+            tag_prefix=instance.tag_prefix,
+            secret=secret_key(instance.secret_key, self.settings.data_dir),
+            timezone=instance.timezone,
+        )
+
+    @cached_property
     def pipeline(self) -> Pipeline:
         return Pipeline(
             engine=self.engine,
             raw_store=self.raw_store,
             rules=self.rules,
-            tag_prefix=self.settings.instance.tag_prefix,
-            secret=secret_key(self.settings.instance.secret_key, self.settings.data_dir),
+            mailer=self.mailer,
+            ack_limit_per_hour=self.settings.outbound.auto_reply_limit_per_hour,
         )
+
+    def check_templates(self) -> list[str]:
+        """Every template problem as ``path:line: message`` (empty: all render)."""
+        if not self.settings.templates_dir.is_dir():
+            return [f"{self.settings.templates_dir}: templates directory not found"]
+        return self.templates.check()
 
     def sender(self) -> Sender:
         out = self.settings.outbound
@@ -63,9 +96,19 @@ class App:
             raise NotMigrated("the database schema is not current: run `maild db upgrade`")
 
     def reload_rules(self) -> RuleSet:
-        """Load rules again; on error the old ones stay (the caller logs RulesError)."""
+        """Load rules and templates again; on any error the old ones stay.
+
+        Raises RulesError (rules) or TemplatesError (templates) for the caller to log.
+        """
         rules = load_rules(self.settings.rules_file)
+        instance = self.settings.instance
+        templates = Templates(self.settings.templates_dir, timezone=instance.timezone, tag_prefix=instance.tag_prefix)
+        problems = templates.check()
+        if problems:
+            raise TemplatesError(problems)
         self.__dict__["rules"] = rules
+        self.__dict__["templates"] = templates
+        self.mailer.templates = templates
         if "pipeline" in self.__dict__:
             self.pipeline.rules = rules
         return rules

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from maild import views
-from maild.app import App, NotMigrated
+from maild.app import App, NotMigrated, TemplatesError
 from maild.config import ConfigError, Settings, load_settings
 from maild.rules.loader import RulesError
 
@@ -94,6 +94,9 @@ def run(config: ConfigOpt = None) -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
     instance = App(_settings(config))
     instance.rules  # refuse to start on bad rules  # noqa: B018
+    problems = instance.check_templates()
+    if problems:
+        raise TemplatesError(problems)
     run_daemon(instance)
 
 
@@ -107,15 +110,17 @@ def check(config: ConfigOpt = None) -> None:
         problems.extend(exc.errors)
         settings = None
     if settings is not None:
+        instance = App(settings)
         try:
-            App(settings).rules
+            instance.rules  # noqa: B018
         except RulesError as exc:
             problems.extend(exc.errors)
+        problems.extend(instance.check_templates())
     for problem in problems:
         err.print(problem, markup=False)
     if problems:
         raise typer.Exit(1)
-    out.print(f"ok: {settings.source}, rules {settings.rules_file}", markup=False)
+    out.print(f"ok: {settings.source}, rules {settings.rules_file}, templates {settings.templates_dir}", markup=False)
 
 
 @db_app.command("upgrade")
@@ -340,7 +345,7 @@ def main() -> None:
         for error in exc.errors:
             err.print(error, markup=False)
         sys.exit(1)
-    except RulesError as exc:
+    except (RulesError, TemplatesError) as exc:
         for error in exc.errors:
             err.print(error, markup=False)
         sys.exit(1)

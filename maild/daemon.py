@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 
-from maild.app import App
+from maild.app import App, TemplatesError
 from maild.intake.imap import start_pollers, stop_pollers
 from maild.intake.smtp import IntakeHandler, start_listener
 from maild.intake.spool import GroupCommitter
@@ -26,9 +26,9 @@ def reload_rules(app: App, processor: Processor) -> None:
     """SIGHUP: check the new rules here; only valid ones reach the processor."""
     try:
         rules = app.reload_rules()
-    except RulesError as exc:
+    except (RulesError, TemplatesError) as exc:
         for error in exc.errors:
-            log.error("rules not reloaded: %s", error)
+            log.error("rules and templates not reloaded: %s", error)
         return
     processor.reload()
     log.info("rules reloaded from %s: %d queues, %d rules", rules.path, len(rules.queues), len(rules.rules))

@@ -11,6 +11,7 @@ import logging
 import secrets
 import traceback
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,7 +26,9 @@ from maild.core.tokens import read_ticket_token
 from maild.intake.spool import RawStore
 from maild.mail import Envelope, Parsed, Verdict
 from maild.rules.engine import decide, facts_from
-from maild.rules.model import Decision, RuleSet
+from maild.outbound import notices, outbox
+from maild.outbound.notices import Mailer
+from maild.rules.model import Decision, Queue, RuleSet
 from maild.store import tickets as store
 from maild.store.attachments import save_attachments
 from maild.store.tables import Inbound, Message, Quarantine, Ticket, utcnow
@@ -56,8 +59,8 @@ class Pipeline:
     engine: sa.Engine
     raw_store: RawStore
     rules: RuleSet
-    tag_prefix: str
-    secret: bytes
+    mailer: Mailer
+    ack_limit_per_hour: int
 
     def process(self, inbound_id: int) -> str:
         """Process one spooled message; return what became of it (for logs and tests).
@@ -128,7 +131,7 @@ class Pipeline:
             return Reading(envelope, parsed, verdict, sender, kept=("unparseable", "no sender address"))
         return Reading(
             envelope, parsed, verdict, sender,
-            keys=threader.keys(parsed, envelope, self.tag_prefix, self.rules.addresses()),
+            keys=threader.keys(parsed, envelope, self.mailer.tag_prefix, self.rules.addresses()),
             decision=decide(facts_from(parsed, envelope.recipients), self.rules),
         )
 
@@ -165,7 +168,7 @@ class Pipeline:
         """The store's answers to what threading asked (``keys``)."""
         token_ticket = None
         for token in keys.tokens:
-            number = read_ticket_token(self.secret, token)
+            number = read_ticket_token(self.mailer.secret, token)
             found = store.ticket_by_number(session, number) if number else None
             if found:
                 token_ticket = store.ref(found)
@@ -245,7 +248,37 @@ class Pipeline:
         if assignee:
             ticket.assignee = assignee
             store.add_event(session, ticket, "assigned", assignee=assignee, how=decision.assign)
+        self._acknowledge(session, ticket, queue, parsed, verdict, decision, now)
         return ticket
+
+    def _acknowledge(
+        self, session: Session, ticket: Ticket, queue: Queue, parsed: Parsed, verdict: Verdict, decision: Decision,
+        now: datetime,
+    ) -> None:
+        """Queue the member's acknowledgement, unless anything says not to (contract 4.3)."""
+        reason = self._no_ack_reason(session, ticket, verdict, decision, now)
+        if reason:
+            store.add_event(session, ticket, "ack_skipped", reason=reason)
+            return
+        template = decision.ack if isinstance(decision.ack, str) else "ack"
+        try:
+            mail = notices.acknowledgement(self.mailer, self.rules, queue, ticket, parsed, template, now)
+        except Exception as exc:  # a broken template must not cost the member their ticket
+            log.error("ticket %s: acknowledgement not sent: %s", ticket.number, exc)
+            store.add_event(session, ticket, "ack_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        outbox.enqueue(session, ticket, "ack", mail, self.mailer.secret, self.mailer.hostname)
+
+    def _no_ack_reason(self, session: Session, ticket: Ticket, verdict: Verdict, decision: Decision, now: datetime) -> str | None:
+        if verdict.is_machine:
+            return f"{verdict.kind}: {verdict.reason}"
+        if decision.ack is False:
+            return "turned off by a rule"
+        if store.contact(session, ticket.requester).undeliverable:
+            return "the requester's address bounces"
+        if outbox.acks_sent_since(session, ticket.requester, now - timedelta(hours=1)) >= self.ack_limit_per_hour:
+            return f"{self.ack_limit_per_hour} acknowledgements to this sender in the last hour"
+        return None
 
     @staticmethod
     def _assign(session: Session, decision: Decision, staff: tuple[str, ...]) -> str | None:

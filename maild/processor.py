@@ -16,7 +16,7 @@ import signal
 from multiprocessing.connection import Connection
 from typing import Any
 
-from maild.app import App
+from maild.app import App, TemplatesError
 from maild.config import Settings
 from maild.rules.loader import RulesError
 
@@ -57,9 +57,9 @@ def serve(settings_data: dict[str, Any], conn: Connection) -> None:
 def _reload(app: App) -> None:
     try:
         app.reload_rules()
-    except RulesError as exc:
+    except (RulesError, TemplatesError) as exc:
         for error in exc.errors:
-            log.error("rules not reloaded: %s", error)
+            log.error("rules and templates not reloaded: %s", error)
 
 
 class Processor:

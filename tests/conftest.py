@@ -121,6 +121,9 @@ def make_instance(tmp_path: Path) -> MakeInstance:
                 listen = "127.0.0.1:{port or free_port()}"
                 accept_domains = ["liitto.fi"]
                 max_message_bytes = 2000000
+
+                [rules]
+                templates = "{REPO / 'templates'}"
                 """
             )
             + extra,

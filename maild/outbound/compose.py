@@ -7,7 +7,6 @@ systems do not answer it, and carries our loop marker so that we never answer ou
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,15 +17,9 @@ from email.utils import format_datetime
 from typing import Literal
 
 from maild.core.classify import LOOP_HEADER
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+from maild.outbound.templates import header_safe
 
 AutoKind = Literal["auto-replied", "auto-generated"]
-
-
-def header_safe(text: str, limit: int = 200) -> str:
-    """One header line: control characters (CR, LF, NUL, ...) become a space; capped length."""
-    return _CONTROL.sub(" ", text).strip()[:limit]
 
 
 def new_message_id(hostname: str) -> str:

@@ -84,9 +84,9 @@ from jinja2 import (
     BaseLoader,
     Environment,
     StrictUndefined,
-    Template,
     TemplateNotFound,
     TemplateSyntaxError,
+    UndefinedError,
     meta,
     nodes,
     pass_context,
@@ -169,7 +169,8 @@ class Templates:
         """
         problems: dict[str, None] = {}  # ordered, without repeats
         for language, filename in self._missing():
-            problems[f"{self.directory / language / filename}:1: missing: every template exists in {', '.join(LANGUAGES)}"] = None
+            path = self.directory / language / filename
+            problems[f"{path}:1: missing: every template exists in {', '.join(LANGUAGES)}"] = None
         for name in self._names():
             for language in LANGUAGES:
                 problems.update(dict.fromkeys(self._problems(name, language)))
@@ -295,7 +296,7 @@ def _where(exc: BaseException, fallback: Path) -> str:
 
 
 def _describe(exc: Exception) -> str:
-    kind = "undefined" if type(exc).__name__ == "UndefinedError" else type(exc).__name__
+    kind = "undefined" if isinstance(exc, UndefinedError) else type(exc).__name__
     return f"{kind}: {exc}"
 
 
@@ -310,7 +311,13 @@ _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oc
 _STATUSES = {
     "fi": {"new": "uusi", "open": "avoin", "pending": "odottaa jäsentä", "resolved": "ratkaistu", "closed": "suljettu"},
     "sv": {"new": "ny", "open": "öppen", "pending": "väntar på medlemmen", "resolved": "löst", "closed": "stängd"},
-    "en": {"new": "new", "open": "open", "pending": "waiting for the member", "resolved": "resolved", "closed": "closed"},
+    "en": {
+        "new": "new",
+        "open": "open",
+        "pending": "waiting for the member",
+        "resolved": "resolved",
+        "closed": "closed",
+    },
 }
 _PRIORITIES = {
     "fi": {"low": "matala", "normal": "normaali", "high": "korkea", "urgent": "kiireellinen"},
@@ -321,7 +328,11 @@ _PRIORITIES = {
 _BUSINESS_UNITS = {
     "fi": {"m": ("minuutti", "minuuttia"), "h": ("työtunti", "työtuntia"), "d": ("arkipäivä", "arkipäivää")},
     "sv": {"m": ("minut", "minuter"), "h": ("arbetstimme", "arbetstimmar"), "d": ("arbetsdag", "arbetsdagar")},
-    "en": {"m": ("minute", "minutes"), "h": ("business hour", "business hours"), "d": ("business day", "business days")},
+    "en": {
+        "m": ("minute", "minutes"),
+        "h": ("business hour", "business hours"),
+        "d": ("business day", "business days"),
+    },
 }
 _CALENDAR_UNITS = {
     "fi": {"d": ("päivä", "päivää"), "h": ("tunti", "tuntia"), "m": ("minuutti", "minuuttia")},
@@ -336,6 +347,8 @@ def _count(amount: int, forms: tuple[str, str]) -> str:
 
 def format_date(value: datetime, language: str, zone: ZoneInfo) -> str:
     """An aware datetime as the local date and time in the way ``language`` writes them."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {value!r}")
     if value.tzinfo is None:
         raise ValueError(f"expected an aware datetime, got {value.isoformat()}")
     local = value.astimezone(zone)

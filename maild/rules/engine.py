@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from email.utils import getaddresses
 
 from maild.mail import Parsed
-from maild.rules.model import ASSIGN_STRATEGIES, Actions, Decision, Facts, Queue, Rule, RuleSet
+from maild.rules.model import ASSIGN_STRATEGIES, Actions, Decision, Facts, Queue, RuleHit, RuleSet
 from maild.rules.text import FactsView
 
 _TAG = re.compile(r"<[^>]*>")
@@ -50,8 +50,8 @@ def _html_text(markup: str) -> str:
 
 def decide(facts: Facts, rules: RuleSet) -> Decision:
     addressed = _addressed_queues(facts.recipients, rules)
-    matched = _matching_rules(FactsView(facts), rules)
-    merged = _merge(rule.actions for rule in matched)
+    hits = _matching_rules(FactsView(facts), rules)
+    merged = _merge(hits)
     queue = _final_queue(merged, addressed, rules)
     confidential = queue.confidential or merged.confidential
     return Decision(
@@ -65,7 +65,7 @@ def decide(facts: Facts, rules: RuleSet) -> Decision:
         notify=_confidential_notify(merged.notify, queue) if confidential else merged.notify,
         confidential=confidential,
         drop=merged.drop,
-        hits=tuple(rule.hit for rule in matched),
+        hits=hits,
     )
 
 
@@ -75,32 +75,30 @@ def _addressed_queues(recipients: tuple[str, ...], rules: RuleSet) -> list[Queue
     return list(dict.fromkeys(queue for queue in found if queue is not None))
 
 
-def _matching_rules(view: FactsView, rules: RuleSet) -> list[Rule]:
-    matched = []
+def _matching_rules(view: FactsView, rules: RuleSet) -> tuple[RuleHit, ...]:
+    hits = []
     for rule in rules.rules:
         if rule.condition.matches(view):
-            matched.append(rule)
+            hits.append(rule.hit)
             if rule.actions.stop:
                 break
-    return matched
+    return tuple(hits)
 
 
-def _merge(actions: Iterable[Actions]) -> Actions:
-    merged = Actions()
-    for later in actions:
-        merged = Actions(
-            queue=later.queue or merged.queue,
-            priority=later.priority or merged.priority,
-            category=later.category or merged.category,
-            tags=tuple(dict.fromkeys((*merged.tags, *later.tags))),
-            assign=later.assign or merged.assign,
-            ack=merged.ack if later.ack is None else later.ack,
-            notify=tuple(dict.fromkeys((*merged.notify, *later.notify))),
-            confidential=merged.confidential or later.confidential,
-            drop=merged.drop or later.drop,
-            stop=later.stop,
-        )
-    return merged
+def _merge(hits: Iterable[RuleHit]) -> Actions:
+    """Fold what the matched rules set: a later value wins, tags and notify accumulate.
+
+    ``confidential`` and ``drop`` can only be set to true, so "later wins" keeps them on.
+    """
+    merged: dict[str, object] = {}
+    lists: dict[str, dict[object, None]] = {"tags": {}, "notify": {}}
+    for hit in hits:
+        for key, value in hit.values.items():
+            if key in lists:
+                lists[key].update(dict.fromkeys(value))  # type: ignore[call-overload]
+            else:
+                merged[key] = value
+    return Actions(**merged, tags=tuple(lists["tags"]), notify=tuple(lists["notify"]))  # type: ignore[arg-type]
 
 
 def _final_queue(merged: Actions, addressed: list[Queue], rules: RuleSet) -> Queue:

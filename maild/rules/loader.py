@@ -67,16 +67,14 @@ from maild.rules.model import (
     BusinessDuration,
     BusinessHours,
     Condition,
-    Contains,
-    Equals,
-    FieldCondition,
+    FieldContains,
+    FieldEquals,
+    FieldRegex,
     HasAttachment,
     Lifecycle,
-    Matcher,
     Not,
     PrefilteredRegex,
     Queue,
-    Regex,
     Rule,
     RuleSet,
 )
@@ -374,6 +372,7 @@ def _assignee(target: Queue | None, queues: dict[str, Queue]) -> Callable[[objec
 _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
 _BACKTRACKING_REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT)
 _NEGATED_CATEGORIES = (sre.CATEGORY_NOT_DIGIT, sre.CATEGORY_NOT_SPACE, sre.CATEGORY_NOT_WORD)
+_ZERO_WIDTH = (sre.AT, sre.ASSERT, sre.ASSERT_NOT)
 
 
 def _compile(pattern: object) -> PrefilteredRegex:
@@ -386,7 +385,10 @@ def _compile(pattern: object) -> PrefilteredRegex:
     problem = _regex_risk(parsed)
     if problem:
         raise _Invalid(f"regex {source!r} {problem}")
-    return PrefilteredRegex(compiled, tuple(sorted(_required_literals(parsed) or ())))
+    starts = _leading_literals(parsed)
+    if starts:
+        return PrefilteredRegex(compiled, tuple(sorted(starts)), anchored=True)
+    return PrefilteredRegex(compiled, tuple(sorted(_required_literals(parsed) or ())), anchored=False)
 
 
 def _regex_risk(parsed: sre_parse.SubPattern) -> str | None:
@@ -502,6 +504,32 @@ def _required_literals(items: sre_parse.SubPattern) -> frozenset[str] | None:
         candidates.append(frozenset(["".join(run)]))
     best = max(candidates, key=lambda strings: min(map(len, strings)), default=None)
     return best if best and min(map(len, best)) >= 2 else None
+
+
+def _leading_literals(items: sre_parse.SubPattern) -> frozenset[str] | None:
+    """Strings of which every match of ``items`` starts with one (after zero-width checks), or None."""
+    position = 0
+    while position < len(items) and items[position][0] in _ZERO_WIDTH:
+        position += 1
+    run = ""
+    for op, arg in items[position:]:
+        if op is not sre.LITERAL or not _foldable(arg):
+            break
+        run += chr(arg).casefold()
+    if run:
+        return frozenset([run]) if len(run) >= 2 else None
+    if position == len(items):
+        return None
+    op, arg = items[position]
+    if op is sre.SUBPATTERN:
+        return _leading_literals(arg[3])
+    if op in _REPEATS and arg[0] >= 1:
+        return _leading_literals(arg[2])
+    if op is sre.BRANCH:
+        branches = [_leading_literals(branch) for branch in arg[1]]
+        if all(branches):
+            return frozenset().union(*branches)  # type: ignore[arg-type]
+    return None
 
 
 def _required_in(op: object, arg: object) -> frozenset[str] | None:
@@ -731,7 +759,7 @@ class _Builder:
         if key == "not":
             return Not(self.condition(value, line, f"{where}: not"))
         if key in _BARE_MEANS:
-            return FieldCondition(str(key), self.matcher(value, line, f"{where}: {key}", _BARE_MEANS[str(key)]))
+            return self.field(str(key), value, line, f"{where}: {key}", _BARE_MEANS[str(key)])
         if key == "header":
             return self.headers(value, line, where)
         if key == "has_attachment":
@@ -758,31 +786,30 @@ class _Builder:
             if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
                 self.error(name_line, f"{where}: header: {_describe(name)} is not a header name")
                 continue
-            matcher = self.matcher(pattern, name_line, f"{where}: header {name}", "contains")
-            parts.append(FieldCondition(f"header:{name.lower()}", matcher))
+            parts.append(self.field(f"header:{name.lower()}", pattern, name_line, f"{where}: header {name}", "contains"))
         return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
 
-    def matcher(self, value: object, line: int, where: str, bare: str) -> Matcher:
-        """``PATTERN``, ``[PATTERN, ...]`` (meaning ``bare``) or ``{OPERATOR: PATTERN or [...]}``."""
+    def field(self, key: str, value: object, line: int, where: str, bare: str) -> Condition:
+        """``PATTERN``, ``[PATTERN, ...]`` (meaning ``bare``) or ``{OPERATOR: PATTERN or [...]}`` on field ``key``."""
         operator, patterns = bare, value
         if isinstance(value, _Map):
             if len(value) != 1:
                 self.error(line, f"{where}: give exactly one of {', '.join(_OPERATORS)}; combine with all/any")
-                return Contains(())
+                return ALWAYS
             ((operator, patterns),) = value.items()  # type: ignore[assignment]
             line = value.lines[operator]
             if operator not in _OPERATORS:
                 self.error(line, f"{where}: unknown operator {_describe(operator)}{_hint(operator, _OPERATORS)}")
-                return Contains(())
+                return ALWAYS
         items = list(patterns) if isinstance(patterns, _Seq) else [patterns]
         item_lines = patterns.lines if isinstance(patterns, _Seq) else [line]
         if not items:
             self.error(line, f"{where}: {operator}: the list is empty")
         if operator == "regex":
             regexes = [self.check(item, item_line, where, _compile, None) for item, item_line in zip(items, item_lines)]
-            return Regex(tuple(regex for regex in regexes if regex is not None))
+            return FieldRegex(key, tuple(regex for regex in regexes if regex is not None))
         texts = tuple(normalise(self.check(item, item_line, where, _text, "?")) for item, item_line in zip(items, item_lines))
-        return Equals(frozenset(texts)) if operator == "equals" else Contains(texts)
+        return FieldEquals(key, frozenset(texts)) if operator == "equals" else FieldContains(key, texts)
 
     def actions(self, node: object, line: int, where: str, queues: dict[str, Queue]) -> Actions:
         where = f"{where}: then"

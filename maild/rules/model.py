@@ -91,42 +91,66 @@ class Lifecycle:
 # --- conditions --------------------------------------------------------------------
 
 
-class Matcher(Protocol):
-    def test(self, text: str) -> bool: ...
+class Condition(Protocol):
+    def matches(self, view: FactsView) -> bool: ...
+
+
+# Field conditions look at a FactsView key: from, to, subject, body or header:<name>.
+# A field may have several values (``to``, a repeated header): any one may match.
+# One class per operator keeps each check to a single call: decide() runs hundreds.
 
 
 @dataclass(frozen=True)
-class Equals:
+class FieldEquals:
+    key: str
     values: frozenset[str]
 
-    def test(self, text: str) -> bool:
-        return text in self.values
-
-
-@dataclass(frozen=True)
-class Contains:
-    needles: tuple[str, ...]
-
-    def test(self, text: str) -> bool:
-        for needle in self.needles:
-            if needle in text:
+    def matches(self, view: FactsView) -> bool:
+        for text in view[self.key]:
+            if text in self.values:
                 return True
         return False
 
 
 @dataclass(frozen=True)
-class PrefilteredRegex:
-    """A regex and literals of which any match contains at least one.
+class FieldContains:
+    key: str
+    needles: tuple[str, ...]
 
-    ``literal in text`` is a fast substring search; trying it first skips the regex
-    for most mail, since most rules do not match most messages. The literals are
-    casefolded, like the text they are looked for in.
+    def matches(self, view: FactsView) -> bool:
+        for text in view[self.key]:
+            for needle in self.needles:
+                if needle in text:
+                    return True
+        return False
+
+
+@dataclass(frozen=True)
+class PrefilteredRegex:
+    """A regex and the literals of which each of its matches contains one.
+
+    Finding a literal (``str.find``, ``in``) is much faster than running the regex,
+    and most rules do not match most mail, so the regex only runs where it can
+    succeed. When every match *starts* with one of the literals (``anchored``, as
+    in ``\\blasku\\w*``), the regex is only tried at their occurrences; otherwise
+    it searches the text if one of them occurs. The literals are casefolded, like
+    the text; see ``maild.rules.text.normalise`` for why that is exact.
     """
 
     regex: re.Pattern[str]
-    required: tuple[str, ...]  # empty: nothing known, always run the regex
+    required: tuple[str, ...]  # empty: nothing known, always search
+    anchored: bool  # every match starts with one of `required`
 
     def search(self, text: str) -> bool:
+        if self.anchored:
+            match = self.regex.match
+            for literal in self.required:
+                at = text.find(literal)
+                while at != -1:
+                    if match(text, at):  # \b and look-behinds still see the text before `at`
+                        return True
+                    at = text.find(literal, at + 1)
+            return False
         for literal in self.required:
             if literal in text:
                 break
@@ -137,32 +161,15 @@ class PrefilteredRegex:
 
 
 @dataclass(frozen=True)
-class Regex:
+class FieldRegex:
+    key: str
     patterns: tuple[PrefilteredRegex, ...]
 
-    def test(self, text: str) -> bool:
-        for pattern in self.patterns:
-            if pattern.search(text):
-                return True
-        return False
-
-
-class Condition(Protocol):
-    def matches(self, view: FactsView) -> bool: ...
-
-
-@dataclass(frozen=True)
-class FieldCondition:
-    """True when any value of one field (``to`` has several, a header may) passes ``matcher``."""
-
-    key: str  # a FactsView key: from, to, subject, body, header:<name>
-    matcher: Matcher
-
     def matches(self, view: FactsView) -> bool:
-        test = self.matcher.test
         for text in view[self.key]:
-            if test(text):
-                return True
+            for pattern in self.patterns:
+                if pattern.search(text):
+                    return True
         return False
 
 

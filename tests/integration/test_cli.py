@@ -41,13 +41,15 @@ def test_ingest_pipe_then_list_and_show_json(make_instance, sqlite_url: str) -> 
 
     listed = json.loads(cli(config, "tickets", "list", "--json").stdout)
     assert len(listed) == 1 and TICKET_KEYS <= set(listed[0])
-    assert listed[0]["tag"] == "[JP#1]" and listed[0]["message_count"] == 2
+    assert listed[0]["tag"] == "[JP#1]" and listed[0]["message_count"] == 3  # member, ack, member
 
     shown = json.loads(cli(config, "tickets", "show", "1", "--json").stdout)
     assert TICKET_KEYS <= set(shown) and "events" in shown
     assert all(MESSAGE_KEYS <= set(m) for m in shown["messages"])
-    assert [m["text"] for m in shown["messages"]] == ["Paljonko jäsenmaksu on?", "Kiitos!"]
-    assert shown["messages"][0]["direction"] == "in" and shown["messages"][0]["kind"] == "member"
+    incoming = [m for m in shown["messages"] if m["direction"] == "in"]
+    assert [(m["kind"], m["text"]) for m in incoming] == [("member", "Paljonko jäsenmaksu on?"), ("member", "Kiitos!")]
+    ack = next(m for m in shown["messages"] if m["direction"] == "out")
+    assert ack["kind"] == "ack" and ack["to"] == ["matti@example.fi"] and "[JP#1]" in ack["subject"]
 
     assert json.loads(cli(config, "tickets", "list", "--status", "closed", "--json").stdout) == []
     assert len(json.loads(cli(config, "tickets", "search", "jäsenmaksu", "--json").stdout)) == 1

@@ -14,7 +14,8 @@ from maild.intake.spool import spool_sync
 from maild.mail import Envelope
 from maild.store.tables import Inbound, Message, Quarantine
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+REPO = Path(__file__).resolve().parent.parent.parent
+CORPUS = REPO / "tests" / "corpus"
 # A "RE: ..." reply from an ordinary address with no report structure: only its wording says
 # it is a bounce, so it is stored as mail (see tests/unit/test_classify.py).
 HUMAN_LOOKING_BOUNCES = {"socgen_reply_style_bounce.eml"}
@@ -32,7 +33,10 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> App:
     directory = tmp_path_factory.mktemp("corpus")
     (directory / "rules.yaml").write_text(RULES, encoding="utf-8")
     config = directory / "maild.toml"
-    config.write_text(f'[instance]\nsecret_key = "k"\n[database]\nurl = "sqlite:///{directory}/m.db"\n')
+    config.write_text(
+        f'[instance]\nsecret_key = "k"\n[database]\nurl = "sqlite:///{directory}/m.db"\n'
+        f'[rules]\ntemplates = "{REPO / "templates"}"\n'
+    )
     instance = App(load_settings(str(config)))
     instance.prepare_database()
     return instance

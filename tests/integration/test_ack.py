@@ -1,0 +1,120 @@
+"""Acknowledgements of new tickets, and no answers to machines (contract 4.2, 4.3)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from maild.app import App
+from maild.config import load_settings
+from maild.intake.spool import spool_sync
+from maild.mail import Envelope
+from maild.store import db
+from maild.store.tables import Event, Outbox, Quarantine, Ticket
+from tests.mailgen import mail, message_id_of
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+
+
+@pytest.fixture
+def app(make_instance, sqlite_url: str) -> App:
+    instance = App(load_settings(str(make_instance(sqlite_url))))
+    db.upgrade(instance.settings.database_url)
+    return instance
+
+
+def deliver(app: App, raw: bytes, recipients: tuple[str, ...] = ("jasenpalvelu@liitto.fi",), sender: str | None = None) -> str:
+    return app.pipeline.process(spool_sync(app.engine, app.raw_store, raw, Envelope("smtp", sender, recipients)))
+
+
+def acks(app: App) -> list[email.message.EmailMessage]:
+    with Session(app.engine) as session:
+        rows = session.exec(select(Outbox).where(Outbox.kind == "ack").order_by(Outbox.id)).all()
+        return [email.message_from_bytes(r.raw, policy=email.policy.default) for r in rows]  # type: ignore[misc]
+
+
+def test_member_gets_an_acknowledgement_threaded_to_their_mail(app: App) -> None:
+    original = mail(subject="Osoitteenmuutos", sender="Matti Meikäläinen <matti@example.fi>")
+    assert deliver(app, original) == "new:1"
+    (ack,) = acks(app)
+    assert ack["To"] == "matti@example.fi"
+    assert str(ack["From"]) == "Jäsenasiat <jasenpalvelu@liitto.fi>"
+    assert ack["Subject"].startswith("[JP#1] ") and "Osoitteenmuutos" in ack["Subject"]
+    assert ack["In-Reply-To"] == message_id_of(original)
+    assert message_id_of(original) in ack["References"]
+    assert ack["Auto-Submitted"] == "auto-replied" and ack["X-Auto-Response-Suppress"] == "All"
+    assert ack["Message-ID"].endswith("@liitto.fi>")
+    reply_to = ack["Reply-To"].addresses[0].addr_spec
+    assert reply_to.startswith("jasenpalvelu+1-") and reply_to.endswith("@liitto.fi")
+    body = ack.get_body(("plain",)).get_content()
+    assert "[JP#1]" in body and "Hei Matti Meikäläinen" in body
+
+
+def test_reply_to_the_token_address_threads_without_tag_or_references(app: App) -> None:
+    deliver(app, mail(subject="Osoitteenmuutos"))
+    token_address = acks(app)[0]["Reply-To"].addresses[0].addr_spec
+    reply = mail(subject="aivan uusi aihe", to=token_address)
+    assert deliver(app, reply, recipients=(token_address,)) == "follow_up:1"
+    forged = token_address.replace("+1-", "+2-")
+    assert deliver(app, mail(subject="toinen", to=forged), recipients=(forged,)) == "new:2"
+
+
+def test_resignation_ack_reminds_of_membership_benefits(app: App) -> None:
+    deliver(app, mail(subject="Eroilmoitus", body="Haluan erota liitosta."))
+    body = acks(app)[0].get_body(("plain",)).get_content()
+    assert "työttömyyskassa" in body.lower() and "[JP#1]" in body
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Auto-Submitted": "auto-replied"},
+        {"Precedence": "bulk"},
+        {"List-Id": "<jasenet.liitto.fi>"},
+        {"X-Autoreply": "yes"},
+    ],
+)
+def test_no_acknowledgement_to_machines(app: App, headers: dict[str, str]) -> None:
+    assert deliver(app, mail(subject="Automaattinen vastaus", headers=headers)) == "new:1"
+    assert acks(app) == []
+    with Session(app.engine) as session:
+        skipped = session.exec(select(Event).where(Event.kind == "ack_skipped")).one()
+        assert skipped.data["reason"]
+
+
+@pytest.mark.parametrize("sender", ["noreply@example.fi", "MAILER-DAEMON@example.fi", "jasenpalvelu@liitto.fi"])
+def test_no_acknowledgement_to_system_senders(app: App, sender: str) -> None:
+    deliver(app, mail(sender=sender))
+    assert acks(app) == []
+
+
+def test_at_most_the_hourly_limit_of_acks_per_sender(app: App) -> None:
+    for i in range(5):
+        deliver(app, mail(subject=f"Asia {i}"))
+    assert len(acks(app)) == 3  # auto_reply_limit_per_hour
+    deliver(app, mail(subject="Toiselta", sender="liisa@example.fi"))
+    assert len(acks(app)) == 4
+
+
+def test_out_of_office_storm_gets_no_acknowledgements_and_opens_no_bounce_tickets(app: App) -> None:
+    """A newsletter answered by auto-replies and bounces, all to jasenpalvelu@ (scaled down)."""
+    auto_replies = sorted((CORPUS / "auto_replies").glob("*.eml"))
+    bounces = sorted((CORPUS / "bounces").glob("*.eml"))
+    sent = 0
+    for round_ in range(4):
+        for path in auto_replies:
+            raw = path.read_bytes().replace(b"Message-ID: <", f"Message-ID: <storm{round_}-".encode(), 1)
+            deliver(app, raw)
+            sent += 1
+        for path in bounces:
+            deliver(app, path.read_bytes(), sender="")
+    assert acks(app) == []
+    with Session(app.engine) as session:
+        tickets = session.exec(select(Ticket)).all()
+        kept = session.exec(select(Quarantine).where(Quarantine.kind == "bounce")).all()
+    assert len(tickets) <= sent  # auto-replies are stored, as the contract says
+    assert len(kept) >= 4 * (len(bounces) - 1)  # every bounce kept, none a ticket (one human-looking sample)
