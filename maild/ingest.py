@@ -19,19 +19,21 @@ from sqlmodel import Session
 
 from maild.core import threader
 from maild.core.assignment import pick_assignee
+from maild.core.bounces import Bounce, parse_bounce, verp_token
 from maild.core.classify import classify
 from maild.core.lifecycle import next_status
 from maild.core.parse import ParseError, parse_message
-from maild.core.tokens import read_ticket_token
+from maild.core.tokens import read_outbox_token, read_ticket_token
 from maild.intake.spool import RawStore
 from maild.mail import Envelope, Parsed, Verdict
 from maild.rules.engine import decide, facts_from
 from maild.outbound import notices, outbox
+from maild.outbound.outbox import BOUNCE_PREFIX
 from maild.outbound.notices import Mailer
 from maild.rules.model import Decision, Queue, RuleSet
 from maild.store import tickets as store
 from maild.store.attachments import save_attachments
-from maild.store.tables import Inbound, Message, Quarantine, Ticket, utcnow
+from maild.store.tables import Inbound, Message, Outbox, Quarantine, Ticket, utcnow
 
 log = logging.getLogger("maild.ingest")
 
@@ -50,6 +52,8 @@ class Reading:
     keys: threader.ThreadKeys | None = None
     decision: Decision | None = None
     kept: tuple[str, str] | None = None
+    bounce: Bounce | None = None
+    bounced_outbox_id: int | None = None  # from the VERP address the bounce came back to
 
 
 @dataclass
@@ -126,7 +130,10 @@ class Pipeline:
         sender = parsed.from_addr or (envelope.mail_from or "").lower()
         verdict = classify(parsed, envelope, message, self.rules.addresses())
         if verdict.kind == "bounce":
-            return Reading(envelope, parsed, verdict, sender, kept=("bounce", verdict.reason))
+            return Reading(
+                envelope, parsed, verdict, sender, kept=("bounce", verdict.reason), bounce=parse_bounce(message),
+                bounced_outbox_id=self._verp_outbox_id(envelope.recipients + parsed.to),
+            )
         if not sender:
             return Reading(envelope, parsed, verdict, sender, kept=("unparseable", "no sender address"))
         return Reading(
@@ -139,6 +146,12 @@ class Pipeline:
         """Thread and store one read message, in the caller's transaction."""
         parsed, verdict, sender = reading.parsed, reading.verdict, reading.sender
         subject = parsed.subject if parsed else ""
+        if reading.kept and reading.kept[0] == "bounce" and parsed is not None:
+            ticket = self._bounced_ticket(session, reading)
+            if ticket is not None:
+                self._record_bounce(session, ticket, inbound, reading)
+                inbound.state = "done"
+                return f"bounce:{ticket.number}"
         if reading.kept:
             kind, reason = reading.kept
             store.quarantine(session, kind, reason, inbound, from_addr=sender, subject=subject)
@@ -163,6 +176,43 @@ class Pipeline:
         ticket = self._new_ticket(session, inbound, parsed, sender, verdict, decision, choice)
         inbound.state = "done"
         return f"new:{ticket.number}"
+
+    def _verp_outbox_id(self, recipients: tuple[str, ...]) -> int | None:
+        for address in recipients:
+            token = verp_token(address, BOUNCE_PREFIX)
+            found = read_outbox_token(self.mailer.secret, token) if token else None
+            if found:
+                return found
+        return None
+
+    def _bounced_ticket(self, session: Session, reading: Reading) -> Ticket | None:
+        """The ticket whose outgoing mail bounced: by VERP address, else by the returned Message-ID."""
+        if reading.bounced_outbox_id is not None:
+            row = session.get(Outbox, reading.bounced_outbox_id)
+            if row is not None and row.ticket_id is not None:
+                return session.get(Ticket, row.ticket_id)
+        original = reading.bounce.original_message_id if reading.bounce else None
+        return store.ticket_for_message_ids(session, (original,)) if original else None
+
+    def _record_bounce(self, session: Session, ticket: Ticket, inbound: Inbound, reading: Reading) -> None:
+        """Keep the bounce on its ticket; a permanent failure marks the address undeliverable."""
+        assert reading.parsed and reading.verdict
+        self._store_message(session, ticket, inbound, reading.parsed, "bounce", reading.verdict, threader.fingerprint(reading.parsed))
+        bounce = reading.bounce
+        recipients = list(bounce.recipients) if bounce else []
+        if reading.bounced_outbox_id is not None:
+            row = session.get(Outbox, reading.bounced_outbox_id)
+            recipients = recipients or ([row.recipient] if row else [])
+        permanent = bounce.permanent if bounce else True
+        store.add_event(
+            session, ticket, "bounce", recipients=recipients, permanent=permanent,
+            status=bounce.status if bounce else None, diagnostic=(bounce.diagnostic[:500] if bounce else ""),
+        )
+        if permanent:
+            for address in recipients:
+                store.contact(session, address).undeliverable = True
+            if ticket.requester in recipients:
+                store.add_event(session, ticket, "requester_undeliverable", address=ticket.requester)
 
     def _lookup(self, session: Session, keys: threader.ThreadKeys) -> threader.Found:
         """The store's answers to what threading asked (``keys``)."""

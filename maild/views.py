@@ -77,6 +77,7 @@ def ticket_detail(session: Session, prefix: str, number: int) -> dict[str, Any] 
         return None
     messages = store.messages_of(session, ticket)
     detail = ticket_dict(ticket, prefix, len(messages))
+    detail["requester_undeliverable"] = store.contact_of(session, ticket.requester).undeliverable
     detail["messages"] = [message_dict(m) for m in messages]
     detail["events"] = [event_dict(e) for e in store.events_of(session, ticket)]
     return detail

@@ -89,6 +89,11 @@ def contact(session: Session, address: str, name: str = "") -> Contact:
     return found
 
 
+def contact_of(session: Session, address: str) -> Contact:
+    """The stored contact for an address, or an unsaved blank one (read-only use)."""
+    return session.exec(select(Contact).where(Contact.address == address)).first() or Contact(address=address)
+
+
 def add_event(session: Session, ticket: Ticket, kind: str, actor: str = "maild", **data: Any) -> Event:
     event = Event(ticket_id=ticket.id, kind=kind, actor=actor, data=data)
     session.add(event)

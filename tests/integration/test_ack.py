@@ -118,3 +118,46 @@ def test_out_of_office_storm_gets_no_acknowledgements_and_opens_no_bounce_ticket
         kept = session.exec(select(Quarantine).where(Quarantine.kind == "bounce")).all()
     assert len(tickets) <= sent  # auto-replies are stored, as the contract says
     assert len(kept) >= 4 * (len(bounces) - 1)  # every bounce kept, none a ticket (one human-looking sample)
+
+
+def dsn_for(original: bytes, failed: str, return_path: str) -> bytes:
+    """A real-shaped RFC 3464 report, as Postfix writes it, returning our message."""
+    return (
+        f"Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.fi (Mail Delivery System)\r\nTo: {return_path}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+        "Message-ID: <dsn-1@mx.example.fi>\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you that your message could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.fi\r\n\r\n"
+        f"Final-Recipient: rfc822; {failed}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        f"Diagnostic-Code: smtp; 550 5.1.1 <{failed}>: Recipient address rejected\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+    ).encode() + original.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n--B--\r\n"
+
+
+def test_bounce_of_our_ack_is_recorded_on_its_ticket_by_verp(app: App) -> None:
+    deliver(app, mail(subject="Jäsenmaksu", sender="typo@example.fi"))
+    with Session(app.engine) as session:
+        row = session.exec(select(Outbox)).one()
+        return_path, raw = row.return_path, row.raw
+    assert return_path.startswith("bounces+o1-")
+    assert deliver(app, dsn_for(raw, "typo@example.fi", return_path), recipients=(return_path,), sender="") == "bounce:1"
+    with Session(app.engine) as session:
+        kinds = [e.kind for e in session.exec(select(Event).order_by(Event.id))]
+        assert "bounce" in kinds and "requester_undeliverable" in kinds
+        assert len(session.exec(select(Ticket)).all()) == 1
+    # the address bounces now: the next new ticket from it gets no acknowledgement
+    deliver(app, mail(subject="Uusi asia", sender="typo@example.fi"))
+    assert len(acks(app)) == 1
+
+
+def test_bounce_found_by_returned_message_id_without_verp(app: App) -> None:
+    deliver(app, mail(subject="Jäsenmaksu", sender="typo@example.fi"))
+    with Session(app.engine) as session:
+        raw = session.exec(select(Outbox)).one().raw
+    assert deliver(app, dsn_for(raw, "typo@example.fi", "jasenpalvelu@liitto.fi"), sender="") == "bounce:1"
+
+
+def test_unmatched_bounce_goes_to_the_quarantine(app: App) -> None:
+    stray = dsn_for(mail(subject="Ei meidän"), "x@example.fi", "jasenpalvelu@liitto.fi")
+    assert deliver(app, stray, sender="") == "quarantined:bounce"
