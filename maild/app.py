@@ -13,7 +13,7 @@ from maild.config import Settings
 from maild.outbound.notices import Mailer
 from maild.outbound.sender import Sender
 from maild.outbound.templates import Templates
-from maild.outbound.transport import make_transport
+from maild.outbound.transport import Transport, make_transport
 from maild.ingest import Pipeline, secret_key
 from maild.intake.spool import RawStore
 from maild.rules.loader import load_rules
@@ -85,8 +85,13 @@ class App:
     def sender(self) -> Sender:
         out = self.settings.outbound
         password = out.secret() if out.username else ""
-        transport = make_transport(out.transport, out.starttls, out.username, password, Path(self.settings.base_dir), out.ca_file)
-        return Sender(self.engine, transport, timedelta(seconds=out.inflight_timeout_seconds))
+        base = Path(self.settings.base_dir)
+
+        def transport() -> Transport:
+            return make_transport(out.transport, out.starttls, out.username, password, base, out.ca_file)
+
+        connections = 1 if out.transport.startswith("maildir:") else out.connections
+        return Sender(self.engine, transport, timedelta(seconds=out.inflight_timeout_seconds), connections)
 
     def prepare_database(self) -> None:
         """Migrate the embedded SQLite by itself; a server database must be upgraded explicitly."""

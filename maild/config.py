@@ -126,6 +126,7 @@ class Outbound(Secret):
     auto_reply_limit_per_hour: int = 3
     ca_file: str = ""  # optional: trust this CA/self-signed certificate for TLS
     inflight_timeout_seconds: int = 120  # a mail left "sending" by a crash is sent again after this
+    connections: int = 4  # SMTP connections to the smarthost, each reused
 
     @field_validator("transport")
     @classmethod

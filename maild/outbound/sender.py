@@ -2,20 +2,24 @@
 
 Crash safety: a row is committed as ``sending`` before its SMTP transaction and as ``sent``
 right after the server's 250. A crash between those two commits leaves the row in
-``sending``; it is sent again once it is older than ``stale_after``. That window, one
-mail per sender, is the least the protocol allows: SMTP has no way to ask a server
-whether it already accepted a message.
+``sending``; it is sent again once it is older than ``stale_after``. That window, the one
+mail in flight on each connection, is the least the protocol allows: SMTP has no way to
+ask a server whether it already accepted a message.
+
+Several connections deliver at once. Mail of one ticket stays in order all the same:
+``claim_due`` never hands out a ticket's mail while an earlier one of it is unsent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from maild.outbound import outbox
 from maild.outbound.transport import Result, Transport
@@ -28,36 +32,52 @@ IDLE_SECONDS = 1.0
 BATCH = 100
 
 
+Row = tuple[int, str, str, bytes]  # id, return path, recipient, raw
+
+
 class Sender:
-    def __init__(self, engine: sa.Engine, transport: Transport, stale_after: timedelta = timedelta(minutes=2)) -> None:
+    def __init__(
+        self, engine: sa.Engine, transport: Callable[[], Transport], stale_after: timedelta = timedelta(minutes=2),
+        connections: int = 4,
+    ) -> None:
         self.engine = engine
-        self.transport = transport
+        self.transports = [transport() for _ in range(connections)]
         self.stale_after = stale_after
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sender-db")
+        self._results: asyncio.Queue[tuple[int, Result, asyncio.Future[None]]] = asyncio.Queue()
 
-    def claim(self) -> list[tuple[int, str, str, bytes]]:
+    def claim(self) -> list[Row]:
         with Session(self.engine, expire_on_commit=False) as session:
             rows = outbox.claim_due(session, utcnow(), BATCH, self.stale_after)
             return [(row.id or 0, row.return_path, row.recipient, row.raw) for row in rows]
 
-    def record(self, row_id: int, result: Result) -> None:
-        """Store what the transport said: sent, retry later, or failed for good."""
+    def record(self, results: list[tuple[int, Result]]) -> None:
+        """Store what the transport said, for several rows in one commit: sent, retry later,
+        or failed for good."""
+        now = utcnow()
         with Session(self.engine) as session:
-            row = session.get(Outbox, row_id)
-            if row is None:
-                return
-            now = utcnow()
-            row.last_error = None if result.outcome == "sent" else result.detail[:2000]
-            if result.outcome == "sent":
-                row.state, row.sent_at = "sent", now
-            elif result.outcome == "temporary" and row.attempts < outbox.MAX_ATTEMPTS:
-                row.state, row.next_attempt_at = "queued", now + outbox.backoff(row.attempts)
-                log.warning("mail %s to %s deferred (attempt %d): %s", row_id, row.recipient, row.attempts, result.detail)
-            else:
-                row.state = "failed"
-                log.error("mail %s to %s failed: %s", row_id, row.recipient, result.detail)
-                self._record_failure(session, row, result)
+            sent = [row_id for row_id, result in results if result.outcome == "sent"]
+            if sent:
+                session.execute(
+                    sa.update(Outbox).where(col(Outbox.id).in_(sent)).values(state="sent", sent_at=now, last_error=None)
+                )
+            for row_id, result in results:
+                if result.outcome != "sent":
+                    self._record_unsent(session, row_id, result, now)
             session.commit()
+
+    def _record_unsent(self, session: Session, row_id: int, result: Result, now: datetime) -> None:
+        row = session.get(Outbox, row_id)
+        if row is None:
+            return
+        row.last_error = result.detail[:2000]
+        if result.outcome == "temporary" and row.attempts < outbox.MAX_ATTEMPTS:
+            row.state, row.next_attempt_at = "queued", now + outbox.backoff(row.attempts)
+            log.warning("mail %s to %s deferred (attempt %d): %s", row_id, row.recipient, row.attempts, result.detail)
+        else:
+            row.state = "failed"
+            log.error("mail %s to %s failed: %s", row_id, row.recipient, result.detail)
+            self._record_failure(session, row, result)
 
     @staticmethod
     def _record_failure(session: Session, row: Outbox, result: Result) -> None:
@@ -71,23 +91,53 @@ class Sender:
             store.contact(session, row.recipient).undeliverable = True
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Send until ``stopping``; the mail in flight is finished, the rest stays queued."""
+        """Send until ``stopping``; mail in flight is finished, the rest stays queued."""
         loop = asyncio.get_running_loop()
+        recorder = asyncio.create_task(self._recorder())
         while not stopping.is_set():
             rows = await loop.run_in_executor(self._db, self.claim)
-            for index, (row_id, return_path, recipient, raw) in enumerate(rows):
-                if stopping.is_set():
-                    await loop.run_in_executor(self._db, self.release, [r[0] for r in rows[index:]])
-                    break
-                result = await self.transport.deliver(return_path, recipient, raw)
-                await loop.run_in_executor(self._db, self.record, row_id, result)
-            if not rows:
-                try:
-                    await asyncio.wait_for(stopping.wait(), IDLE_SECONDS)
-                except asyncio.TimeoutError:
-                    pass
-        await self.transport.close()
+            if rows:
+                pending: asyncio.Queue[Row] = asyncio.Queue()
+                for row in rows:
+                    pending.put_nowait(row)
+                await asyncio.gather(*(self._work(t, pending, stopping) for t in self.transports))
+                unsent = [pending.get_nowait()[0] for _ in range(pending.qsize())]
+                if unsent:
+                    await loop.run_in_executor(self._db, self.release, unsent)
+                continue
+            try:
+                await asyncio.wait_for(stopping.wait(), IDLE_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+        recorder.cancel()
+        for transport in self.transports:
+            await transport.close()
         self._db.shutdown(wait=True)
+
+    async def _work(self, transport: Transport, pending: asyncio.Queue[Row], stopping: asyncio.Event) -> None:
+        """One connection's share of a claimed batch. Each result is committed before the
+        connection sends its next mail: at most one unrecorded mail per connection."""
+        while not stopping.is_set() and not pending.empty():
+            row_id, return_path, recipient, raw = pending.get_nowait()
+            result = await transport.deliver(return_path, recipient, raw)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            await self._results.put((row_id, result, done))
+            await done
+
+    async def _recorder(self) -> None:
+        """Commit delivery results as they come, together when several are waiting."""
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._results.get()]
+            while not self._results.empty():
+                batch.append(self._results.get_nowait())
+            try:
+                await loop.run_in_executor(self._db, self.record, [(row_id, result) for row_id, result, _ in batch])
+            except Exception as exc:  # the rows stay "sending" and are retried after stale_after
+                log.error("could not record delivery results: %s", exc)
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     def release(self, row_ids: list[int]) -> None:
         """Give claimed but unsent rows back to the queue (at shutdown)."""

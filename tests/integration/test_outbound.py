@@ -70,8 +70,7 @@ def states(app: App) -> list[tuple[str, str]]:
 def test_delivers_over_starttls_with_auth_and_verp(app: App, smtp_sink) -> None:  # type: ignore[no-untyped-def]
     sink = smtp_sink(auth=True)
     ticket_with_mail(app)
-    transport = SmtpTransport(sink.url(), True, USER, PASSWORD, ca_file=str(sink.cert))
-    drain(Sender(app.engine, transport), 1.5)
+    drain(Sender(app.engine, lambda: SmtpTransport(sink.url(), True, USER, PASSWORD, ca_file=str(sink.cert))), 1.5)
     assert states(app) == [("matti@example.fi", "sent")]
     (got,) = sink.received
     assert got.rcpt_tos == ["matti@example.fi"]
@@ -85,7 +84,7 @@ def test_delivers_over_starttls_with_auth_and_verp(app: App, smtp_sink) -> None:
 def test_wrong_password_keeps_mail_queued(app: App, smtp_sink) -> None:  # type: ignore[no-untyped-def]
     sink = smtp_sink(auth=True)
     ticket_with_mail(app)
-    drain(Sender(app.engine, SmtpTransport(sink.url(), True, USER, "wrong", ca_file=str(sink.cert), timeout=2)), 3.0)
+    drain(Sender(app.engine, lambda: SmtpTransport(sink.url(), True, USER, "wrong", ca_file=str(sink.cert), timeout=2)), 3.0)
     with Session(app.engine) as session:
         row = session.exec(select(Outbox)).one()
         assert row.state in ("queued", "failed") and row.last_error
@@ -96,7 +95,7 @@ def test_5xx_for_one_recipient_is_recorded_and_the_rest_go(app: App, smtp_sink) 
     sink = smtp_sink()
     sink.handler.replies["gone@example.fi"] = "550 5.1.1 No such user"
     ticket_id = ticket_with_mail(app, to=("gone@example.fi", "matti@example.fi"))
-    drain(Sender(app.engine, SmtpTransport(sink.url(), False, "", "")), 1.5)
+    drain(Sender(app.engine, lambda: SmtpTransport(sink.url(), False, "", ""), connections=2), 1.5)
     assert states(app) == [("gone@example.fi", "failed"), ("matti@example.fi", "sent")]
     with Session(app.engine) as session:
         event = session.exec(select(Event).where(Event.ticket_id == ticket_id, Event.kind == "delivery_failed")).one()
@@ -107,7 +106,7 @@ def test_4xx_is_retried_later_with_backoff(app: App, smtp_sink) -> None:  # type
     sink = smtp_sink()
     sink.handler.replies["busy@example.fi"] = "451 4.7.1 Try again later"
     ticket_with_mail(app, to=("busy@example.fi",))
-    drain(Sender(app.engine, SmtpTransport(sink.url(), False, "", "")), 1.0)
+    drain(Sender(app.engine, lambda: SmtpTransport(sink.url(), False, "", ""), connections=2), 1.0)
     with Session(app.engine) as session:
         row = session.exec(select(Outbox)).one()
         assert (row.state, row.attempts) == ("queued", 1) and "451" in (row.last_error or "")
@@ -119,7 +118,7 @@ def test_smarthost_down_then_up_sends_everything_in_order(app: App, smtp_sink) -
 
     port = free_port()
     ticket_with_mail(app, count=3)
-    sender = Sender(app.engine, SmtpTransport(f"smtp://127.0.0.1:{port}", False, "", ""))
+    sender = Sender(app.engine, lambda: SmtpTransport(f"smtp://127.0.0.1:{port}", False, "", ""))
     drain(sender, 1.0)  # nobody listening
     with Session(app.engine) as session:
         rows = session.exec(select(Outbox).order_by(Outbox.id)).all()
@@ -129,7 +128,7 @@ def test_smarthost_down_then_up_sends_everything_in_order(app: App, smtp_sink) -
             row.next_attempt_at = utcnow()  # as if the backoff had passed
         session.commit()
     sink = smtp_sink(port=port)
-    drain(Sender(app.engine, SmtpTransport(sink.url(), False, "", "")), 1.5)
+    drain(Sender(app.engine, lambda: SmtpTransport(sink.url(), False, "", ""), connections=2), 1.5)
     subjects = [email.message_from_bytes(r.data)["Subject"] for r in sink.received]
     assert subjects == ["[JP#1] Vastaus 0", "[JP#1] Vastaus 1", "[JP#1] Vastaus 2"]
 
@@ -141,13 +140,13 @@ def test_mail_left_sending_by_a_crash_is_sent_again(app: App, smtp_sink) -> None
         row = session.exec(select(Outbox)).one()
         row.state, row.claimed_at = "sending", utcnow() - timedelta(minutes=10)
         session.commit()
-    drain(Sender(app.engine, SmtpTransport(sink.url(), False, "", ""), stale_after=timedelta(minutes=2)), 1.5)
+    drain(Sender(app.engine, lambda: SmtpTransport(sink.url(), False, "", ""), stale_after=timedelta(minutes=2)), 1.5)
     assert states(app) == [("matti@example.fi", "sent")] and len(sink.received) == 1
 
 
 def test_maildir_transport_can_be_read_back(app: App, tmp_path: Path) -> None:
     ticket_with_mail(app, count=2)
-    drain(Sender(app.engine, MaildirTransport(tmp_path / "outbox")), 1.0)
+    drain(Sender(app.engine, lambda: MaildirTransport(tmp_path / "outbox"), connections=1), 1.0)
     box = mailbox.Maildir(str(tmp_path / "outbox"))
     subjects = sorted(message["Subject"] for message in box)
     assert subjects == ["[JP#1] Vastaus 0", "[JP#1] Vastaus 1"]
