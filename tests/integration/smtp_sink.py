@@ -75,18 +75,20 @@ def _authenticator(server, session, envelope, mechanism, auth_data):  # type: ig
 
 @pytest.fixture
 def smtp_sink(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
-    """Start sinks: ``smtp_sink(auth=True)``; STARTTLS is always offered."""
+    """Start sinks: ``smtp_sink(auth=True)``; STARTTLS is offered, or TLS from the start."""
     started: list[Controller] = []
     cert, key = self_signed(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
 
-    def start(auth: bool = False, port: int | None = None) -> Sink:
+    def start(auth: bool = False, port: int | None = None, implicit_tls: bool = False) -> Sink:
         handler = SinkHandler()
         port = port or free_port()
+        tls = {"ssl_context": context} if implicit_tls else {"tls_context": context, "require_starttls": auth}
         controller = Controller(
-            handler, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=auth,
-            authenticator=_authenticator if auth else None, auth_required=auth, auth_require_tls=True,
+            handler, hostname="127.0.0.1", port=port, authenticator=_authenticator if auth else None,
+            # aiosmtpd counts only STARTTLS as TLS; with TLS from the start the whole session is
+            auth_required=auth, auth_require_tls=not implicit_tls, **tls,
         )
         controller.start()
         started.append(controller)

@@ -151,3 +151,27 @@ def test_maildir_transport_can_be_read_back(app: App, tmp_path: Path) -> None:
     subjects = sorted(message["Subject"] for message in box)
     assert subjects == ["[JP#1] Vastaus 0", "[JP#1] Vastaus 1"]
     assert all(message["Delivered-To"] == "matti@example.fi" for message in box)
+
+
+def test_smtps_with_implicit_tls_and_auth(app: App, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    sink = smtp_sink(auth=True, implicit_tls=True)
+    ticket_with_mail(app)
+    drain(Sender(app.engine, lambda: SmtpTransport(sink.url("smtps"), True, USER, PASSWORD, ca_file=str(sink.cert))), 1.5)
+    assert states(app) == [("matti@example.fi", "sent")] and len(sink.received) == 1
+
+
+def test_outbox_list_shows_queued_and_failed_mail(app: App, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from tests.conftest import run_maild
+
+    sink = smtp_sink()
+    sink.handler.replies["gone@example.fi"] = "550 5.1.1 No such user"
+    ticket_with_mail(app, to=("gone@example.fi",), count=2)
+    drain(Sender(app.engine, lambda: SmtpTransport(sink.url(), False, "", ""), connections=1), 1.5)
+    config = str(Path(app.settings.source))
+    rows = json.loads(run_maild("outbox", "list", "--json", "--config", config).stdout)
+    assert [(r["ticket"], r["state"], r["recipient"]) for r in rows] == [("[JP#1]", "failed", "gone@example.fi")] * 2
+    assert "550" in rows[0]["last_error"] and rows[0]["subject"] == "[JP#1] Vastaus 0"
+    everything = json.loads(run_maild("outbox", "list", "--all", "--json", "--config", config).stdout)
+    assert len(everything) == 2
