@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from maild.mail import Envelope, Parsed, Verdict
 from maild.rules.engine import decide, facts_from
 from maild.outbound import notices, outbox
 from maild.outbound.outbox import BOUNCE_PREFIX
+from maild.outbound.compose import Outgoing
 from maild.outbound.notices import Mailer
 from maild.rules.model import Decision, Queue, RuleSet
 from maild.store import tickets as store
@@ -299,7 +301,41 @@ class Pipeline:
             ticket.assignee = assignee
             store.add_event(session, ticket, "assigned", assignee=assignee, how=decision.assign)
         self._acknowledge(session, ticket, queue, parsed, verdict, decision, now)
+        if not verdict.is_machine:
+            self._notify_new(session, ticket, queue, parsed, decision, now)
         return ticket
+
+    def _notify_new(self, session: Session, ticket: Ticket, queue: Queue, parsed: Parsed, decision: Decision, now: datetime) -> None:
+        """``staff_new`` to the queue's staff and the rules' ``notify`` addresses; content of a
+        confidential ticket goes to its own queue's staff only."""
+        extra = tuple(a for a in decision.notify if not ticket.confidential or a in queue.staff)
+        recipients = tuple(dict.fromkeys(queue.staff + extra))
+        other_open = [
+            {"tag": threader.format_tag(self.mailer.tag_prefix, other.number), "subject": other.subject,
+             "status": other.status, "visible": not other.confidential or other.queue == ticket.queue}
+            for other in store.open_tickets_of(session, ticket.requester) if other.id != ticket.id
+        ]
+        self._queue_notices(session, ticket, lambda: notices.staff_new(
+            self.mailer, self.rules, queue, ticket, parsed, other_open, recipients, now))
+
+    def _notify_followup(self, session: Session, ticket: Ticket, parsed: Parsed, kind: str) -> None:
+        """``staff_followup`` to the assignee, or to the queue's staff when nobody owns the ticket."""
+        queue = self.rules.queues.get(ticket.queue)
+        if queue is None:
+            return
+        recipients = (ticket.assignee,) if ticket.assignee else queue.staff
+        requester_name = store.contact_of(session, ticket.requester).name
+        self._queue_notices(session, ticket, lambda: notices.staff_followup(
+            self.mailer, queue, ticket, parsed, requester_name, kind == "third_party", recipients, utcnow()))
+
+    def _queue_notices(self, session: Session, ticket: Ticket, build: Callable[[], list[Outgoing]]) -> None:
+        try:
+            mails = build()
+        except Exception as exc:  # a broken template must not cost the member their ticket
+            log.error("ticket %s: staff notification not sent: %s", ticket.number, exc)
+            store.add_event(session, ticket, "notification_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        outbox.enqueue_many(session, ticket, "notification", mails, self.mailer.secret, self.mailer.hostname)
 
     def _acknowledge(
         self, session: Session, ticket: Ticket, queue: Queue, parsed: Parsed, verdict: Verdict, decision: Decision,
@@ -350,6 +386,8 @@ class Pipeline:
         store.add_event(session, ticket, "message", actor=sender, message_kind=kind, via=choice.via, source=inbound.source)
         if choice.collision:
             store.add_event(session, ticket, "message_id_collision", message_id=parsed.message_id)
+        if kind in ("member", "third_party"):
+            self._notify_followup(session, ticket, parsed, kind)
         if kind == "member":
             self._add_ccs(ticket, parsed, sender)
             status = next_status(ticket.status, "member_reply")

@@ -43,3 +43,20 @@ def read_outbox_token(secret: bytes, token: str) -> int | None:
         return None
     outbox_id = int(match.group(1))
     return outbox_id if hmac.compare_digest(match.group(2), _mac(secret, f"outbox:{outbox_id}")) else None
+
+
+def staff_token(secret: bytes, number: int, staff: str) -> str:
+    """A staff member's secret reply token for one ticket: not guessable, not transferable."""
+    return f"{number}s{_mac(secret, f'staff:{number}:{staff.lower()}')}"
+
+
+def read_staff_token(secret: bytes, token: str, staff: frozenset[str]) -> tuple[int, str] | None:
+    """(ticket number, staff address) for a genuine staff token, else None."""
+    match = re.match(r"^(\d{1,12})s([a-z2-7]{10})$", token.lower())
+    if not match:
+        return None
+    number = int(match.group(1))
+    for address in sorted(staff):
+        if hmac.compare_digest(match.group(2), _mac(secret, f"staff:{number}:{address.lower()}")):
+            return number, address
+    return None

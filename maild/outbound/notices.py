@@ -8,16 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from maild.core.business_time import BusinessCalendar
 from maild.core.threader import format_tag
-from maild.core.tokens import ticket_token
+from maild.core.tokens import staff_token, ticket_token
 from maild.mail import Parsed
 from maild.outbound.compose import Outgoing, new_message_id
 from maild.outbound.templates import Templates
-from maild.rules.model import Queue, RuleSet
+from maild.rules.model import BusinessHours, Queue, RuleSet
 from maild.store.tables import Ticket
+
+
+@lru_cache(maxsize=8)
+def _calendar(hours: BusinessHours, timezone: str) -> BusinessCalendar:
+    """One calendar per business-hours setting: it caches the holidays it has looked up."""
+    return BusinessCalendar(hours, timezone)
 
 
 @dataclass
@@ -32,7 +39,7 @@ class Mailer:
     timezone: str
 
     def calendar(self, rules: RuleSet) -> BusinessCalendar:
-        return BusinessCalendar(rules.business_hours, self.timezone)
+        return _calendar(rules.business_hours, self.timezone)
 
     def reply_address(self, queue: Queue, number: int) -> str:
         """The queue address with the ticket's reply token (``jasenpalvelu+TOKEN@...``)."""
@@ -85,3 +92,59 @@ def acknowledgement(
         auto="auto-replied",
         date=now,
     )
+
+
+def _staff_mail(
+    mailer: Mailer, queue: Queue, ticket: Ticket, staff: str, template: str, context: dict[str, Any],
+    parsed: Parsed, now: datetime,
+) -> Outgoing:
+    rendered = mailer.templates.render(template, queue.language, context)
+    local, _, domain = queue.address.partition("@")
+    return Outgoing(
+        from_name=queue.name,
+        from_addr=queue.address,
+        to=(staff,),
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=new_message_id(mailer.hostname),
+        in_reply_to=parsed.message_id,
+        references=parsed.references + ((parsed.message_id,) if parsed.message_id else ()),
+        reply_to=f"{local}+{staff_token(mailer.secret, ticket.number, staff)}@{domain}",
+        auto="auto-generated",
+        date=now,
+    )
+
+
+def staff_new(
+    mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, parsed: Parsed, other_open: list[dict[str, Any]],
+    recipients: tuple[str, ...], now: datetime,
+) -> list[Outgoing]:
+    """A new ticket, to each of ``recipients`` with their own secret reply address."""
+    sla = rules.sla.get(ticket.priority)
+    context = {
+        "instance": mailer.instance_name,
+        "queue": queue,
+        "ticket": ticket_context(ticket, mailer.tag_prefix, parsed.from_name),
+        "member_text": parsed.text,
+        "due": mailer.calendar(rules).add(now, sla) if sla else None,
+        "other_open": other_open,
+    }
+    return [_staff_mail(mailer, queue, ticket, staff, "staff_new", context, parsed, now) for staff in recipients]
+
+
+def staff_followup(
+    mailer: Mailer, queue: Queue, ticket: Ticket, parsed: Parsed, requester_name: str, third_party: bool,
+    recipients: tuple[str, ...], now: datetime,
+) -> list[Outgoing]:
+    """A new message on a ticket, to its assignee (or the queue's staff when nobody owns it)."""
+    context = {
+        "instance": mailer.instance_name,
+        "queue": queue,
+        "ticket": ticket_context(ticket, mailer.tag_prefix, requester_name),
+        "sender": parsed.from_addr,
+        "sender_name": parsed.from_name,
+        "third_party": third_party,
+        "member_text": parsed.text,
+    }
+    return [_staff_mail(mailer, queue, ticket, staff, "staff_followup", context, parsed, now) for staff in recipients]

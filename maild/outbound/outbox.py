@@ -24,25 +24,38 @@ def enqueue(
 ) -> Message | None:
     """Record an outgoing mail on its ticket and queue it for every recipient, in the caller's
     transaction. Returns the ticket message (None for mail that belongs to no ticket)."""
-    raw = build(mail)
+    return enqueue_many(session, ticket, kind, [mail], secret, domain)
+
+
+def enqueue_many(
+    session: Session, ticket: Ticket | None, kind: str, mails: list[Outgoing], secret: bytes, domain: str
+) -> Message | None:
+    """Like ``enqueue`` for one notice sent as several mails (one per staff member, each with
+    its own reply address): one message on the ticket, addressed to them all."""
+    if not mails:
+        return None
+    first = mails[0]
     message = None
     if ticket is not None:
         message = Message(
-            ticket_id=ticket.id, direction="out", kind=kind, message_id=mail.message_id,
-            from_addr=mail.from_addr, from_name=mail.from_name, to=list(mail.to), cc=list(mail.cc),
-            subject=mail.subject, date=mail.date or utcnow(), in_reply_to=mail.in_reply_to,
-            references=list(mail.references), text=mail.text, html=mail.html,
+            ticket_id=ticket.id, direction="out", kind=kind, message_id=first.message_id,
+            from_addr=first.from_addr, from_name=first.from_name,
+            to=list(dict.fromkeys(a for mail in mails for a in mail.to)), cc=list(first.cc),
+            subject=first.subject, date=first.date or utcnow(), in_reply_to=first.in_reply_to,
+            references=list(first.references), text=first.text, html=first.html,
         )
         session.add(message)
         session.flush()
-    for recipient in dict.fromkeys(mail.to + mail.cc):
-        row = Outbox(
-            ticket_id=ticket.id if ticket else None, message_id=message.id if message else None,
-            kind=kind, return_path="", recipient=recipient, raw=raw,
-        )
-        session.add(row)
-        session.flush()
-        row.return_path = verp_address(outbox_token(secret, row.id or 0), domain, BOUNCE_PREFIX)
+    for mail in mails:
+        raw = build(mail)
+        for recipient in dict.fromkeys(mail.to + mail.cc):
+            row = Outbox(
+                ticket_id=ticket.id if ticket else None, message_id=message.id if message else None,
+                kind=kind, return_path="", recipient=recipient, raw=raw,
+            )
+            session.add(row)
+            session.flush()
+            row.return_path = verp_address(outbox_token(secret, row.id or 0), domain, BOUNCE_PREFIX)
     return message
 
 

@@ -17,16 +17,12 @@ How one decision is made (contract section 3):
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterable
 from email.utils import getaddresses
 
 from maild.mail import Parsed
 from maild.rules.model import ASSIGN_STRATEGIES, Actions, Decision, Facts, Queue, RuleHit, RuleSet
 from maild.rules.text import FactsView
-
-_TAG = re.compile(r"<[^>]*>")
 
 
 def facts_from(parsed: Parsed, envelope_recipients: tuple[str, ...]) -> Facts:
@@ -37,18 +33,14 @@ def facts_from(parsed: Parsed, envelope_recipients: tuple[str, ...]) -> Facts:
         from_addr=parsed.from_addr.lower(),
         recipients=tuple(dict.fromkeys(address.strip().lower() for address in recipients if address.strip())),
         subject=parsed.subject,
-        body=parsed.text or _html_text(parsed.html or ""),
+        body=parsed.text,  # the parser has already made text of HTML-only mail
         headers=parsed.headers,
         has_attachment=bool(parsed.attachments),
     )
 
 
-def _html_text(markup: str) -> str:
-    """Rough text of an HTML-only message: good enough for words to match, not for display."""
-    return html.unescape(_TAG.sub(" ", markup))
-
-
 def decide(facts: Facts, rules: RuleSet) -> Decision:
+    """What happens to a new message, and which rules said so (see the module docstring)."""
     addressed = _addressed_queues(facts.recipients, rules)
     hits = _matching_rules(FactsView(facts), rules)
     merged = _merge(hits)

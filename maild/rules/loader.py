@@ -20,6 +20,13 @@ Conditions, as written in ``if:``
     ``not: {...}`` nest freely; a mapping with several keys means all of them. A rule
     without ``if`` matches every message.
 
+Actions, as written in ``then:``
+    As in the contract. ``stop: true`` may also stand beside ``then:``, as in the
+    contract's example. ``confidential``, ``drop`` and ``stop`` only take ``true``,
+    since a later rule cannot switch them off again; ``ack`` takes a template name or
+    ``false``. A rule that puts mail in a confidential queue may only ``notify`` that
+    queue's staff and leads.
+
 Text comparison
     Patterns and message fields are both normalised (:func:`maild.rules.text.normalise`):
     casefolded, NFC, whitespace runs collapsed to one space. Regexes are compiled once,
@@ -33,6 +40,8 @@ Regexes that could stall the daemon are refused (Python's ``re`` has no timeout)
     at the start of a pattern or more than one per pattern (polynomial: ``a.*e.*x`` takes
     0.1 s on a 3 kB body). Overlapping alternatives under a repeat (``(a|ab)*``) are
     not detected; the 100 kB input bound of :mod:`maild.rules.text` limits the damage.
+    For speed, each regex also gets the literals its matches must contain
+    (:class:`~maild.rules.model.PrefilteredRegex`).
 
 Assignees: a rule that sets ``queue`` may only ``assign`` that queue's staff. A rule
 that sets no queue may assign anyone who is staff of some queue, since which queue
@@ -51,7 +60,8 @@ from datetime import time, timedelta
 from pathlib import Path
 from re import _constants as sre  # type: ignore[attr-defined]  # stable since 3.11
 from re import _parser as sre_parse  # type: ignore[attr-defined]
-from typing import TypeVar, cast
+from types import MappingProxyType
+from typing import NoReturn, TypeVar, cast
 
 import holidays
 import yaml
@@ -122,6 +132,12 @@ class _Errors:
     def add(self, line: int, message: str) -> None:
         self.found.append((line, message))
 
+    def fail(self, line: int, message: str) -> NoReturn:
+        """Report a problem that stops the reading: nothing after it can be checked."""
+        self.add(line, message)
+        self.raise_if_any()
+        raise AssertionError("unreachable")
+
     def raise_if_any(self) -> None:
         if self.found:
             ordered = sorted(self.found, key=lambda found: found[0])
@@ -188,19 +204,20 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
-def _read_yaml(text: str, errors: _Errors) -> object:
+def _read_yaml(text: str, errors: _Errors) -> _Map:
+    """The document, which must be a mapping; syntax errors end the reading here."""
     try:
         loader = _Loader(text)
         root = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         context = f" ({exc.context})" if exc.context else ""
-        errors.add(mark.line + 1 if mark else 1, f"invalid YAML: {exc.problem}{context}")
-        errors.raise_if_any()
+        errors.fail(mark.line + 1 if mark else 1, f"invalid YAML: {exc.problem}{context}")
     except yaml.reader.ReaderError as exc:
         line = text[: exc.position].count("\n") + 1
-        errors.add(line, f"invalid YAML: {exc.reason} (character #x{exc.character:04x})")
-        errors.raise_if_any()
+        errors.fail(line, f"invalid YAML: {exc.reason} (character #x{exc.character:04x})")
+    if not isinstance(root, _Map):
+        errors.fail(getattr(root, "line", 1), f"rules file: expected a mapping, got {_describe(root)}")
     for line, key in loader.duplicates:
         errors.add(line, f"duplicate key {key!r}")
     return root
@@ -566,7 +583,6 @@ class _Builder:
     """Walks the YAML tree, reporting problems to ``errors`` and building the model."""
 
     def __init__(self, errors: _Errors) -> None:
-        self.errors = errors
         self.error = errors.add
 
     # generic helpers
@@ -589,27 +605,26 @@ class _Builder:
         self.error(line, f"{where}: expected a mapping, got {_describe(value)}")
         return None
 
-    def keys(self, spec: _Map, allowed: Sequence[str], where: str, required: Sequence[str] = ()) -> None:
+    def keys(
+        self, spec: _Map, allowed: Sequence[str], where: str, required: Sequence[str] = (), line: int | None = None
+    ) -> None:
+        """Unknown keys, each at its line; missing ones at ``line`` (by default where ``spec`` starts)."""
         for key in spec:
             if key not in allowed:
                 self.error(spec.lines[key], f"{where}: unknown key {_describe(key)}{_hint(key, allowed)}")
         for key in required:
             if key not in spec:
-                self.error(spec.line, f"{where}: missing {key!r}")
+                self.error(line or spec.line, f"{where}: missing {key!r}")
 
     # sections
 
-    def ruleset(self, root: object, path: str) -> RuleSet:
-        spec = self.mapping(root, getattr(root, "line", 1), "rules file")
-        if spec is None:
-            self.errors.raise_if_any()  # nothing else can be checked
-        assert spec is not None
+    def ruleset(self, spec: _Map, path: str) -> RuleSet:
         self.keys(spec, _TOP_KEYS, "top level", required=("queues",))
         queues = self.queues(spec)
         hours = self.business_hours(spec)
         return RuleSet(
-            queues=queues,
-            sla=self.sla(spec, hours.day_length),
+            queues=MappingProxyType(queues),
+            sla=MappingProxyType(self.sla(spec, hours.day_length)),
             business_hours=hours,
             lifecycle=self.lifecycle(spec),
             rules=self.rules(spec, queues),
@@ -645,7 +660,7 @@ class _Builder:
         spec = self.mapping(node, line, where)
         if spec is None:
             return None
-        self.keys(spec, _QUEUE_KEYS, where, required=("name", "address"))
+        self.keys(spec, _QUEUE_KEYS, where, required=("name", "address"), line=line)
         name = self.get(spec, "name", where, _text, None)
         address = self.get(spec, "address", where, _queue_address, None)
         if name is None or address is None:

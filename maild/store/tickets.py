@@ -178,6 +178,11 @@ def list_tickets(
     return list(session.exec(query))
 
 
+def open_tickets_of(session: Session, requester: str) -> list[Ticket]:
+    query = select(Ticket).where(Ticket.requester == requester, col(Ticket.status).in_(OPEN_STATUSES))
+    return list(session.exec(query.order_by(Ticket.number)))
+
+
 def messages_of(session: Session, ticket: Ticket) -> list[Message]:
     return list(session.exec(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.created_at, Message.id)))
 

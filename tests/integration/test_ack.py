@@ -138,7 +138,7 @@ def dsn_for(original: bytes, failed: str, return_path: str) -> bytes:
 def test_bounce_of_our_ack_is_recorded_on_its_ticket_by_verp(app: App) -> None:
     deliver(app, mail(subject="Jäsenmaksu", sender="typo@example.fi"))
     with Session(app.engine) as session:
-        row = session.exec(select(Outbox)).one()
+        row = session.exec(select(Outbox).where(Outbox.kind == "ack")).one()
         return_path, raw = row.return_path, row.raw
     assert return_path.startswith("bounces+o1-")
     assert deliver(app, dsn_for(raw, "typo@example.fi", return_path), recipients=(return_path,), sender="") == "bounce:1"
@@ -154,10 +154,54 @@ def test_bounce_of_our_ack_is_recorded_on_its_ticket_by_verp(app: App) -> None:
 def test_bounce_found_by_returned_message_id_without_verp(app: App) -> None:
     deliver(app, mail(subject="Jäsenmaksu", sender="typo@example.fi"))
     with Session(app.engine) as session:
-        raw = session.exec(select(Outbox)).one().raw
+        raw = session.exec(select(Outbox).where(Outbox.kind == "ack")).one().raw
     assert deliver(app, dsn_for(raw, "typo@example.fi", "jasenpalvelu@liitto.fi"), sender="") == "bounce:1"
 
 
 def test_unmatched_bounce_goes_to_the_quarantine(app: App) -> None:
     stray = dsn_for(mail(subject="Ei meidän"), "x@example.fi", "jasenpalvelu@liitto.fi")
     assert deliver(app, stray, sender="") == "quarantined:bounce"
+
+
+def notifications(app: App) -> list[email.message.EmailMessage]:
+    with Session(app.engine) as session:
+        rows = session.exec(select(Outbox).where(Outbox.kind == "notification").order_by(Outbox.id)).all()
+        return [email.message_from_bytes(r.raw, policy=email.policy.default) for r in rows]  # type: ignore[misc]
+
+
+def test_staff_are_notified_with_their_own_secret_reply_address(app: App) -> None:
+    from maild.core.tokens import read_staff_token
+
+    deliver(app, mail(subject="Osoitteenmuutos", body="Uusi osoite: Kotikatu 1"))
+    sent = notifications(app)
+    assert sorted(m["To"] for m in sent) == ["maija@liitto.fi", "pekka@liitto.fi"]
+    staff = frozenset({"maija@liitto.fi", "pekka@liitto.fi"})
+    for message in sent:
+        assert message["Auto-Submitted"] == "auto-generated" and "[JP#1]" in message["Subject"]
+        token = message["Reply-To"].addresses[0].addr_spec.split("+", 1)[1].split("@")[0]
+        assert read_staff_token(app.pipeline.mailer.secret, token, staff) == (1, message["To"])
+        assert "Kotikatu 1" in message.get_body(("plain",)).get_content()
+    with Session(app.engine) as session:
+        shown = views_detail(session)
+    notes = [m for m in shown["messages"] if m["kind"] == "notification"]
+    assert len(notes) == 1 and sorted(notes[0]["to"]) == ["maija@liitto.fi", "pekka@liitto.fi"]
+
+
+def views_detail(session: Session) -> dict:
+    from maild import views
+
+    detail = views.ticket_detail(session, "JP", 1)
+    assert detail is not None
+    return detail
+
+
+def test_member_follow_up_notifies_the_assignee_only(app: App) -> None:
+    deliver(app, mail(subject="Laskuni on väärin"))  # laskutus, round-robin: lasse
+    deliver(app, mail(subject="Re: [JP#1] Laskuni on väärin", body="Lisätietoa"))
+    followups = [m for m in notifications(app) if "Lisätietoa" in m.get_body(("plain",)).get_content()]
+    assert [m["To"] for m in followups] == ["lasse@liitto.fi"]
+
+
+def test_machine_mail_notifies_nobody(app: App) -> None:
+    deliver(app, mail(subject="Poissa", headers={"Auto-Submitted": "auto-replied"}))
+    assert notifications(app) == []

@@ -41,7 +41,8 @@ def test_ingest_pipe_then_list_and_show_json(make_instance, sqlite_url: str) -> 
 
     listed = json.loads(cli(config, "tickets", "list", "--json").stdout)
     assert len(listed) == 1 and TICKET_KEYS <= set(listed[0])
-    assert listed[0]["tag"] == "[JP#1]" and listed[0]["message_count"] == 3  # member, ack, member
+    # the member's two mails, the ack, and the staff notifications of each
+    assert listed[0]["tag"] == "[JP#1]" and listed[0]["message_count"] == 5
 
     shown = json.loads(cli(config, "tickets", "show", "1", "--json").stdout)
     assert TICKET_KEYS <= set(shown) and "events" in shown

@@ -50,7 +50,7 @@ def test_new_ticket_and_tagged_reply_make_one_ticket(app: App) -> None:
     detail = show(app, 1)
     assert detail["tag"] == "[JP#1]"
     assert detail["subject"] == "Osoitteenmuutos"
-    assert [m["kind"] for m in detail["messages"]] == ["member", "ack", "member"]
+    assert [m["kind"] for m in detail["messages"]] == ["member", "ack", "notification", "member", "notification"]
     assert incoming(detail)[1]["text"] == "Lisätieto"
     assert detail["requester"] == "matti@example.fi"
 

@@ -45,7 +45,7 @@ def test_mail_becomes_ticket_and_tagged_reply_joins_it(daemon) -> None:  # type:
     listed = wait_for(lambda: tickets(running.config))
     assert [(t["tag"], t["subject"], t["status"]) for t in listed] == [("[JP#1]", "Osoitteenmuutos", "new")]
     send(running.port, mail(subject="Re: [JP#1] Osoitteenmuutos", body="Unohdin postinumeron."))
-    wait_for(lambda: tickets(running.config)[0]["message_count"] == 3)  # member, ack, member
+    wait_for(lambda: tickets(running.config)[0]["message_count"] == 5)  # 2 from the member, ack, 2 notifications
     assert len(tickets(running.config)) == 1
 
 
@@ -127,7 +127,7 @@ def test_sigterm_exits_zero_and_restart_processes_what_was_spooled(daemon) -> No
     assert "stopped" in running.log.read_text()
     running.start()
     listed = wait_for(lambda: (lambda t: t if len(t) == 5 else None)(tickets(running.config)))
-    assert all(t["message_count"] == 2 for t in listed)  # the member's mail and its ack
+    assert all(t["message_count"] == 3 for t in listed)  # the member's mail, its ack, the staff notification
 
 
 def test_sigkill_after_250_loses_nothing(daemon) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from maild.mail import Attachment, Parsed
 from maild.rules import Facts, decide, facts_from, parse_rules
 from maild.rules.model import RuleSet
-from maild.rules.text import MAX_TEXT_CHARS
+from maild.rules.text import MAX_TEXT_CHARS, normalise
 
 QUEUES = """\
 queues:
@@ -373,9 +374,44 @@ def test_facts_from_sees_attachments() -> None:
     assert facts_from(replace(PARSED, attachments=(attachment,)), ()).has_attachment is True
 
 
-def test_facts_from_html_only_mail_uses_the_html_text() -> None:
-    parsed = replace(PARSED, text="", html="<p>Haluan&nbsp;<b>erota</b> liitosta</p>")
+# --- regexes: the literal prefilter never changes an answer ---------------------------------
 
-    rules = ruleset("  - name: ero\n    if: {body: 'haluan erota liitosta'}\n    then: {tags: [ero]}\n")
+# (regex, text, whether re.search finds it in the normalised text)
+REGEXES = [
+    (r"\blasku\w*", "Jäsenmaksulasku ja toinen lasku", True),  # first occurrence fails \b, second matches
+    (r"\blasku\w*", "Jäsenmaksulasku", False),
+    (r"(?<!e-)lasku", "e-lasku ja lasku", True),
+    (r"(?<!e-)lasku", "E-LASKU", False),
+    (r"^vs:", "VS: Eroilmoitus", True),
+    (r"^vs:", "Asia vs: toinen", False),
+    (r"Lasku(?:n|sta)", "LASKUSTA", True),
+    (r"\b(?:verkko|paperi)?lasku", "Verkkolasku", True),
+    (r"\b(?:verkko|paperi)?lasku", "jäsenlaskut", False),
+    (r"colou?r", "COLOR", True),
+    (r"ab|cd", "xxCD", True),
+    (r"(?:abc)+d", "abcABCd", True),
+    (r"(?:abc)+d", "abd", False),
+    (r"\w+lasku", "jäsenlasku", True),
+    (r"x", "X", True),
+    (r"(?-i:ABC)", "ABC", False),  # the text is casefolded: a case-sensitive capital never matches
+    (r"jäsen", "JA\u0308SEN", True),
+    (r"k", "\u212a", True),  # KELVIN SIGN casefolds to k
+    (r"kapi", "KAPI", True),
+    (r"kapi", "Kapı", True),  # dotless ı is read as i, as re.IGNORECASE does
+    (r"\bero(?:an|ta)\b|\bero[an]? liitosta\b", "Pyydän eroa liitosta", True),
+    (r"\bero(?:an|ta)\b|\bero[an]? liitosta\b", "Erotuomari", False),
+]
 
-    assert decide(facts_from(parsed, ()), rules).tags == ("ero",)
+
+@pytest.mark.parametrize(("regex", "text", "found"), REGEXES)
+def test_regex_rules_match_exactly_where_re_search_does(regex: str, text: str, found: bool) -> None:
+    rules = ruleset(f"  - name: r\n    if: {{body: {{regex: '{regex}'}}}}\n    then: {{tags: [osui]}}\n")
+
+    assert bool(re.search(regex, normalise(text), re.IGNORECASE)) is found
+    assert decide(facts(body=text), rules).tags == (("osui",) if found else ())
+
+
+def test_contains_reads_dotless_i_as_i() -> None:
+    rules = ruleset("  - name: r\n    if: {subject: kapi}\n    then: {tags: [osui]}\n")
+
+    assert decide(facts(subject="Kapı"), rules).tags == ("osui",)
