@@ -16,7 +16,7 @@ from maild.outbound.templates import Templates
 from maild.outbound.transport import Transport, make_transport
 from maild.ingest import Pipeline, secret_key
 from maild.intake.spool import RawStore
-from maild.rules.loader import load_rules
+from maild.rules.loader import parse_rules, read_rules_text
 from maild.rules.model import RuleSet
 from maild.store import db
 
@@ -36,6 +36,7 @@ class TemplatesError(Exception):
 @dataclass
 class App:
     settings: Settings
+    rules_text: str = ""
 
     @cached_property
     def engine(self) -> sa.Engine:
@@ -47,7 +48,17 @@ class App:
 
     @cached_property
     def rules(self) -> RuleSet:
-        return load_rules(self.settings.rules_file)
+        return self.use_rules(read_rules_text(self.settings.rules_file))
+
+    def use_rules(self, text: str) -> RuleSet:
+        """Rules from this text (what the daemon validated: its processor must not read a file
+        that may have changed since)."""
+        rules = parse_rules(text, str(self.settings.rules_file))
+        self.rules_text = text
+        self.__dict__["rules"] = rules
+        if "pipeline" in self.__dict__:
+            self.pipeline.rules = rules
+        return rules
 
     @cached_property
     def templates(self) -> Templates:
@@ -100,20 +111,18 @@ class App:
         elif not db.is_current(self.engine):
             raise NotMigrated("the database schema is not current: run `maild db upgrade`")
 
-    def reload_rules(self) -> RuleSet:
-        """Load rules and templates again; on any error the old ones stay.
-
-        Raises RulesError (rules) or TemplatesError (templates) for the caller to log.
+    def reload_rules(self, text: str | None = None) -> RuleSet:
+        """Load rules (from ``text``, else the file) and templates again; on any error the
+        old ones stay. Raises RulesError or TemplatesError for the caller to log.
         """
-        rules = load_rules(self.settings.rules_file)
+        text = read_rules_text(self.settings.rules_file) if text is None else text
+        parse_rules(text, str(self.settings.rules_file))  # all of it must be good before any is used
         instance = self.settings.instance
         templates = Templates(self.settings.templates_dir, timezone=instance.timezone, tag_prefix=instance.tag_prefix)
         problems = templates.check()
         if problems:
             raise TemplatesError(problems)
-        self.__dict__["rules"] = rules
         self.__dict__["templates"] = templates
-        self.mailer.templates = templates
-        if "pipeline" in self.__dict__:
-            self.pipeline.rules = rules
-        return rules
+        if "mailer" in self.__dict__:
+            self.mailer.templates = templates
+        return self.use_rules(text)

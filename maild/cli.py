@@ -334,7 +334,7 @@ def rules_test(message: Annotated[Path, typer.Argument(metavar="FILE.eml")], as_
         out.print(f"{key}: {result[key]}", markup=False)
     out.print("matched rules:" if result["matched_rules"] else "matched rules: none", markup=False)
     for hit in result["matched_rules"]:
-        out.print(f"  - {hit['name']}: {json.dumps(hit['set'], ensure_ascii=False)}", markup=False)
+        out.print(f"  - {hit['name']}: {json.dumps(hit['actions'], ensure_ascii=False)}", markup=False)
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ def reload_rules(app: App, processor: Processor) -> None:
         for error in exc.errors:
             log.error("rules and templates not reloaded: %s", error)
         return
-    processor.reload()
+    processor.reload(app.rules_text)
     log.info("rules reloaded from %s: %d queues, %d rules", rules.path, len(rules.queues), len(rules.rules))
 
 
@@ -49,7 +49,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
-    processor = Processor(settings)
+    processor = Processor(settings, app.rules_text)
     processor.start()
     loop.add_signal_handler(signal.SIGHUP, reload_rules, app, processor)
 

@@ -276,7 +276,7 @@ class Pipeline:
             category=decision.category,
             subject=threader.strip_prefixes(parsed.subject) or "(no subject)",
             requester=sender,
-            confidential=decision.confidential or queue.confidential,
+            confidential=decision.confidential,
             tags=list(decision.tags),
             other_queues=list(decision.other_queues),
             cc=[a for a in parsed.cc if a != sender and self.rules.queue_for_address(a) is None],
@@ -291,7 +291,7 @@ class Pipeline:
         store.add_event(
             session, ticket, "created", actor=sender, source=inbound.source, queue=ticket.queue,
             priority=ticket.priority, category=ticket.category, classification=verdict.kind,
-            rules=[{"name": hit.name, "set": dict(hit.values)} for hit in decision.hits],
+            rules=[hit.to_json() for hit in decision.hits],
             other_queues=list(decision.other_queues), linked_to=choice.linked_to,
         )
         if choice.collision:

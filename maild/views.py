@@ -127,19 +127,11 @@ def rules_verdict(rules: RuleSet, raw: bytes, recipients: tuple[str, ...]) -> di
         ack = decision.ack if isinstance(decision.ack, str) else "ack"
         reason = "new ticket from a person"
     return {
+        **decision.to_json(),
         "classification": verdict.kind,
         "classification_reason": verdict.reason,
-        "queue": decision.queue,
-        "other_queues": list(decision.other_queues),
-        "priority": decision.priority,
-        "category": decision.category,
-        "tags": list(decision.tags),
-        "assignee": decision.assign,
-        "confidential": decision.confidential,
-        "drop": decision.drop,
         "ack": ack,
         "ack_reason": reason,
-        "matched_rules": [{"name": h.name, "index": h.index, "set": dict(h.values)} for h in decision.hits],
     }
 
 

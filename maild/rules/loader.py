@@ -103,6 +103,11 @@ class RulesError(Exception):
 
 def load_rules(path: str | Path) -> RuleSet:
     """Read and validate a rules file; raise :class:`RulesError` listing all its problems."""
+    return parse_rules(read_rules_text(path), str(path))
+
+
+def read_rules_text(path: str | Path) -> str:
+    """A rules file's text; RulesError when it cannot be read or is not UTF-8."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -112,7 +117,7 @@ def load_rules(path: str | Path) -> RuleSet:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise RulesError([f"{path}:{line}: not UTF-8 text"]) from None
-    return parse_rules(text, str(path))
+    return text
 
 
 def parse_rules(text: str, path: str) -> RuleSet:

@@ -103,3 +103,29 @@ def test_run_refuses_to_start_on_bad_rules(make_instance, sqlite_url: str) -> No
     config = make_instance(sqlite_url, rules="queues: [\n")
     result = cli(config, "run")
     assert result.returncode == 1 and b"rules.yaml:" in result.stderr and b"Traceback" not in result.stderr
+
+
+RULES_TEST_KEYS = {"classification", "queue", "priority", "category", "assignee", "ack", "ack_reason", "matched_rules"}
+
+
+def test_rules_test_explains_and_changes_nothing(make_instance, sqlite_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = make_instance(sqlite_url)
+    resignation = tmp_path / "ero.eml"
+    resignation.write_bytes(mail(subject="Eroilmoitus", body="Haluan erota liitosta."))
+    result = cli(config, "rules", "test", str(resignation), "--json")
+    assert result.returncode == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert RULES_TEST_KEYS <= set(decision)
+    assert (decision["classification"], decision["queue"], decision["priority"], decision["category"]) == (
+        "normal", "jasenasiat", "high", "eroaminen")
+    assert decision["ack"] == "ack" and [hit["name"] for hit in decision["matched_rules"]] == ["Eroamiset"]
+    assert decision["matched_rules"][0]["actions"] == {"priority": "high", "category": "eroaminen"}
+    invoice = tmp_path / "lasku.eml"
+    invoice.write_bytes(mail(subject="Lasku", headers={"Auto-Submitted": "auto-replied"}))
+    decision = json.loads(cli(config, "rules", "test", str(invoice), "--json").stdout)
+    assert (decision["classification"], decision["queue"], decision["assignee"], decision["ack"]) == (
+        "auto_reply", "laskutus", "round-robin", False)
+    assert decision["ack_reason"].startswith("auto_reply")
+    human = cli(config, "rules", "test", str(resignation)).stdout.decode()
+    assert "Eroamiset" in human and "priority: high" in human
+    assert not (config.parent / "var" / "maild.db").exists()  # nothing was stored

@@ -75,7 +75,9 @@ def test_delivers_over_starttls_with_auth_and_verp(app: App, smtp_sink) -> None:
     (got,) = sink.received
     assert got.rcpt_tos == ["matti@example.fi"]
     local, _, domain = got.mail_from.partition("@")
-    assert domain == "liitto.fi" and read_outbox_token(app.pipeline.mailer.secret, local.split("+", 1)[1]) == 1
+    with Session(app.engine) as session:
+        row_id = session.exec(select(Outbox.id)).one()
+    assert domain == "liitto.fi" and read_outbox_token(app.pipeline.mailer.secret, local.split("+", 1)[1]) == row_id
     sent = email.message_from_bytes(got.data, policy=email.policy.default)
     assert sent["Auto-Submitted"] == "auto-replied" and sent["X-Auto-Response-Suppress"] == "All"
     assert sent["Subject"] == "[JP#1] Vastaus 0" and str(sent["From"]) == "Jäsenpalvelu <jasenpalvelu@liitto.fi>"
@@ -170,7 +172,9 @@ def test_outbox_list_shows_queued_and_failed_mail(app: App, smtp_sink) -> None: 
     ticket_with_mail(app, to=("gone@example.fi",), count=2)
     drain(Sender(app.engine, lambda: SmtpTransport(sink.url(), False, "", ""), connections=1), 1.5)
     config = str(Path(app.settings.source))
-    rows = json.loads(run_maild("outbox", "list", "--json", "--config", config).stdout)
+    listed = run_maild("outbox", "list", "--json", "--config", config)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
     assert [(r["ticket"], r["state"], r["recipient"]) for r in rows] == [("[JP#1]", "failed", "gone@example.fi")] * 2
     assert "550" in rows[0]["last_error"] and rows[0]["subject"] == "[JP#1] Vastaus 0"
     everything = json.loads(run_maild("outbox", "list", "--all", "--json", "--config", config).stdout)

@@ -152,3 +152,20 @@ def test_hostile_messages_over_smtp_each_get_a_result(daemon) -> None:  # type: 
     assert sorted(t["subject"] for t in listed) == ["NULtavu", "Pitka rivi", "Tyhja"]
     kept = json.loads(run_maild("quarantine", "list", "--json", "--config", str(running.config)).stdout)
     assert [(k["kind"], k["reason"]) for k in kept] == [("unparseable", "no headers")]
+
+
+def test_sighup_reloads_rules_and_a_broken_file_keeps_the_old_ones(daemon) -> None:  # type: ignore[no-untyped-def]
+    running = daemon()
+    rules = running.config.parent / "rules.yaml"
+    original = rules.read_text()
+    rules.write_text(original + "  - name: Broken\n    if: {subject: {regex: '(a+)+'}}\n    then: {priority: low}\n")
+    running.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "rules and templates not reloaded" in running.log.read_text())
+    send(running.port, mail(subject="Eroilmoitus"))
+    assert wait_for(lambda: tickets(running.config))[0]["priority"] == "high"  # the old rules still route
+    rules.write_text(original.replace("then: {priority: high, category: eroaminen}", "then: {priority: urgent, category: eroaminen}"))
+    running.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "rules reloaded" in running.log.read_text())
+    send(running.port, mail(subject="Eroilmoitus toinen", sender="toinen@example.fi"))
+    listed = wait_for(lambda: (lambda t: t if len(t) == 2 else None)(tickets(running.config)))
+    assert [t["priority"] for t in listed] == ["high", "urgent"]
