@@ -174,7 +174,7 @@ def run_maild(mails: list[bytes], concurrency: int, db_url: str | None) -> dict[
         config.write_text(
             f'[instance]\ndata_dir = "{tmp}/var"\nsecret_key = "bench"\n[database]\nurl = "{url}"\n'
             f'[smtp]\nlisten = "127.0.0.1:{port}"\naccept_domains = ["liitto.fi"]\n'
-            f'[rules]\nfile = "{REPO / "rules.yaml"}"\n'
+            f'[rules]\nfile = "{REPO / "rules.yaml"}"\ntemplates = "{REPO / "templates"}"\n'
         )
         if db_url:
             subprocess.run([sys.executable, "-m", "maild", "--config", str(config), "db", "upgrade"], check=True)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from maild.core import threader
@@ -315,7 +316,7 @@ class Pipeline:
              "status": other.status, "visible": not other.confidential or other.queue == ticket.queue}
             for other in store.open_tickets_of(session, ticket.requester) if other.id != ticket.id
         ]
-        self._queue_notices(session, ticket, lambda: notices.staff_new(
+        self._queue_mail(session, ticket, "notification", lambda: notices.staff_new(
             self.mailer, self.rules, queue, ticket, parsed, other_open, recipients, now))
 
     def _notify_followup(self, session: Session, ticket: Ticket, parsed: Parsed, kind: str) -> None:
@@ -325,17 +326,18 @@ class Pipeline:
             return
         recipients = (ticket.assignee,) if ticket.assignee else queue.staff
         requester_name = store.contact_of(session, ticket.requester).name
-        self._queue_notices(session, ticket, lambda: notices.staff_followup(
+        self._queue_mail(session, ticket, "notification", lambda: notices.staff_followup(
             self.mailer, queue, ticket, parsed, requester_name, kind == "third_party", recipients, utcnow()))
 
-    def _queue_notices(self, session: Session, ticket: Ticket, build: Callable[[], list[Outgoing]]) -> None:
+    def _queue_mail(self, session: Session, ticket: Ticket, kind: str, compose: Callable[[], list[Outgoing]]) -> None:
+        """Queue mail about a ticket; a mail that cannot be written is an event, never a lost ticket."""
         try:
-            mails = build()
-        except Exception as exc:  # a broken template must not cost the member their ticket
-            log.error("ticket %s: staff notification not sent: %s", ticket.number, exc)
-            store.add_event(session, ticket, "notification_failed", error=f"{type(exc).__name__}: {exc}")
-            return
-        outbox.enqueue_many(session, ticket, "notification", mails, self.mailer.secret, self.mailer.hostname)
+            outbox.enqueue_many(session, ticket, kind, compose(), self.mailer.secret, self.mailer.hostname)
+        except SQLAlchemyError:
+            raise
+        except Exception as exc:  # a broken template or value must not cost the member their ticket
+            log.error("ticket %s: %s not sent: %s", ticket.number, kind, exc)
+            store.add_event(session, ticket, f"{kind}_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _acknowledge(
         self, session: Session, ticket: Ticket, queue: Queue, parsed: Parsed, verdict: Verdict, decision: Decision,
@@ -347,13 +349,8 @@ class Pipeline:
             store.add_event(session, ticket, "ack_skipped", reason=reason)
             return
         template = decision.ack if isinstance(decision.ack, str) else "ack"
-        try:
-            mail = notices.acknowledgement(self.mailer, self.rules, queue, ticket, parsed, template, now)
-        except Exception as exc:  # a broken template must not cost the member their ticket
-            log.error("ticket %s: acknowledgement not sent: %s", ticket.number, exc)
-            store.add_event(session, ticket, "ack_failed", error=f"{type(exc).__name__}: {exc}")
-            return
-        outbox.enqueue(session, ticket, "ack", mail, self.mailer.secret, self.mailer.hostname)
+        self._queue_mail(session, ticket, "ack", lambda: [
+            notices.acknowledgement(self.mailer, self.rules, queue, ticket, parsed, template, now)])
 
     def _no_ack_reason(self, session: Session, ticket: Ticket, verdict: Verdict, decision: Decision, now: datetime) -> str | None:
         if verdict.is_machine:

@@ -67,6 +67,10 @@ class ImapError(Exception):
     """The server answered NO or BAD, or the conversation broke off."""
 
 
+class CommandFailed(ImapError):
+    """The server answered NO or BAD; the connection itself still works."""
+
+
 class LoginRefused(ImapError):
     """Credentials were refused (or cannot be read): retried slowly."""
 
@@ -187,8 +191,7 @@ class Poller:
     async def _poll(self, session: Session) -> None:
         box = self.box
         state = await self._resume(await session.select(box.folder))
-        if box.after.startswith("move:"):
-            await session.ensure_folder(box.after[5:])
+        await self._prepare_target(session)
         await self._finish_after_actions(session, state.last_uid)
         while not self.stopping.is_set():
             state = await self._sync(session, state)
@@ -211,13 +214,26 @@ class Poller:
         await asyncio.to_thread(save_state, self.engine, box.name, box.folder, state)
         return state
 
+    async def _prepare_target(self, session: Session) -> None:
+        """Create the folder to move to when missing. A failure is logged, not fatal: storing
+        goes on, and the moves fail (and are logged) until the folder exists."""
+        if self.box.after.startswith("move:"):
+            try:
+                await session.ensure_folder(self.box.after[5:])
+            except CommandFailed as exc:
+                log.error("mailbox %s: %s", self.box.name, exc)
+
+    @property
+    def _unmarked(self) -> tuple[str, ...]:
+        """Search criteria that leave out what ``after = "flag"`` marked as stored."""
+        return ("UNKEYWORD", STORED_KEYWORD) if self.box.after == "flag" else ()
+
     async def _finish_after_actions(self, session: Session, last_uid: int) -> None:
         """Apply the after-action to messages stored earlier but still waiting for it (a crash
         between commit and move, a failed MOVE): everything up to ``last_uid`` is stored."""
         if last_uid == 0:
             return
-        unkeyword = ("UNKEYWORD", STORED_KEYWORD) if self.box.after == "flag" else ()
-        waiting = await session.search("UID", f"1:{last_uid}", *unkeyword)
+        waiting = await session.search("UID", f"1:{last_uid}", *self._unmarked)
         waiting = [uid for uid in waiting if uid <= last_uid]
         if waiting:
             log.info("mailbox %s: %d stored messages still waiting for %s", self.box.name, len(waiting), self.box.after)
@@ -226,8 +242,7 @@ class Poller:
     async def _sync(self, session: Session, state: FolderState) -> FolderState:
         """Fetch and store everything above ``last_uid``; returns the new state."""
         await session.noop()  # lets the server report what arrived since the last command
-        unkeyword = ("UNKEYWORD", STORED_KEYWORD) if self.box.after == "flag" else ()
-        found = await session.search("UID", f"{state.last_uid + 1}:*", *unkeyword)
+        found = await session.search("UID", f"{state.last_uid + 1}:*", *self._unmarked)
         uids = [uid for uid in found if uid > state.last_uid]  # "n:*" also matches the highest UID
         for chunk in chunks(uids, BATCH_UIDS):
             if self.stopping.is_set():
@@ -257,13 +272,21 @@ class Poller:
         return state
 
     async def _after(self, session: Session, uids: list[int]) -> None:
+        """Move, flag or delete stored messages. A refusal does not stop intake: they are stored,
+        the saved UID keeps them from being fetched again, and the next connection retries."""
         after = self.box.after
-        if after == "flag":
-            await session.add_flags(uids, STORED_FLAGS)
-        elif after == "delete":
-            await session.delete(uids)
-        else:
-            await session.move(uids, after[5:])
+        try:
+            if after == "flag":
+                await session.add_flags(uids, STORED_FLAGS)
+            elif after == "delete":
+                await session.delete(uids)
+            else:
+                await session.move(uids, after[5:])
+        except CommandFailed as exc:
+            log.error(
+                "mailbox %s: %s; %d stored messages stay in %s until the next connection",
+                self.box.name, exc, len(uids), self.box.folder,
+            )
 
 
 async def connect(box: Imap, ca_file: str | None) -> Session:
@@ -320,10 +343,10 @@ class Session:
         raise ImapError("connection lost")
 
     async def call(self, what: str, awaitable: Awaitable[Response], timeout: float | None = COMMAND_SECONDS) -> Response:
-        """Run a command; anything but OK raises ImapError naming the command."""
+        """Run a command; anything but OK raises CommandFailed naming the command."""
         response = await self.unless_lost(awaitable, timeout)
         if response.result != "OK":
-            raise ImapError(f"{what}: {response.result} {last_text(response)}")
+            raise CommandFailed(f"{what}: {response.result} {last_text(response)}")
         return response
 
     async def starttls(self, context: ssl.SSLContext, host: str) -> None:

@@ -10,10 +10,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email.charset import QP, Charset
+from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8
-from email.utils import format_datetime
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import SMTPUTF8, compat32
+from email.utils import format_datetime, formataddr
 from typing import Literal
 
 from maild.core.classify import LOOP_HEADER
@@ -44,33 +48,75 @@ class Outgoing:
     date: datetime | None = None
 
 
-def _address(addr: str, name: str = "") -> Address:
-    local, _, domain = addr.rpartition("@")
-    return Address(display_name=header_safe(name), username=local, domain=domain)
+def _address(addr: str, name: str = "") -> str:
+    """``Name <addr>`` with the name RFC 2047-encoded when it is not ASCII."""
+    return formataddr((header_safe(name), addr), charset="utf-8")
+
+
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP  # readable in any mail client's source view, unlike base64
+
+
+def _text(content: str, subtype: str) -> MIMEText:
+    return MIMEText(content, subtype, "us-ascii" if content.isascii() else _UTF8_QP)
+
+
+def _headers(mail: Outgoing) -> list[tuple[str, str]]:
+    """Every header but the addresses and MIME structure, as unencoded text."""
+    headers = [
+        ("Subject", header_safe(mail.subject, 500)),
+        ("Date", format_datetime(mail.date or datetime.now(timezone.utc))),
+        ("Message-ID", f"<{mail.message_id}>"),
+    ]
+    if mail.in_reply_to:
+        headers.append(("In-Reply-To", f"<{mail.in_reply_to}>"))
+    if mail.references:
+        headers.append(("References", " ".join(f"<{ref}>" for ref in mail.references[-20:])))
+    if mail.auto:
+        headers += [("Auto-Submitted", mail.auto), ("X-Auto-Response-Suppress", "All")]
+    headers.append((LOOP_HEADER, mail.from_addr))
+    return headers
 
 
 def build(mail: Outgoing) -> bytes:
-    """The message in wire form (CRLF line ends; SMTPUTF8 only where an address needs it)."""
-    msg = EmailMessage()
+    """The message in wire form (CRLF line ends).
+
+    Built with the stdlib's compat32 MIME classes: the modern ``EmailMessage`` parses every
+    header it is given again, which made composing the most expensive step of a new ticket.
+    Only an address that is not ASCII (RFC 6532, sent with SMTPUTF8) needs the modern API.
+    """
+    if not all(a.isascii() for a in (mail.from_addr, *mail.to, *mail.cc)):
+        return _build_utf8(mail)
+    body = _text(mail.text, "plain")
+    if mail.html:
+        msg: Message = MIMEMultipart("alternative")
+        for part in (body, _text(mail.html, "html")):
+            del part["MIME-Version"]
+            msg.attach(part)
+    else:
+        msg = body
     msg["From"] = _address(mail.from_addr, mail.from_name)
-    msg["To"] = [_address(a) for a in mail.to]
+    msg["To"] = ", ".join(_address(a) for a in mail.to)
     if mail.cc:
-        msg["Cc"] = [_address(a) for a in mail.cc]
+        msg["Cc"] = ", ".join(_address(a) for a in mail.cc)
     if mail.reply_to:
         msg["Reply-To"] = _address(mail.reply_to, mail.from_name)
-    msg["Subject"] = header_safe(mail.subject, 500)
-    msg["Date"] = format_datetime(mail.date or datetime.now(timezone.utc))
-    msg["Message-ID"] = f"<{mail.message_id}>"
-    if mail.in_reply_to:
-        msg["In-Reply-To"] = f"<{mail.in_reply_to}>"
-    if mail.references:
-        msg["References"] = " ".join(f"<{ref}>" for ref in mail.references[-20:])
-    if mail.auto:
-        msg["Auto-Submitted"] = mail.auto
-        msg["X-Auto-Response-Suppress"] = "All"
-    msg[LOOP_HEADER] = mail.from_addr
+    for name, value in _headers(mail):
+        msg[name] = value if value.isascii() else Header(value, "utf-8").encode()
+    return msg.as_bytes(policy=compat32.clone(linesep="\r\n"))
+
+
+def _build_utf8(mail: Outgoing) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = Address(header_safe(mail.from_name), *mail.from_addr.rsplit("@", 1))
+    msg["To"] = [Address("", *a.rsplit("@", 1)) for a in mail.to]
+    if mail.cc:
+        msg["Cc"] = [Address("", *a.rsplit("@", 1)) for a in mail.cc]
+    if mail.reply_to:
+        msg["Reply-To"] = Address(header_safe(mail.from_name), *mail.reply_to.rsplit("@", 1))
+    for name, value in _headers(mail):
+        msg[name] = value
     msg.set_content(mail.text)
     if mail.html:
         msg.add_alternative(mail.html, subtype="html")
-    needs_utf8 = not all(a.isascii() for a in (mail.from_addr, *mail.to, *mail.cc))
-    return msg.as_bytes(policy=SMTPUTF8 if needs_utf8 else SMTP)
+    return msg.as_bytes(policy=SMTPUTF8)

@@ -34,6 +34,7 @@ def enqueue_many(
     its own reply address): one message on the ticket, addressed to them all."""
     if not mails:
         return None
+    raws = [build(mail) for mail in mails]  # before anything touches the session
     first = mails[0]
     message = None
     if ticket is not None:
@@ -46,8 +47,7 @@ def enqueue_many(
         )
         session.add(message)
         session.flush()
-    for mail in mails:
-        raw = build(mail)
+    for mail, raw in zip(mails, raws):
         for recipient in dict.fromkeys(mail.to + mail.cc):
             row = Outbox(
                 ticket_id=ticket.id if ticket else None, message_id=message.id if message else None,

@@ -111,7 +111,7 @@ class Dovecot:
         home.mkdir()
         if self.root:
             os.chown(home, self.mail_uid, self.mail_gid)
-        self.users.write_text("")
+        self.users.mkdir()
         capability = f"imap_capability = {self.capability}\n" if self.capability else ""
         self.conf.write_text(textwrap.dedent(f"""\
             base_dir = {self.directory}/run
@@ -131,11 +131,11 @@ class Dovecot:
             mail_location = maildir:~/Maildir
             passdb {{
               driver = passwd-file
-              args = scheme=PLAIN {self.users}
+              args = scheme=PLAIN {self.users}/%u
             }}
             userdb {{
               driver = passwd-file
-              args = {self.users}
+              args = {self.users}/%u
             }}
             service imap-login {{
               chroot =
@@ -179,11 +179,15 @@ class Dovecot:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def add_user(self, username: str | None = None, password: str = "salasana") -> Account:
-        """A new account with an empty mailbox (passwd-file is re-read when it changes)."""
+        """A new account with an empty mailbox.
+
+        Each user has a passwd-file of their own: Dovecot looks at a changed one at most once a
+        second, so a user added to a shared file could not log in at once.
+        """
         username = username or f"box-{uuid.uuid4().hex[:8]}@liitto.fi"
         home = self.maildir_home(username)
-        with self.users.open("a") as users:
-            users.write(f"{username}:{{PLAIN}}{password}:{self.mail_uid}:{self.mail_gid}::{home}\n")
+        entry = f"{username}:{{PLAIN}}{password}:{self.mail_uid}:{self.mail_gid}::{home}\n"
+        (self.users / username).write_text(entry)
         return Account(username, password)
 
     def maildir_home(self, username: str) -> Path:

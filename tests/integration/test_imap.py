@@ -84,9 +84,10 @@ def database_of(config: Path) -> str:
 
 
 def tickets(config: Path) -> list[dict[str, Any]]:
-    """Tickets read from the database: as `maild tickets list` shows them, without its start-up time."""
-    rows = sql(database_of(config), "select t.subject, t.queue, count(m.id) from tickets t "
-                                    "left join messages m on m.ticket_id = t.id group by t.id")
+    """Tickets read from the database (cheaper than starting `maild tickets list`); ``message_count``
+    counts the mail received, not acknowledgements or notifications sent."""
+    rows = sql(database_of(config), "select t.subject, t.queue, count(m.id) from tickets t left join messages m "
+                                    "on m.ticket_id = t.id and m.direction = 'in' group by t.id")
     return [{"subject": subject, "queue": queue, "message_count": count} for subject, queue, count in rows]
 
 
@@ -236,6 +237,20 @@ def test_move_creates_a_folder_with_a_finnish_name(dovecot: Dovecot, daemon) -> 
     assert dovecot.messages(box) == []
 
 
+def test_a_move_the_server_refuses_does_not_stop_intake(dovecot: Dovecot, daemon, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    box = dovecot.add_user()
+    dovecot.append(box, mail(subject="Ensimmäinen"))
+    running = daemon(extra=dovecot.imap_toml(box, after="move:~Arkisto"))  # Dovecot: invalid name
+    dovecot.append(box, mail(subject="Toinen"))
+    assert sorted(t["subject"] for t in tickets_when(running.config, 2)) == ["Ensimmäinen", "Toinen"]
+    time.sleep(1.5)  # more polls: stored messages are not fetched again
+    assert stored(sqlite_url) == 2
+    assert len(dovecot.messages(box)) == 2
+    log = running.log.read_text()
+    assert "mailbox jasenpalvelu: CREATE ~Arkisto: NO [CANNOT]" in log
+    assert re.search(r"mailbox jasenpalvelu: UID MOVE ~Arkisto: NO .*; \d stored messages stay in INBOX", log)
+
+
 def test_flag_marks_what_was_stored_and_skips_what_is_marked(dovecot: Dovecot, daemon, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
     box = dovecot.add_user()
     dovecot.append(box, mail(subject="Jo luettu"), flags="(\\Seen)")  # read by a person: still to be stored
@@ -345,6 +360,23 @@ def test_sigkill_in_the_middle_of_a_batch_stores_every_message_once(dovecot: Dov
     assert sorted(t["subject"] for t in listed) == sorted(f"Erä {i}" for i in range(count))
     assert all(t["message_count"] == 1 for t in listed)
     assert dovecot.messages(box) == []
+    assert len(dovecot.messages(box, "Processed")) == count
+
+
+def test_sigterm_in_the_middle_of_a_sync_finishes_the_batch_and_exits_zero(dovecot: Dovecot, daemon, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    box = dovecot.add_user()
+    count = 300
+    dovecot.append_many(box, [mail(subject=f"Lopetus {i}", body="Rivi tekstiä.\n" * 100) for i in range(count)])
+    running = daemon(extra=dovecot.imap_toml(box))
+    wait_for(lambda: stored(sqlite_url) >= 50, interval=0.005)
+    assert running.stop(signal.SIGTERM) == 0
+    at_stop = stored(sqlite_url)
+    assert at_stop < count, "stopped too late to test anything"
+    assert len(dovecot.messages(box, "Processed")) == at_stop  # what was stored was moved, nothing else
+
+    running.start()
+    wait_for(lambda: processed(sqlite_url, count), timeout=90)
+    assert stored(sqlite_url) == count  # a clean stop saved its place: nothing fetched twice
     assert len(dovecot.messages(box, "Processed")) == count
 
 
