@@ -188,3 +188,25 @@ def test_ticket_numbers_are_sequential_under_concurrency(app: App) -> None:
         numbers = sorted(t.number for t in session.exec(select(Ticket)))
         assert numbers == list(range(1, 41))
         assert len(session.exec(select(Event).where(Event.kind == "created")).all()) == 40
+
+
+def test_25_mb_message_with_attachment_is_stored_whole(app: App) -> None:
+    import email.message
+    import hashlib
+
+    payload = bytes(range(256)) * (18 * 1024 * 1024 // 256)  # 18 MiB: ~25 MB once base64-encoded
+    msg = email.message.EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "matti@example.fi", "jasenpalvelu@liitto.fi", "Liitteenä palkkatodistus"
+    msg["Message-ID"] = "<big@example.fi>"
+    msg.set_content("Liitteenä palkkatodistukseni.")
+    msg.add_attachment(payload, maintype="application", subtype="pdf", filename="palkkatodistus.pdf")
+    raw = bytes(msg)
+    assert len(raw) > 24_000_000
+    assert deliver(app, raw) == "new:1"
+    with Session(app.engine) as session:
+        from maild.store.tables import Attachment
+
+        stored = session.exec(select(Attachment)).one()
+        assert (stored.filename, stored.size) == ("palkkatodistus.pdf", len(payload))
+        assert stored.sha256 == hashlib.sha256(payload).hexdigest()
+    assert (app.raw_store.root / stored.path).read_bytes() == payload
