@@ -25,7 +25,8 @@ from maild.core.bounces import Bounce, parse_bounce, verp_token
 from maild.core.classify import classify
 from maild.core.lifecycle import next_status
 from maild.core.parse import ParseError, parse_message
-from maild.core.tokens import read_outbox_token, read_ticket_token
+from maild.core.commands import Command, parse_staff_text
+from maild.core.tokens import read_outbox_token, read_staff_token, read_ticket_token
 from maild.intake.spool import RawStore
 from maild.mail import Envelope, Parsed, Verdict
 from maild.rules.engine import decide, facts_from
@@ -160,7 +161,8 @@ class Pipeline:
             store.quarantine(session, kind, reason, inbound, from_addr=sender, subject=subject)
             return f"quarantined:{kind}"
         assert parsed and verdict and reading.keys and reading.decision
-        choice = threader.choose(reading.keys, self._lookup(session, reading.keys))
+        found = self._lookup(session, reading.keys)
+        choice = threader.choose(reading.keys, found)
         if choice.action == "duplicate":
             inbound.state = "done"
             inbound.error = "duplicate"
@@ -168,7 +170,10 @@ class Pipeline:
         if choice.action == "follow_up" and choice.ticket is not None:
             ticket = store.ticket_by_number(session, choice.ticket.number)
             assert ticket is not None
-            self._follow_up(session, ticket, inbound, parsed, sender, verdict, choice)
+            if choice.via == "token" and found.token_staff and self._proven_staff(found.token_staff, sender, ticket):
+                self._staff_reply(session, ticket, inbound, parsed, verdict, found.token_staff)
+            else:
+                self._follow_up(session, ticket, inbound, parsed, sender, verdict, choice)
             inbound.state = "done"
             return f"follow_up:{ticket.number}"
         decision = reading.decision
@@ -219,17 +224,20 @@ class Pipeline:
 
     def _lookup(self, session: Session, keys: threader.ThreadKeys) -> threader.Found:
         """The store's answers to what threading asked (``keys``)."""
-        token_ticket = None
+        token_ticket, token_staff = None, None
         for token in keys.tokens:
-            number = read_ticket_token(self.mailer.secret, token)
+            number, staff = read_ticket_token(self.mailer.secret, token), None
+            if number is None:
+                number, staff = read_staff_token(self.mailer.secret, token, self.rules.all_staff()) or (None, None)
             found = store.ticket_by_number(session, number) if number else None
             if found:
-                token_ticket = store.ref(found)
+                token_ticket, token_staff = store.ref(found), staff
                 break
         reference = store.ticket_for_message_ids(session, keys.referenced)
         return threader.Found(
             same_message_id=store.fingerprints_for(session, keys.message_id, keys.fingerprint),
             token_ticket=token_ticket,
+            token_staff=token_staff,
             tag_tickets=tuple(store.ref(t) for t in store.tickets_by_numbers(session, keys.tags)),
             reference_ticket=store.ref(reference) if reference else None,
         )
@@ -383,6 +391,9 @@ class Pipeline:
         store.add_event(session, ticket, "message", actor=sender, message_kind=kind, via=choice.via, source=inbound.source)
         if choice.collision:
             store.add_event(session, ticket, "message_id_collision", message_id=parsed.message_id)
+        if sender in self.rules.all_staff() and not verdict.is_machine:
+            # contract 4.5: staff From without the proof: nothing obeyed, nothing relayed
+            store.add_event(session, ticket, "staff_unproven", actor=sender, via=choice.via)
         if kind in ("member", "third_party"):
             self._notify_followup(session, ticket, parsed, kind)
         if kind == "member":
@@ -392,6 +403,74 @@ class Pipeline:
                 store.add_event(session, ticket, "status", actor=sender, old=ticket.status, new=status)
                 ticket.status = status
             store.touch(ticket)
+
+    def _proven_staff(self, token_staff: str, sender: str, ticket: Ticket) -> bool:
+        """Token proof (contract 4.5): mail to a staff member's secret address of this ticket,
+        from that staff member, who is still staff of the ticket's queue."""
+        queue = self.rules.queues.get(ticket.queue)
+        return sender == token_staff and queue is not None and token_staff in queue.staff
+
+    def _staff_reply(
+        self, session: Session, ticket: Ticket, inbound: Inbound, parsed: Parsed, verdict: Verdict, writer: str
+    ) -> None:
+        """Obey the command lines, then relay the answer to the member (unless it is a note)."""
+        queue = self.rules.queues[ticket.queue]
+        text = parse_staff_text(parsed.text, frozenset(self.rules.queues), frozenset(queue.staff))
+        note = any(command.name == "note" for command in text.commands)
+        kind = "note" if note or text.errors or not text.answer else "staff"
+        self._store_message(session, ticket, inbound, parsed, kind, verdict, threader.fingerprint(parsed))
+        if text.errors:
+            store.add_event(session, ticket, "commands_rejected", actor=writer, errors=list(text.errors))
+            self._queue_mail(session, ticket, "reply", lambda: [notices.command_errors(
+                self.mailer, queue, ticket, writer, parsed, text.errors, utcnow())])
+            return
+        status_set = False
+        for command in text.commands:
+            status_set |= self._obey(session, ticket, command, writer)
+        if kind == "staff":
+            self._relay(session, ticket, queue, parsed, text.answer, writer)
+            if not status_set:
+                self._set_status(session, ticket, "staff_reply", writer)
+        if not ticket.assignee and (kind == "staff" or text.commands):
+            ticket.assignee = writer
+            store.add_event(session, ticket, "assigned", actor=writer, assignee=writer, how="answered")
+        store.touch(ticket)
+
+    def _obey(self, session: Session, ticket: Ticket, command: Command, writer: str) -> bool:
+        """Carry out one command; True when it set the status."""
+        name, value = command.name, command.argument
+        if name in ("take", "assign"):
+            ticket.assignee = writer if name == "take" else value
+            store.add_event(session, ticket, "assigned", actor=writer, assignee=ticket.assignee, how=f"#{name}")
+        elif name in ("priority", "queue", "category"):
+            old = getattr(ticket, name)
+            setattr(ticket, name, value)
+            store.add_event(session, ticket, name, actor=writer, old=old, new=value)
+        elif name in ("close", "pending", "open"):
+            happened = {"close": "resolve", "pending": "set_pending", "open": "set_open"}[name]
+            self._set_status(session, ticket, happened, writer)
+            return True
+        return False
+
+    def _set_status(self, session: Session, ticket: Ticket, happened: str, actor: str) -> None:
+        status = next_status(ticket.status, happened)
+        if status == ticket.status:
+            return
+        store.add_event(session, ticket, "status", actor=actor, old=ticket.status, new=status)
+        ticket.status = status
+        if status == "resolved":
+            ticket.resolved_at = utcnow()
+            queue = self.rules.queues[ticket.queue]
+            self._queue_mail(session, ticket, "resolved", lambda: [notices.resolved(
+                self.mailer, self.rules, queue, ticket, store.contact_of(session, ticket.requester).name, utcnow())])
+
+    def _relay(self, session: Session, ticket: Ticket, queue: Queue, parsed: Parsed, answer: str, writer: str) -> None:
+        """The staff member's answer to the member and the ticket's CCs, from the queue."""
+        last = store.last_member_message(session, ticket)
+        self._queue_mail(session, ticket, "staff", lambda: [notices.relayed_answer(
+            self.mailer, queue, ticket, answer, last.message_id if last else None,
+            tuple(last.references) if last else (), utcnow())])
+        store.add_event(session, ticket, "relayed", actor=writer, to=[ticket.requester, *ticket.cc])
 
     def _add_ccs(self, ticket: Ticket, parsed: Parsed, sender: str) -> None:
         """A member who adds a CC adds a recipient of the ticket."""

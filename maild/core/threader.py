@@ -100,6 +100,7 @@ class Found:
 
     same_message_id: tuple[str, ...] = ()  # fingerprints of stored messages with this Message-ID
     token_ticket: TicketRef | None = None
+    token_staff: str | None = None  # the staff member whose secret reply address it was
     tag_tickets: tuple[TicketRef, ...] = ()  # in the order of ThreadKeys.tags, existing only
     reference_ticket: TicketRef | None = None
 

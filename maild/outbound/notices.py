@@ -148,3 +148,63 @@ def staff_followup(
         "member_text": parsed.text,
     }
     return [_staff_mail(mailer, queue, ticket, staff, "staff_followup", context, parsed, now) for staff in recipients]
+
+
+def relayed_answer(
+    mailer: Mailer, queue: Queue, ticket: Ticket, answer: str, in_reply_to: str | None, references: tuple[str, ...],
+    now: datetime,
+) -> Outgoing:
+    """A staff member's answer, to the member and the ticket's CCs, as the queue. A person
+    wrote it, so it carries no Auto-Submitted."""
+    tag = format_tag(mailer.tag_prefix, ticket.number)
+    return Outgoing(
+        from_name=queue.name,
+        from_addr=queue.address,
+        to=(ticket.requester,),
+        cc=tuple(ticket.cc),
+        subject=f"Re: {tag} {ticket.subject}",
+        text=answer + "\n",
+        message_id=new_message_id(mailer.hostname),
+        in_reply_to=in_reply_to,
+        references=references + ((in_reply_to,) if in_reply_to else ()),
+        reply_to=mailer.reply_address(queue, ticket.number),
+        auto=None,
+        date=now,
+    )
+
+
+def resolved(mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, requester_name: str, now: datetime) -> Outgoing:
+    """The member's notice that the ticket is resolved (template ``resolved``)."""
+    context = {
+        "instance": mailer.instance_name,
+        "queue": queue,
+        "ticket": ticket_context(ticket, mailer.tag_prefix, requester_name),
+        "lifecycle": rules.lifecycle,
+    }
+    rendered = mailer.templates.render("resolved", queue.language, context)
+    return Outgoing(
+        from_name=queue.name, from_addr=queue.address, to=(ticket.requester,), cc=tuple(ticket.cc),
+        subject=rendered.subject, text=rendered.text, html=rendered.html, message_id=new_message_id(mailer.hostname),
+        reply_to=mailer.reply_address(queue, ticket.number), auto="auto-generated", date=now,
+    )
+
+
+COMMAND_ERRORS = {
+    "fi": "Viestiäsi tiketissä {tag} ei käsitelty, eikä jäsenelle lähetetty mitään:",
+    "sv": "Ditt meddelande i ärendet {tag} behandlades inte, och inget skickades till medlemmen:",
+    "en": "Your message on ticket {tag} was not acted on, and nothing was sent to the member:",
+}
+
+
+def command_errors(
+    mailer: Mailer, queue: Queue, ticket: Ticket, writer: str, parsed: Parsed, errors: tuple[str, ...], now: datetime
+) -> Outgoing:
+    """To the staff member whose commands were wrong: what was wrong; the member hears nothing."""
+    tag = format_tag(mailer.tag_prefix, ticket.number)
+    lines = [COMMAND_ERRORS.get(queue.language, COMMAND_ERRORS["en"]).format(tag=tag), ""] + [f"  {e}" for e in errors]
+    local, _, domain = queue.address.partition("@")
+    return Outgoing(
+        from_name=queue.name, from_addr=queue.address, to=(writer,), subject=f"Re: {tag} {ticket.subject}",
+        text="\n".join(lines) + "\n", message_id=new_message_id(mailer.hostname), in_reply_to=parsed.message_id,
+        reply_to=f"{local}+{staff_token(mailer.secret, ticket.number, writer)}@{domain}", auto="auto-replied", date=now,
+    )

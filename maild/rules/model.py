@@ -294,6 +294,10 @@ class RuleSet:
             return None
         return self._by_address.get(f"{local.split('+', 1)[0]}@{domain}")
 
+    def all_staff(self) -> frozenset[str]:
+        """Every staff address of every queue."""
+        return frozenset(member for queue in self.queues.values() for member in queue.staff)
+
     def addresses(self) -> frozenset[str]:
         return frozenset(self._by_address)
 

@@ -183,6 +183,11 @@ def open_tickets_of(session: Session, requester: str) -> list[Ticket]:
     return list(session.exec(query.order_by(Ticket.number)))
 
 
+def last_member_message(session: Session, ticket: Ticket) -> Message | None:
+    query = select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in", Message.kind == "member")
+    return session.exec(query.order_by(col(Message.id).desc())).first()
+
+
 def messages_of(session: Session, ticket: Ticket) -> list[Message]:
     return list(session.exec(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.created_at, Message.id)))
 

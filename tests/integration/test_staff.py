@@ -1,0 +1,127 @@
+"""Staff answer from their own mail client: relay, commands, proof of sender (contract 4.5)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+
+import pytest
+from sqlmodel import Session, select
+
+from maild import views
+from maild.app import App
+from maild.config import load_settings
+from maild.intake.spool import spool_sync
+from maild.mail import Envelope
+from maild.store import db
+from maild.store.tables import Outbox
+from tests.mailgen import mail
+
+
+@pytest.fixture
+def app(make_instance, sqlite_url: str) -> App:
+    instance = App(load_settings(str(make_instance(sqlite_url))))
+    db.upgrade(instance.settings.database_url)
+    return instance
+
+
+def deliver(app: App, raw: bytes, recipients: tuple[str, ...] = ("jasenpalvelu@liitto.fi",)) -> str:
+    return app.pipeline.process(spool_sync(app.engine, app.raw_store, raw, Envelope("smtp", None, recipients)))
+
+
+def sent(app: App, kind: str) -> list[email.message.EmailMessage]:
+    with Session(app.engine) as session:
+        rows = session.exec(select(Outbox).where(Outbox.kind == kind).order_by(Outbox.id)).all()
+        return [email.message_from_bytes(r.raw, policy=email.policy.default) for r in rows]  # type: ignore[misc]
+
+
+def ticket(app: App, number: int = 1) -> dict:
+    with Session(app.engine) as session:
+        detail = views.ticket_detail(session, "JP", number)
+    assert detail is not None
+    return detail
+
+
+def staff_address(app: App, staff: str) -> str:
+    note = next(m for m in sent(app, "notification") if m["To"] == staff)
+    return note["Reply-To"].addresses[0].addr_spec
+
+
+def outlook_reply(text: str, staff: str, to: str, quoted: str) -> bytes:
+    body = f"{text}\n\nLähettäjä: Jäsenasiat <jasenpalvelu@liitto.fi>\nLähetetty: tiistai 24. marraskuuta 2026 10.01\n\n{quoted}"
+    return mail(subject="VS: [JP#1] Uusi tiketti: Osoitteenmuutos", body=body, sender=staff, to=to)
+
+
+def test_the_whole_loop(app: App) -> None:
+    deliver(app, mail(subject="Osoitteenmuutos", body="Uusi osoite on Kotikatu 1."))
+    token_address = staff_address(app, "maija@liitto.fi")
+    quoted = sent(app, "notification")[0].get_body(("plain",)).get_content()
+    reply = outlook_reply("Hei Matti,\n\nosoite on päivitetty.\n\nMaija", "maija@liitto.fi", token_address, quoted)
+    assert deliver(app, reply, recipients=(token_address,)) == "follow_up:1"
+
+    (answer,) = sent(app, "staff")
+    assert answer["To"] == "matti@example.fi" and str(answer["From"]) == "Jäsenasiat <jasenpalvelu@liitto.fi>"
+    assert "[JP#1]" in answer["Subject"] and answer["Auto-Submitted"] is None
+    body = answer.get_body(("plain",)).get_content()
+    assert body.strip().replace("\r\n", "\n") == "Hei Matti,\n\nosoite on päivitetty.\n\nMaija"
+    assert "--- maild ---" not in body and "Lähettäjä" not in body
+    shown = ticket(app)
+    assert (shown["status"], shown["assignee"]) == ("pending", "maija@liitto.fi")
+
+    deliver(app, mail(subject="Re: [JP#1] Osoitteenmuutos", body="Kiitos!"))
+    shown = ticket(app)
+    assert shown["status"] == "open"
+    assert sent(app, "notification")[-1]["To"] == "maija@liitto.fi"  # the assignee hears of it
+
+    close = mail(subject="VS: [JP#1]", body="#close\n", sender="maija@liitto.fi", to=token_address)
+    deliver(app, close, recipients=(token_address,))
+    assert ticket(app)["status"] == "resolved"
+    (resolved,) = sent(app, "resolved")
+    assert resolved["To"] == "matti@example.fi" and "[JP#1]" in resolved["Subject"]
+    assert len(sent(app, "staff")) == 1  # a bare command relays nothing
+
+
+def test_commands_and_a_note(app: App) -> None:
+    deliver(app, mail(subject="Jäsenmaksu"))
+    token_address = staff_address(app, "pekka@liitto.fi")
+    text = "#take\n#priority urgent\n#category jäsenmaksu\n#note\nSoitin jäsenelle, hoidan huomenna."
+    deliver(app, mail(subject="VS: [JP#1]", body=text, sender="pekka@liitto.fi", to=token_address), recipients=(token_address,))
+    shown = ticket(app)
+    assert (shown["assignee"], shown["priority"], shown["category"]) == ("pekka@liitto.fi", "urgent", "jäsenmaksu")
+    assert shown["messages"][-1]["kind"] == "note"
+    assert sent(app, "staff") == []  # nothing to the member
+    kinds = [e["kind"] for e in shown["events"]]
+    assert {"assigned", "priority", "category"} <= set(kinds)
+
+
+def test_invalid_command_answers_the_writer_only(app: App) -> None:
+    deliver(app, mail(subject="Asia"))
+    token_address = staff_address(app, "maija@liitto.fi")
+    deliver(app, mail(subject="VS: [JP#1]", body="#priority asap\nHei!", sender="maija@liitto.fi", to=token_address),
+            recipients=(token_address,))
+    assert sent(app, "staff") == []
+    (reply,) = sent(app, "reply")
+    assert reply["To"] == "maija@liitto.fi" and "priority must be" in reply.get_body(("plain",)).get_content()
+    assert ticket(app)["status"] == "new"
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["spoofed From to the plain queue address", "another staff member's token", "member token with staff From"],
+)
+def test_spoofed_staff_reply_changes_nothing(app: App, case: str) -> None:
+    deliver(app, mail(subject="Asia"))
+    maija = staff_address(app, "maija@liitto.fi")
+    member_token = sent(app, "ack")[0]["Reply-To"].addresses[0].addr_spec
+    sender, to = {
+        "spoofed From to the plain queue address": ("maija@liitto.fi", "jasenpalvelu@liitto.fi"),
+        "another staff member's token": ("pekka@liitto.fi", maija),
+        "member token with staff From": ("maija@liitto.fi", member_token),
+    }[case]
+    forged = mail(subject="VS: [JP#1] Asia", body="#close\n#assign pekka@liitto.fi\nHyväksytty!", sender=sender, to=to)
+    assert deliver(app, forged, recipients=(to,)) == "follow_up:1"
+    shown = ticket(app)
+    assert (shown["status"], shown["assignee"]) == ("new", None)
+    assert [m["kind"] for m in shown["messages"] if m["direction"] == "in"][-1] == "third_party"
+    assert "staff_unproven" in [e["kind"] for e in shown["events"]]
+    assert sent(app, "staff") == [] and sent(app, "resolved") == []
