@@ -75,6 +75,7 @@ class App:
             tag_prefix=instance.tag_prefix,
             secret=secret_key(instance.secret_key, self.settings.data_dir),
             timezone=instance.timezone,
+            reply_tokens=self.settings.staff.reply_tokens,
         )
 
     @cached_property
@@ -85,6 +86,8 @@ class App:
             rules=self.rules,
             mailer=self.mailer,
             ack_limit_per_hour=self.settings.outbound.auto_reply_limit_per_hour,
+            staff_proof=self.settings.staff.authentication,
+            trusted_authserv_ids=frozenset(i.lower() for i in self.settings.staff.trusted_authserv_ids),
         )
 
     def check_templates(self) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -16,6 +17,8 @@ from sqlmodel import Session
 
 from maild import views
 from maild.app import App, NotMigrated, TemplatesError
+from maild.core import threader
+from maild.core.commands import Command
 from maild.config import ConfigError, Settings, load_settings
 from maild.rules.loader import RulesError
 
@@ -227,6 +230,59 @@ def tickets_show(number: int, as_json: JsonOpt = False, config: ConfigOpt = None
     out.rule("events")
     for event in detail["events"]:
         out.print(f"{event['at']} {event['actor']} {event['kind']} {json.dumps(event['data'], ensure_ascii=False)}", markup=False)
+
+
+ActorOpt = Annotated[Optional[str], typer.Option("--as", help="Who does it (for the audit trail); default: $USER.")]
+
+
+def _act(number: int, command: Command, actor: str | None, config: str | None, note: str = "") -> None:
+    instance = _app(config)
+    who = actor or f"{os.environ.get('USER', 'operator')} (shell)"
+    error = instance.pipeline.act(number, command, who, note)
+    if error:
+        _fail(error)
+    out.print(f"{threader.format_tag(instance.settings.instance.tag_prefix, number)}: done", markup=False)
+
+
+@tickets_app.command("assign")
+def tickets_assign(number: int, address: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
+    """Give a ticket to a staff member of its queue."""
+    _act(number, Command("assign", address.lower()), actor, config)
+
+
+@tickets_app.command("close")
+def tickets_close(number: int, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
+    """Resolve a ticket; the member gets the resolved notice (as with #close)."""
+    _act(number, Command("close"), actor, config)
+
+
+@tickets_app.command("reopen")
+def tickets_reopen(number: int, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
+    """Open a pending or resolved ticket again."""
+    _act(number, Command("open"), actor, config)
+
+
+@tickets_app.command("note")
+def tickets_note(number: int, text: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
+    """Add an internal note; nothing is sent to the member."""
+    _act(number, Command("note"), actor, config, note=text)
+
+
+@app.command("members")
+def members(
+    action: Annotated[str, typer.Argument(metavar="show")],
+    address: str,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """members show ADDRESS: a member's tickets, open ones first."""
+    if action != "show":
+        _fail(f"unknown action {action!r}: use `maild members show ADDRESS`")
+    instance = _app(config)
+    with Session(instance.engine) as session:
+        rows = views.ticket_rows(session, instance.settings.instance.tag_prefix, requester=address)
+    rows.sort(key=lambda row: (row["status"] not in ("new", "open", "pending"), -row["number"]))
+    _ticket_table(rows, as_json)
 
 
 # --- quarantine ------------------------------------------------------------------------------

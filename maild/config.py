@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_FILE = "maild.toml"
@@ -139,6 +139,13 @@ class Outbound(Secret):
 class Staff(_Section):
     authentication: Literal["token", "authres", "none"] = "token"
     trusted_authserv_ids: list[str] = []
+    reply_tokens: bool = True  # queue+TOKEN@ reply addresses; off where plus-addressing is impossible
+
+    @model_validator(mode="after")
+    def _token_proof_needs_tokens(self) -> "Staff":
+        if self.authentication == "token" and not self.reply_tokens:
+            raise ValueError("authentication = \"token\" needs reply_tokens = true (use authres instead)")
+        return self
 
 
 class Rules(_Section):

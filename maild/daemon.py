@@ -44,6 +44,10 @@ async def wake_processor(processor: Processor, committed: asyncio.Event) -> None
 
 async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     settings = app.settings
+    if settings.staff.authentication == "none":
+        log.warning("[staff] authentication = none: anyone who writes a staff From address is obeyed; for trials only")
+    if settings.staff.authentication == "authres" and not settings.staff.trusted_authserv_ids:
+        log.warning("[staff] authentication = authres with no trusted_authserv_ids: no staff mail will be proven")
     sender = app.sender()  # fails here, before anything listens, on a bad transport
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from maild.core import threader
 from maild.core.assignment import pick_assignee
+from maild.core.authres import proves_sender
 from maild.core.bounces import Bounce, parse_bounce, verp_token
 from maild.core.classify import classify
 from maild.core.lifecycle import next_status
@@ -69,6 +70,8 @@ class Pipeline:
     rules: RuleSet
     mailer: Mailer
     ack_limit_per_hour: int
+    staff_proof: str = "token"  # token | authres | none (contract 4.5)
+    trusted_authserv_ids: frozenset[str] = frozenset()
 
     def process(self, inbound_id: int) -> str:
         """Process one spooled message; return what became of it (for logs and tests).
@@ -170,8 +173,9 @@ class Pipeline:
         if choice.action == "follow_up" and choice.ticket is not None:
             ticket = store.ticket_by_number(session, choice.ticket.number)
             assert ticket is not None
-            if choice.via == "token" and found.token_staff and self._proven_staff(found.token_staff, sender, ticket):
-                self._staff_reply(session, ticket, inbound, parsed, verdict, found.token_staff)
+            writer = self._proven_staff(found, choice, sender, parsed, ticket)
+            if writer and not verdict.is_machine:
+                self._staff_reply(session, ticket, inbound, parsed, verdict, writer)
             else:
                 self._follow_up(session, ticket, inbound, parsed, sender, verdict, choice)
             inbound.state = "done"
@@ -404,11 +408,47 @@ class Pipeline:
                 ticket.status = status
             store.touch(ticket)
 
-    def _proven_staff(self, token_staff: str, sender: str, ticket: Ticket) -> bool:
-        """Token proof (contract 4.5): mail to a staff member's secret address of this ticket,
-        from that staff member, who is still staff of the ticket's queue."""
+    def _proven_staff(
+        self, found: threader.Found, choice: threader.Choice, sender: str, parsed: Parsed, ticket: Ticket
+    ) -> str | None:
+        """The staff member who provably wrote this, if anyone (contract 4.5).
+
+        ``token``: mail to a staff member's secret address of this ticket, from them.
+        ``authres``: the topmost trusted Authentication-Results passes the From domain.
+        ``none``: the From address alone (for trials).
+        Either way the writer must be staff of the ticket's queue.
+        """
         queue = self.rules.queues.get(ticket.queue)
-        return sender == token_staff and queue is not None and token_staff in queue.staff
+        if queue is None or sender not in queue.staff:
+            return None
+        if self.staff_proof == "token":
+            proven = choice.via == "token" and found.token_staff == sender
+        elif self.staff_proof == "authres":
+            domain = sender.rpartition("@")[2]
+            proven = proves_sender(parsed.headers.get("authentication-results", ()), self.trusted_authserv_ids, domain)
+        else:
+            proven = True
+        return sender if proven else None
+
+    def act(self, number: int, command: Command, actor: str, note: str = "") -> str | None:
+        """What a mail command does, from the shell (``maild tickets assign|close|reopen|note``):
+        the same events and the same mail. Returns an error, or None when done."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            ticket = store.ticket_by_number(session, number)
+            if ticket is None:
+                return f"no ticket {number}"
+            queue = self.rules.queues.get(ticket.queue)
+            if command.name == "assign" and (queue is None or command.argument not in queue.staff):
+                return f"{command.argument} is not staff of queue {ticket.queue}"
+            if command.name == "note":
+                session.add(Message(ticket_id=ticket.id, direction="in", kind="note", from_addr=actor, text=note,
+                                    subject=f"{threader.format_tag(self.mailer.tag_prefix, number)} {ticket.subject}"))
+                store.add_event(session, ticket, "note", actor=actor)
+            else:
+                self._obey(session, ticket, command, actor)
+            store.touch(ticket)
+            session.commit()
+        return None
 
     def _staff_reply(
         self, session: Session, ticket: Ticket, inbound: Inbound, parsed: Parsed, verdict: Verdict, writer: str

@@ -37,14 +37,19 @@ class Mailer:
     tag_prefix: str
     secret: bytes
     timezone: str
+    reply_tokens: bool = True  # off where the mail server cannot do plus-addressing
 
     def calendar(self, rules: RuleSet) -> BusinessCalendar:
         return _calendar(rules.business_hours, self.timezone)
 
-    def reply_address(self, queue: Queue, number: int) -> str:
-        """The queue address with the ticket's reply token (``jasenpalvelu+TOKEN@...``)."""
+    def reply_address(self, queue: Queue, number: int, staff: str | None = None) -> str:
+        """The queue address with the ticket's reply token (``jasenpalvelu+TOKEN@...``), or a
+        staff member's secret one; the plain queue address when tokens are off."""
+        if not self.reply_tokens:
+            return queue.address
         local, _, domain = queue.address.partition("@")
-        return f"{local}+{ticket_token(self.secret, number)}@{domain}"
+        token = staff_token(self.secret, number, staff) if staff else ticket_token(self.secret, number)
+        return f"{local}+{token}@{domain}"
 
 
 def ticket_context(ticket: Ticket, prefix: str, requester_name: str) -> dict[str, Any]:
@@ -99,7 +104,6 @@ def _staff_mail(
     parsed: Parsed, now: datetime,
 ) -> Outgoing:
     rendered = mailer.templates.render(template, queue.language, context)
-    local, _, domain = queue.address.partition("@")
     return Outgoing(
         from_name=queue.name,
         from_addr=queue.address,
@@ -110,7 +114,7 @@ def _staff_mail(
         message_id=new_message_id(mailer.hostname),
         in_reply_to=parsed.message_id,
         references=parsed.references + ((parsed.message_id,) if parsed.message_id else ()),
-        reply_to=f"{local}+{staff_token(mailer.secret, ticket.number, staff)}@{domain}",
+        reply_to=mailer.reply_address(queue, ticket.number, staff),
         auto="auto-generated",
         date=now,
     )
@@ -202,9 +206,8 @@ def command_errors(
     """To the staff member whose commands were wrong: what was wrong; the member hears nothing."""
     tag = format_tag(mailer.tag_prefix, ticket.number)
     lines = [COMMAND_ERRORS.get(queue.language, COMMAND_ERRORS["en"]).format(tag=tag), ""] + [f"  {e}" for e in errors]
-    local, _, domain = queue.address.partition("@")
     return Outgoing(
         from_name=queue.name, from_addr=queue.address, to=(writer,), subject=f"Re: {tag} {ticket.subject}",
         text="\n".join(lines) + "\n", message_id=new_message_id(mailer.hostname), in_reply_to=parsed.message_id,
-        reply_to=f"{local}+{staff_token(mailer.secret, ticket.number, writer)}@{domain}", auto="auto-replied", date=now,
+        reply_to=mailer.reply_address(queue, ticket.number, writer), auto="auto-replied", date=now,
     )

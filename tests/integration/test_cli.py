@@ -129,3 +129,24 @@ def test_rules_test_explains_and_changes_nothing(make_instance, sqlite_url: str,
     human = cli(config, "rules", "test", str(resignation)).stdout.decode()
     assert "Eroamiset" in human and "priority: high" in human
     assert not (config.parent / "var" / "maild.db").exists()  # nothing was stored
+
+
+def test_shell_operations_and_members_show(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    config = make_instance(sqlite_url)
+    for subject in ("Jäsenmaksu", "Osoitteenmuutos"):
+        assert cli(config, "ingest", input=mail(subject=subject)).returncode == 0
+    assert cli(config, "tickets", "assign", "1", "maija@liitto.fi", "--as", "lead@liitto.fi").returncode == 0
+    refused = cli(config, "tickets", "assign", "1", "stranger@example.com")
+    assert refused.returncode == 1 and b"not staff" in refused.stderr
+    assert cli(config, "tickets", "note", "1", "Soitettu jäsenelle").returncode == 0
+    assert cli(config, "tickets", "close", "1").returncode == 0
+    shown = json.loads(cli(config, "tickets", "show", "1", "--json").stdout)
+    assert (shown["status"], shown["assignee"]) == ("resolved", "maija@liitto.fi")
+    assert [m["kind"] for m in shown["messages"]][-2:] == ["note", "resolved"]
+    assigned = next(e for e in shown["events"] if e["kind"] == "assigned")
+    assert assigned["actor"] == "lead@liitto.fi"
+    assert cli(config, "tickets", "reopen", "1").returncode == 0
+    assert json.loads(cli(config, "tickets", "show", "1", "--json").stdout)["status"] == "open"
+    assert cli(config, "tickets", "close", "2").returncode == 0
+    listed = json.loads(cli(config, "members", "show", "matti@example.fi", "--json").stdout)
+    assert [(t["number"], t["status"]) for t in listed] == [(1, "open"), (2, "resolved")]

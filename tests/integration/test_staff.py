@@ -125,3 +125,44 @@ def test_spoofed_staff_reply_changes_nothing(app: App, case: str) -> None:
     assert [m["kind"] for m in shown["messages"] if m["direction"] == "in"][-1] == "third_party"
     assert "staff_unproven" in [e["kind"] for e in shown["events"]]
     assert sent(app, "staff") == [] and sent(app, "resolved") == []
+
+
+@pytest.mark.parametrize(
+    ("results", "relayed"),
+    [
+        (["mx.liitto.fi; dmarc=pass header.from=liitto.fi"], True),
+        (["mx.liitto.fi; dmarc=fail header.from=liitto.fi", "mx.liitto.fi; dmarc=pass header.from=liitto.fi"], False),
+        (["evil.example; dmarc=pass header.from=liitto.fi"], False),
+    ],
+)
+def test_authres_proof(make_instance, sqlite_url: str, results: list[str], relayed: bool) -> None:  # type: ignore[no-untyped-def]
+    config = make_instance(sqlite_url, extra='\n[staff]\nauthentication = "authres"\ntrusted_authserv_ids = ["mx.liitto.fi"]\n')
+    app = App(load_settings(str(config)))
+    db.upgrade(app.settings.database_url)
+    deliver(app, mail(subject="Asia"))
+    raw = mail(subject="VS: [JP#1] Asia", body="Hei, hoidettu.", sender="maija@liitto.fi")
+    for header in reversed(results):  # the first of `results` ends up topmost
+        raw = f"Authentication-Results: {header}\r\n".encode() + raw
+    deliver(app, raw)
+    assert bool(sent(app, "staff")) is relayed
+    assert ticket(app)["status"] == ("pending" if relayed else "new")
+
+
+def test_without_reply_tokens_tag_and_references_thread(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    config = make_instance(sqlite_url, extra='\n[staff]\nauthentication = "none"\nreply_tokens = false\n')
+    app = App(load_settings(str(config)))
+    db.upgrade(app.settings.database_url)
+    deliver(app, mail(subject="Asia"))
+    assert sent(app, "ack")[0]["Reply-To"].addresses[0].addr_spec == "jasenpalvelu@liitto.fi"
+    assert {m["Reply-To"].addresses[0].addr_spec for m in sent(app, "notification")} == {"jasenpalvelu@liitto.fi"}
+    deliver(app, mail(subject="VS: [JP#1] Asia", body="Hoidettu.", sender="pekka@liitto.fi"))
+    assert sent(app, "staff")[0]["To"] == "matti@example.fi"  # `none`: the From alone (trials)
+
+
+def test_token_proof_without_tokens_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from maild.config import ConfigError
+
+    path = tmp_path / "maild.toml"
+    path.write_text('[staff]\nreply_tokens = false\n')
+    with pytest.raises(ConfigError, match="reply_tokens"):
+        load_settings(str(path))
