@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import sys
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -30,11 +32,13 @@ tickets_app = typer.Typer(no_args_is_help=True, help="Tickets.")
 quarantine_app = typer.Typer(no_args_is_help=True, help="Kept messages that did not become tickets.")
 db_app = typer.Typer(no_args_is_help=True, help="Database.")
 outbox_app = typer.Typer(no_args_is_help=True, help="Outgoing mail.")
+jobs_app = typer.Typer(no_args_is_help=True, help="Scheduled sweeps: reminders, escalations, closing, digests.")
 rules_app = typer.Typer(no_args_is_help=True, help="Routing rules.")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(jobs_app, name="jobs")
 app.add_typer(rules_app, name="rules")
 
 out = Console(highlight=False, soft_wrap=True)
@@ -367,6 +371,64 @@ def outbox_list(
         table.add_row(str(row["id"]), row["ticket"] or "", row["kind"], row["recipient"], row["state"], str(row["attempts"]),
                       row["next_attempt_at"] or "", row["subject"], (row["last_error"] or "")[:60])
     out.print(table)
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+def _at(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--at {value!r}: not an ISO time such as 2026-12-07T09:00")
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(_settings(None).instance.timezone))
+
+
+@jobs_app.command("list")
+def jobs_list(at: Annotated[Optional[str], typer.Option("--at", help="As if it were this ISO time.")] = None,
+              as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """The sweeps, when they run, and what each would do now."""
+    from maild.daemon import SWEEP_MINUTES
+    from maild.schedule import JOBS, run_job
+
+    instance = _app(config)
+    now = _at(at)
+    rows = [{"job": name, "schedule": f"every {SWEEP_MINUTES} minutes" + (", sends on business days from 08:00" if name == "digest" else ""),
+             "due_now": run_job(instance.pipeline, name, now, dry_run=True)} for name in JOBS]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("job", "schedule", "due now")
+    for row in rows:
+        table.add_row(row["job"], row["schedule"], str(len(row["due_now"])))
+    out.print(table)
+
+
+@jobs_app.command("run")
+def jobs_run(
+    job: Annotated[Optional[str], typer.Argument(help="One sweep; all when left out.")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="Run as if it were this ISO time.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Run due sweeps now, or as of --at."""
+    from maild.schedule import JOBS, run_job
+
+    if job is not None and job not in JOBS:
+        _fail(f"no job {job!r}; jobs: {', '.join(JOBS)}")
+    instance = _app(config)
+    now = _at(at)
+    results = {name: run_job(instance.pipeline, name, now, dry_run) for name in ([job] if job else list(JOBS))}
+    if as_json:
+        _print_json({"at": now.isoformat(), "dry_run": dry_run, "jobs": results})
+        return
+    for name, actions in results.items():
+        out.print(f"{name}: {len(actions)}{' (dry run)' if dry_run else ''}", markup=False)
+        for action in actions:
+            out.print(f"  {action}", markup=False)
 
 
 # --- rules -----------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import datetime, timezone
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from maild.app import App, TemplatesError
 from maild.intake.imap import start_pollers, stop_pollers
@@ -16,10 +19,33 @@ from maild.intake.smtp import IntakeHandler, start_listener
 from maild.intake.spool import GroupCommitter
 from maild.processor import Processor
 from maild.rules.loader import RulesError
+from maild.schedule import run_all
 
 log = logging.getLogger("maild")
 
 DRAIN_SECONDS = 30.0
+SWEEP_MINUTES = 5
+
+
+def start_scheduler(app: App) -> AsyncIOScheduler:
+    """All sweeps every few minutes, and once right away (catching up on any missed while
+    the daemon was down). Each sweep decides from the database what is due."""
+    scheduler = AsyncIOScheduler(timezone=app.settings.instance.timezone)
+
+    async def sweep() -> None:
+        try:
+            results = await asyncio.to_thread(run_all, app.pipeline, datetime.now(timezone.utc))
+        except Exception:  # logged; the next run tries again
+            log.exception("sweeps failed")
+            return
+        for name, actions in results.items():
+            for action in actions:
+                log.info("%s: %s", name, action)
+
+    scheduler.add_job(sweep, "interval", minutes=SWEEP_MINUTES, next_run_time=datetime.now(timezone.utc),
+                      max_instances=1, coalesce=True, id="sweeps")
+    scheduler.start()
+    return scheduler
 
 
 def reload_rules(app: App, processor: Processor) -> None:
@@ -65,12 +91,14 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     pollers = start_pollers(settings, committer.accept, app.engine, stopping)  # one per [[imap]]
     waker = asyncio.create_task(wake_processor(processor, committer.committed), name="waker")
     sending = asyncio.create_task(sender.run(stopping), name="sender")
+    scheduler = start_scheduler(app)
     log.info("maild listening on %s:%d (SMTP), database %s", host, port, app.engine.url.render_as_string())
     if ready:
         ready.set()
 
     await stopping.wait()
     log.info("stopping: no new connections; finishing messages in flight")
+    scheduler.shutdown(wait=False)
     server.close()
     for _ in range(int(DRAIN_SECONDS * 10)):
         if handler.in_flight == 0:

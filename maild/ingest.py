@@ -328,7 +328,7 @@ class Pipeline:
              "status": other.status, "visible": not other.confidential or other.queue == ticket.queue}
             for other in store.open_tickets_of(session, ticket.requester) if other.id != ticket.id
         ]
-        self._queue_mail(session, ticket, "notification", lambda: notices.staff_new(
+        self.queue_mail(session, ticket, "notification", lambda: notices.staff_new(
             self.mailer, self.rules, queue, ticket, parsed, other_open, recipients, now))
 
     def _notify_followup(self, session: Session, ticket: Ticket, parsed: Parsed, kind: str) -> None:
@@ -338,18 +338,19 @@ class Pipeline:
             return
         recipients = (ticket.assignee,) if ticket.assignee else queue.staff
         requester_name = store.contact_of(session, ticket.requester).name
-        self._queue_mail(session, ticket, "notification", lambda: notices.staff_followup(
+        self.queue_mail(session, ticket, "notification", lambda: notices.staff_followup(
             self.mailer, queue, ticket, parsed, requester_name, kind == "third_party", recipients, utcnow()))
 
-    def _queue_mail(self, session: Session, ticket: Ticket, kind: str, compose: Callable[[], list[Outgoing]]) -> None:
+    def queue_mail(self, session: Session, ticket: Ticket | None, kind: str, compose: Callable[[], list[Outgoing]]) -> None:
         """Queue mail about a ticket; a mail that cannot be written is an event, never a lost ticket."""
         try:
             outbox.enqueue_many(session, ticket, kind, compose(), self.mailer.secret, self.mailer.hostname)
         except SQLAlchemyError:
             raise
         except Exception as exc:  # a broken template or value must not cost the member their ticket
-            log.error("ticket %s: %s not sent: %s", ticket.number, kind, exc)
-            store.add_event(session, ticket, f"{kind}_failed", error=f"{type(exc).__name__}: {exc}")
+            log.error("ticket %s: %s not sent: %s", ticket.number if ticket else "-", kind, exc)
+            if ticket is not None:
+                store.add_event(session, ticket, f"{kind}_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _acknowledge(
         self, session: Session, ticket: Ticket, queue: Queue, parsed: Parsed, verdict: Verdict, decision: Decision,
@@ -361,7 +362,7 @@ class Pipeline:
             store.add_event(session, ticket, "ack_skipped", reason=reason)
             return
         template = decision.ack if isinstance(decision.ack, str) else "ack"
-        self._queue_mail(session, ticket, "ack", lambda: [
+        self.queue_mail(session, ticket, "ack", lambda: [
             notices.acknowledgement(self.mailer, self.rules, queue, ticket, parsed, template, now)])
 
     def _no_ack_reason(self, session: Session, ticket: Ticket, verdict: Verdict, decision: Decision, now: datetime) -> str | None:
@@ -402,10 +403,7 @@ class Pipeline:
             self._notify_followup(session, ticket, parsed, kind)
         if kind == "member":
             self._add_ccs(ticket, parsed, sender)
-            status = next_status(ticket.status, "member_reply")
-            if status != ticket.status:
-                store.add_event(session, ticket, "status", actor=sender, old=ticket.status, new=status)
-                ticket.status = status
+            self.set_status(session, ticket, "member_reply", sender)
             store.touch(ticket)
 
     def _proven_staff(
@@ -461,7 +459,7 @@ class Pipeline:
         self._store_message(session, ticket, inbound, parsed, kind, verdict, threader.fingerprint(parsed))
         if text.errors:
             store.add_event(session, ticket, "commands_rejected", actor=writer, errors=list(text.errors))
-            self._queue_mail(session, ticket, "reply", lambda: [notices.command_errors(
+            self.queue_mail(session, ticket, "reply", lambda: [notices.command_errors(
                 self.mailer, queue, ticket, writer, parsed, text.errors, utcnow())])
             return
         status_set = False
@@ -470,7 +468,7 @@ class Pipeline:
         if kind == "staff":
             self._relay(session, ticket, queue, parsed, text.answer, writer)
             if not status_set:
-                self._set_status(session, ticket, "staff_reply", writer)
+                self.set_status(session, ticket, "staff_reply", writer)
         if not ticket.assignee and (kind == "staff" or text.commands):
             ticket.assignee = writer
             store.add_event(session, ticket, "assigned", actor=writer, assignee=writer, how="answered")
@@ -488,26 +486,34 @@ class Pipeline:
             store.add_event(session, ticket, name, actor=writer, old=old, new=value)
         elif name in ("close", "pending", "open"):
             happened = {"close": "resolve", "pending": "set_pending", "open": "set_open"}[name]
-            self._set_status(session, ticket, happened, writer)
+            self.set_status(session, ticket, happened, writer)
             return True
         return False
 
-    def _set_status(self, session: Session, ticket: Ticket, happened: str, actor: str) -> None:
+    def set_status(
+        self, session: Session, ticket: Ticket, happened: str, actor: str, now: datetime | None = None
+    ) -> None:
+        """Move the ticket through its life (``core.lifecycle``); resolving tells the member."""
         status = next_status(ticket.status, happened)
         if status == ticket.status:
             return
-        store.add_event(session, ticket, "status", actor=actor, old=ticket.status, new=status)
+        now = now or utcnow()
+        store.add_event(session, ticket, "status", actor=actor, old=ticket.status, new=status, at=now)
         ticket.status = status
+        ticket.status_changed_at = now
         if status == "resolved":
-            ticket.resolved_at = utcnow()
+            ticket.resolved_at = now
             queue = self.rules.queues[ticket.queue]
-            self._queue_mail(session, ticket, "resolved", lambda: [notices.resolved(
-                self.mailer, self.rules, queue, ticket, store.contact_of(session, ticket.requester).name, utcnow())])
+            self.queue_mail(session, ticket, "resolved", lambda: [notices.resolved(
+                self.mailer, self.rules, queue, ticket, store.contact_of(session, ticket.requester).name, now)])
+        elif status == "closed":
+            ticket.closed_at = now
 
     def _relay(self, session: Session, ticket: Ticket, queue: Queue, parsed: Parsed, answer: str, writer: str) -> None:
         """The staff member's answer to the member and the ticket's CCs, from the queue."""
+        ticket.first_response_at = ticket.first_response_at or utcnow()
         last = store.last_member_message(session, ticket)
-        self._queue_mail(session, ticket, "staff", lambda: [notices.relayed_answer(
+        self.queue_mail(session, ticket, "staff", lambda: [notices.relayed_answer(
             self.mailer, queue, ticket, answer, last.message_id if last else None,
             tuple(last.references) if last else (), utcnow())])
         store.add_event(session, ticket, "relayed", actor=writer, to=[ticket.requester, *ticket.cc])

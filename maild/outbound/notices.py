@@ -211,3 +211,42 @@ def command_errors(
         text="\n".join(lines) + "\n", message_id=new_message_id(mailer.hostname), in_reply_to=parsed.message_id,
         reply_to=mailer.reply_address(queue, ticket.number, writer), auto="auto-replied", date=now,
     )
+
+
+def _notice(
+    mailer: Mailer, queue: Queue, template: str, context: dict[str, Any], to: str, reply_to: str, now: datetime
+) -> Outgoing:
+    rendered = mailer.templates.render(template, queue.language, {"instance": mailer.instance_name, **context})
+    return Outgoing(
+        from_name=queue.name, from_addr=queue.address, to=(to,), subject=rendered.subject, text=rendered.text,
+        html=rendered.html, message_id=new_message_id(mailer.hostname), reply_to=reply_to, auto="auto-generated",
+        date=now,
+    )
+
+
+def reminder_staff(
+    mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, reason: str, due: datetime, recipients: tuple[str, ...],
+    now: datetime,
+) -> list[Outgoing]:
+    """A ticket waits for its first answer: half its SLA gone (``half_sla``) or past (``breach``)."""
+    context = {
+        "queue": queue, "ticket": ticket_context(ticket, mailer.tag_prefix, ""), "reason": reason,
+        "sla": rules.sla.get(ticket.priority), "due": due, "waiting_since": ticket.created_at,
+    }
+    return [_notice(mailer, queue, "reminder_staff", context, staff, mailer.reply_address(queue, ticket.number, staff), now)
+            for staff in recipients]
+
+
+def reminder_member(mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, name: str, now: datetime) -> Outgoing:
+    """A pending ticket waits for the member's answer."""
+    lifecycle = rules.lifecycle
+    context = {
+        "queue": queue, "ticket": ticket_context(ticket, mailer.tag_prefix, name), "waiting_since": ticket.status_changed_at,
+        "resolve_after_days": lifecycle.resolve_pending_after_days - lifecycle.remind_member_after_days,
+    }
+    return _notice(mailer, queue, "reminder_member", context, ticket.requester, mailer.reply_address(queue, ticket.number), now)
+
+
+def digest(mailer: Mailer, queue: Queue, staff: str, items: list[dict[str, Any]], now: datetime) -> Outgoing:
+    """A staff member's morning list: overdue first, then their own, then unassigned."""
+    return _notice(mailer, queue, "digest", {"staff": staff, "now": now, "items": items}, staff, queue.address, now)

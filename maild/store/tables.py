@@ -85,6 +85,7 @@ class Ticket(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_tickets_status_queue", "status", "queue"),
         sa.Index("ix_tickets_requester", "requester"),
+        sa.Index("ix_tickets_status_changed", "status", "status_changed_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     number: int = Field(unique=True)
@@ -104,6 +105,8 @@ class Ticket(SQLModel, table=True):
     updated_at: datetime = _ts(default_factory=utcnow)
     resolved_at: datetime | None = _ts(default=None)
     closed_at: datetime | None = _ts(default=None)
+    status_changed_at: datetime = _ts(default_factory=utcnow)  # when `status` last changed
+    first_response_at: datetime | None = _ts(default=None)  # staff's first answer to the member
 
 
 class Message(SQLModel, table=True):

@@ -94,8 +94,10 @@ def contact_of(session: Session, address: str) -> Contact:
     return session.exec(select(Contact).where(Contact.address == address)).first() or Contact(address=address)
 
 
-def add_event(session: Session, ticket: Ticket, kind: str, actor: str = "maild", **data: Any) -> Event:
-    event = Event(ticket_id=ticket.id, kind=kind, actor=actor, data=data)
+def add_event(
+    session: Session, ticket: Ticket, kind: str, actor: str = "maild", at: datetime | None = None, **data: Any
+) -> Event:
+    event = Event(ticket_id=ticket.id, kind=kind, actor=actor, data=data, at=at or utcnow())
     session.add(event)
     return event
 

@@ -150,3 +150,18 @@ def test_shell_operations_and_members_show(make_instance, sqlite_url: str) -> No
     assert cli(config, "tickets", "close", "2").returncode == 0
     listed = json.loads(cli(config, "members", "show", "matti@example.fi", "--json").stdout)
     assert [(t["number"], t["status"]) for t in listed] == [(1, "open"), (2, "resolved")]
+
+
+def test_jobs_list_and_run_at_a_time(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    config = make_instance(sqlite_url)
+    assert cli(config, "ingest", input=mail(subject="Osoitteenmuutos")).returncode == 0
+    listed = json.loads(cli(config, "jobs", "list", "--json", "--at", "2099-01-07T12:00").stdout)
+    assert [row["job"] for row in listed] == ["staff_reminder", "escalation", "member_reminder", "auto_resolve", "close", "digest"]
+    assert len(listed[0]["due_now"]) == 1
+    dry = json.loads(cli(config, "jobs", "run", "staff_reminder", "--at", "2099-01-07T12:00", "--dry-run", "--json").stdout)
+    assert dry["dry_run"] is True and len(dry["jobs"]["staff_reminder"]) == 1
+    done = json.loads(cli(config, "jobs", "run", "--at", "2099-01-07T12:00", "--json").stdout)
+    assert len(done["jobs"]["staff_reminder"]) == 1 and len(done["jobs"]["escalation"]) == 1
+    again = json.loads(cli(config, "jobs", "run", "--at", "2099-01-07T12:30", "--json").stdout)
+    assert again["jobs"]["staff_reminder"] == [] and again["jobs"]["escalation"] == []
+    assert cli(config, "jobs", "run", "nonsense").returncode == 1
