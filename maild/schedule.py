@@ -39,6 +39,9 @@ class Sweep:
     def calendar(self):  # type: ignore[no-untyped-def]
         return self.pipeline.mailer.calendar(self.rules)
 
+    def tag(self, ticket: Ticket) -> str:
+        return format_tag(self.pipeline.mailer.tag_prefix, ticket.number)
+
     def marked(self, kind: str, ticket_ids: list[int], since: dict[int, datetime] | None = None) -> set[int]:
         """Tickets that already have an event of ``kind`` (after ``since[ticket]`` if given)."""
         found: set[int] = set()
@@ -76,7 +79,7 @@ def _remind(sweep: Sweep, kind: str, reason: str, fraction: int, leads: bool) ->
         sweep.pipeline.queue_mail(sweep.session, ticket, "reminder", lambda t=ticket, q=queue, r=recipients, d=due: notices.reminder_staff(
             sweep.pipeline.mailer, sweep.rules, q, t, reason, d, r, sweep.now))
         store.add_event(sweep.session, ticket, kind, actor=ACTOR, at=sweep.now, to=list(recipients), due=due.isoformat() if due else None)
-        actions.append(f"{format_tag(sweep.pipeline.mailer.tag_prefix, ticket.number)}: {kind} to {', '.join(recipients)}")
+        actions.append(f"{sweep.tag(ticket)}: {kind} to {', '.join(recipients)}")
     return actions
 
 
@@ -108,26 +111,26 @@ def member_reminder(sweep: Sweep) -> list[str]:
         sweep.pipeline.queue_mail(sweep.session, ticket, "reminder", lambda t=ticket, q=queue, n=contact.name: [
             notices.reminder_member(sweep.pipeline.mailer, sweep.rules, q, t, n, sweep.now)])
         store.add_event(sweep.session, ticket, "reminded_member", actor=ACTOR, at=sweep.now)
-        actions.append(f"{format_tag(sweep.pipeline.mailer.tag_prefix, ticket.number)}: reminded the member")
+        actions.append(f"{sweep.tag(ticket)}: reminded the member")
+    return actions
+
+
+def _move(sweep: Sweep, status: str, days: int, happened: str, label: str) -> list[str]:
+    actions = []
+    for ticket in _in_status_since(sweep, status, days):
+        sweep.pipeline.set_status(sweep.session, ticket, happened, ACTOR, sweep.now)
+        actions.append(f"{sweep.tag(ticket)}: {label}")
     return actions
 
 
 def auto_resolve(sweep: Sweep) -> list[str]:
     """A pending ticket silent for ``resolve_pending_after_days`` is resolved (the member is told)."""
-    actions = []
-    for ticket in _in_status_since(sweep, "pending", sweep.rules.lifecycle.resolve_pending_after_days):
-        sweep.pipeline.set_status(sweep.session, ticket, "resolve", ACTOR, sweep.now)
-        actions.append(f"{format_tag(sweep.pipeline.mailer.tag_prefix, ticket.number)}: resolved (member silent)")
-    return actions
+    return _move(sweep, "pending", sweep.rules.lifecycle.resolve_pending_after_days, "resolve", "resolved (member silent)")
 
 
 def close(sweep: Sweep) -> list[str]:
     """Resolved tickets close after ``close_after_days``; later mail opens a new ticket."""
-    actions = []
-    for ticket in _in_status_since(sweep, "resolved", sweep.rules.lifecycle.close_after_days):
-        sweep.pipeline.set_status(sweep.session, ticket, "close", ACTOR, sweep.now)
-        actions.append(f"{format_tag(sweep.pipeline.mailer.tag_prefix, ticket.number)}: closed")
-    return actions
+    return _move(sweep, "resolved", sweep.rules.lifecycle.close_after_days, "close", "closed")
 
 
 def digest(sweep: Sweep) -> list[str]:
@@ -162,7 +165,7 @@ def _digest_items(sweep: Sweep, staff: str, queue_ids: set[str], tickets: list[T
         section = "overdue" if due and due <= sweep.now else ("own" if mine else "unassigned")
         queue = sweep.rules.queues.get(ticket.queue)
         sections[section].append({
-            "section": section, "tag": format_tag(sweep.pipeline.mailer.tag_prefix, ticket.number),
+            "section": section, "tag": sweep.tag(ticket),
             "subject": ticket.subject, "queue": queue.name if queue else ticket.queue, "status": ticket.status,
             "priority": ticket.priority, "age": sweep.now - ticket.created_at, "confidential": ticket.confidential,
             "visible": not ticket.confidential or ticket.queue in queue_ids,
