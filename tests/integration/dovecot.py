@@ -240,7 +240,7 @@ class Dovecot:
             _, data = client.list()
         finally:
             client.logout()
-        return [line.decode().rsplit(" ", 1)[-1].strip('"') for line in data if line]
+        return [line.decode().rsplit(" ", 1)[-1].strip('"') for line in data if isinstance(line, bytes)]
 
     def doveadm(self, *args: str) -> str:
         doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"

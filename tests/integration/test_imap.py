@@ -348,10 +348,10 @@ def test_a_message_that_cannot_be_stored_stays_untouched(dovecot: Dovecot, daemo
 
 def test_sigkill_in_the_middle_of_a_batch_stores_every_message_once(dovecot: Dovecot, daemon, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
     box = dovecot.add_user()
-    count = 300
+    count = 200
     dovecot.append_many(box, [mail(subject=f"Erä {i}", body="Rivi tekstiä.\n" * 100) for i in range(count)])
     running = daemon(extra=dovecot.imap_toml(box))
-    wait_for(lambda: stored(sqlite_url) >= 50, interval=0.005)
+    wait_for(lambda: stored(sqlite_url) >= 30, interval=0.005)
     running.stop(signal.SIGKILL)
     assert stored(sqlite_url) < count, "killed too late to test anything"
 
@@ -375,9 +375,8 @@ def test_sigterm_in_the_middle_of_a_sync_finishes_the_batch_and_exits_zero(dovec
     assert len(dovecot.messages(box, "Processed")) == at_stop  # what was stored was moved, nothing else
 
     running.start()
-    wait_for(lambda: processed(sqlite_url, count), timeout=90)
+    wait_for(lambda: len(dovecot.messages(box, "Processed")) == count)
     assert stored(sqlite_url) == count  # a clean stop saved its place: nothing fetched twice
-    assert len(dovecot.messages(box, "Processed")) == count
 
 
 class CuttingProxy:
