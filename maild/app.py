@@ -62,6 +62,9 @@ class App:
 
     @cached_property
     def templates(self) -> Templates:
+        return self._read_templates()
+
+    def _read_templates(self) -> Templates:
         instance = self.settings.instance
         return Templates(self.settings.templates_dir, timezone=instance.timezone, tag_prefix=instance.tag_prefix)
 
@@ -120,8 +123,7 @@ class App:
         """
         text = read_rules_text(self.settings.rules_file) if text is None else text
         parse_rules(text, str(self.settings.rules_file))  # all of it must be good before any is used
-        instance = self.settings.instance
-        templates = Templates(self.settings.templates_dir, timezone=instance.timezone, tag_prefix=instance.tag_prefix)
+        templates = self._read_templates()
         problems = templates.check()
         if problems:
             raise TemplatesError(problems)

@@ -279,10 +279,15 @@ class RuleSet:
     rules: tuple[Rule, ...]
     path: str
     _by_address: Mapping[str, Queue] = field(init=False, repr=False, compare=False)
+    _addresses: frozenset[str] = field(init=False, repr=False, compare=False)
+    _all_staff: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_address = {queue.address: queue for queue in self.queues.values()}
         object.__setattr__(self, "_by_address", MappingProxyType(by_address))
+        # asked several times for every message: computed once per rules file
+        object.__setattr__(self, "_addresses", frozenset(by_address))
+        object.__setattr__(self, "_all_staff", frozenset(m for queue in self.queues.values() for m in queue.staff))
 
     def default_queue(self) -> Queue:
         return next(queue for queue in self.queues.values() if queue.default)
@@ -296,10 +301,10 @@ class RuleSet:
 
     def all_staff(self) -> frozenset[str]:
         """Every staff address of every queue."""
-        return frozenset(member for queue in self.queues.values() for member in queue.staff)
+        return self._all_staff
 
     def addresses(self) -> frozenset[str]:
-        return frozenset(self._by_address)
+        return self._addresses
 
 
 # --- input and output of decide() --------------------------------------------------

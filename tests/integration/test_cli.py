@@ -165,3 +165,14 @@ def test_jobs_list_and_run_at_a_time(make_instance, sqlite_url: str) -> None:  #
     again = json.loads(cli(config, "jobs", "run", "--at", "2099-01-07T12:30", "--json").stdout)
     assert again["jobs"]["staff_reminder"] == [] and again["jobs"]["escalation"] == []
     assert cli(config, "jobs", "run", "nonsense").returncode == 1
+
+
+def test_tickets_list_filters_by_queue_and_assignee(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    config = make_instance(sqlite_url)
+    for subject in ("Lasku on väärin", "Osoitteenmuutos"):  # laskutus (round-robin: lasse), jasenasiat
+        assert cli(config, "ingest", input=mail(subject=subject)).returncode == 0
+    by_queue = json.loads(cli(config, "tickets", "list", "--queue", "laskutus", "--json").stdout)
+    assert [(t["number"], t["queue"]) for t in by_queue] == [(1, "laskutus")]
+    by_assignee = json.loads(cli(config, "tickets", "list", "--assignee", "LASSE@liitto.fi", "--json").stdout)
+    assert [t["number"] for t in by_assignee] == [1]
+    assert [t["number"] for t in json.loads(cli(config, "tickets", "list", "--json").stdout)] == [1, 2]
