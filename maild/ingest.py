@@ -462,6 +462,12 @@ class Pipeline:
             self.queue_mail(session, ticket, "reply", lambda: [notices.command_errors(
                 self.mailer, queue, ticket, writer, parsed, text.errors, utcnow())])
             return
+        if kind == "note" and not note and not text.commands:
+            # nothing of the writer's own outside the quotation: keep it, relay nothing, say so
+            store.add_event(session, ticket, "nothing_relayed", actor=writer)
+            self.queue_mail(session, ticket, "reply", lambda: [notices.nothing_relayed(
+                self.mailer, queue, ticket, writer, parsed, utcnow())])
+            return
         status_set = False
         for command in text.commands:
             status_set |= self._obey(session, ticket, command, writer)

@@ -1,9 +1,8 @@
 """Staff mail: command lines at the top, and the text worth relaying (contract 4.5). Pure.
 
-Commands are lines starting with ``#`` before anything else in the message (blank lines may
-come between them). The text below them is the answer; everything from the quoted
-notification down (its internal block, or the usual "On ... wrote:" / Outlook header) is
-cut, so nothing internal ever reaches the member.
+Commands are lines starting with ``#`` and a word, before anything else in the message (blank
+lines may come between them). The text below them is the answer, without the quotation of
+the notification answered (``reply_text``), so nothing internal ever reaches the member.
 """
 
 from __future__ import annotations
@@ -11,22 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from maild.outbound.templates import INTERNAL_START
+from maild.core.reply_text import answer_text
 from maild.rules.model import PRIORITIES
 
+# '#' and at once a word: "#close", "#bogus". "# Heading", "### Heading" or "#123" are text.
+_COMMAND_LINE = re.compile(r"^\s*#[^\W\d_]")
 ARGUMENTS = {"note": False, "take": False, "close": False, "pending": False, "open": False,
              "assign": True, "priority": True, "queue": True, "category": True}
-
-# Where a reply's quotation starts, as real clients write it (fi, sv, en, de).
-_QUOTE_START = re.compile(
-    r"^\s*(?:>\s*)*(?:"
-    r"-{2,}\s*(?:Original Message|Alkuperäinen viesti|Ursprungligt meddelande|Ursprüngliche Nachricht)\s*-{2,}"
-    r"|(?:On|Le|Am|Den)\s.+(?:wrote|a écrit|schrieb|skrev)\s*:\s*$"
-    r"|.+\s(?:kirjoitti|skrev|wrote)\s*:\s*$"
-    r"|(?:From|Lähettäjä|Från|Von)\s*:\s.+$"
-    r")",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -47,7 +37,7 @@ def parse_staff_text(text: str, queues: frozenset[str], staff: frozenset[str]) -
     commands: list[Command] = []
     errors: list[str] = []
     index = 0
-    while index < len(lines) and (not lines[index].strip() or lines[index].lstrip().startswith("#")):
+    while index < len(lines) and (not lines[index].strip() or _COMMAND_LINE.match(lines[index])):
         line = lines[index].strip()
         if line:
             command, error = _command(line, queues, staff)
@@ -75,13 +65,3 @@ def _command(line: str, queues: frozenset[str], staff: frozenset[str]) -> tuple[
     if name == "queue" and argument not in queues:
         return None, f"{line}: no queue {argument!r}"
     return Command(name, argument.lower() if name in ("assign", "priority") else argument), None
-
-
-def answer_text(text: str) -> str:
-    """The text above the quotation of the mail being answered (and above our internal block)."""
-    kept = []
-    for line in text.split("\n"):
-        if INTERNAL_START in line or _QUOTE_START.match(line):
-            break
-        kept.append(line)
-    return "\n".join(kept).strip()

@@ -16,7 +16,7 @@ from typing import Literal
 from maild.mail import Envelope, Parsed
 
 # Re:, RE:, Re[2]:, VS:, Vs:, SV:, AW:, WG:, Fwd:, Fw:, VL:, repeated or nested.
-_PREFIX = re.compile(r"^\s*(?:(?:re|vs|sv|aw|wg|fwd?|vl|tr|antw)(?:\s*\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+_PREFIX = re.compile(r"^\s*(?:(?:re|vs|sv|aw|wg|fwd?|vl|vb|tr|antw)(?:\s*\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
 
 def strip_prefixes(subject: str) -> str:

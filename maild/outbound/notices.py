@@ -198,18 +198,47 @@ COMMAND_ERRORS = {
     "sv": "Ditt meddelande i ärendet {tag} behandlades inte, och inget skickades till medlemmen:",
     "en": "Your message on ticket {tag} was not acted on, and nothing was sent to the member:",
 }
+NOTHING_RELAYED = {
+    "fi": ("Viestissäsi tiketissä {tag} ei ollut omaa tekstiäsi lainatun viestin ulkopuolella, joten "
+           "jäsenelle ei lähetetty mitään. Viesti on tallennettu tikettiin sisäisenä muistiinpanona.\n\n"
+           "Jos halusit vastata jäsenelle, kirjoita vastaus lainauksen yläpuolelle ja lähetä se uudelleen. "
+           "Muistiinpanon voit merkitä itse aloittamalla viestin rivillä #note."),
+    "sv": ("Ditt meddelande i ärendet {tag} innehöll ingen egen text utanför citatet, så inget skickades "
+           "till medlemmen. Meddelandet sparades i ärendet som en intern anteckning.\n\n"
+           "Om du ville svara medlemmen, skriv svaret ovanför citatet och skicka det igen. En anteckning "
+           "kan du själv markera genom att börja meddelandet med raden #note."),
+    "en": ("Your message on ticket {tag} had no text of your own outside the quotation, so nothing was "
+           "sent to the member. It was kept on the ticket as an internal note.\n\n"
+           "If you meant to answer the member, write your answer above the quotation and send it again. "
+           "To mark a note yourself, start the message with the line #note."),
+}
 
 
 def command_errors(
     mailer: Mailer, queue: Queue, ticket: Ticket, writer: str, parsed: Parsed, errors: tuple[str, ...], now: datetime
 ) -> Outgoing:
     """To the staff member whose commands were wrong: what was wrong; the member hears nothing."""
+    intro = COMMAND_ERRORS.get(queue.language, COMMAND_ERRORS["en"])
+    return _to_writer(mailer, queue, ticket, writer, parsed, intro, ["", *(f"  {e}" for e in errors)], now)
+
+
+def nothing_relayed(mailer: Mailer, queue: Queue, ticket: Ticket, writer: str, parsed: Parsed, now: datetime) -> Outgoing:
+    """To the staff member whose reply held nothing to relay (and no command): say so."""
+    intro = NOTHING_RELAYED.get(queue.language, NOTHING_RELAYED["en"])
+    return _to_writer(mailer, queue, ticket, writer, parsed, intro, [], now)
+
+
+def _to_writer(
+    mailer: Mailer, queue: Queue, ticket: Ticket, writer: str, parsed: Parsed, intro: str, details: list[str],
+    now: datetime,
+) -> Outgoing:
+    """A short answer to a staff member's mail, in the queue's language; ``details`` verbatim."""
     tag = format_tag(mailer.tag_prefix, ticket.number)
-    lines = [COMMAND_ERRORS.get(queue.language, COMMAND_ERRORS["en"]).format(tag=tag), ""] + [f"  {e}" for e in errors]
     return Outgoing(
         from_name=queue.name, from_addr=queue.address, to=(writer,), subject=f"Re: {tag} {ticket.subject}",
-        text="\n".join(lines) + "\n", message_id=new_message_id(mailer.hostname), in_reply_to=parsed.message_id,
-        reply_to=mailer.reply_address(queue, ticket.number, writer), auto="auto-replied", date=now,
+        text="\n".join([intro.format(tag=tag), *details]) + "\n", message_id=new_message_id(mailer.hostname),
+        in_reply_to=parsed.message_id, reply_to=mailer.reply_address(queue, ticket.number, writer),
+        auto="auto-replied", date=now,
     )
 
 

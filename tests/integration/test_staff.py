@@ -105,6 +105,48 @@ def test_invalid_command_answers_the_writer_only(app: App) -> None:
     assert ticket(app)["status"] == "new"
 
 
+def quoted_notification(app: App) -> str:
+    text = sent(app, "notification")[0].get_body(("plain",)).get_content()
+    return "\n".join(f"> {line}" if line else ">" for line in text.replace("\r\n", "\n").split("\n"))
+
+
+def test_a_bottom_posted_answer_is_relayed(app: App) -> None:
+    deliver(app, mail(subject="Osoitteenmuutos", body="Uusi osoite on Kotikatu 1."))
+    token_address = staff_address(app, "maija@liitto.fi")
+    body = (f"On 24.11.2026 10.01, Jäsenasiat wrote:\n{quoted_notification(app)}\n\n"
+            "Hei Matti,\nosoite on päivitetty.\n")
+    deliver(app, mail(subject="Re: [JP#1]", body=body, sender="maija@liitto.fi", to=token_address),
+            recipients=(token_address,))
+    (answer,) = sent(app, "staff")
+    assert answer.get_body(("plain",)).get_content().strip().replace("\r\n", "\n") == "Hei Matti,\nosoite on päivitetty."
+    assert ticket(app)["status"] == "pending" and sent(app, "reply") == []
+
+
+def test_a_reply_with_nothing_to_relay_is_kept_as_a_note_and_the_writer_told(app: App) -> None:
+    deliver(app, mail(subject="Osoitteenmuutos"))
+    token_address = staff_address(app, "maija@liitto.fi")
+    body = f"Sent from my iPhone\n\nOn 24.11.2026 10.01, Jäsenasiat wrote:\n{quoted_notification(app)}\n"
+    deliver(app, mail(subject="Re: [JP#1]", body=body, sender="maija@liitto.fi", to=token_address),
+            recipients=(token_address,))
+    assert sent(app, "staff") == []
+    (told,) = sent(app, "reply")
+    assert told["To"] == "maija@liitto.fi" and "ei lähetetty mitään" in told.get_body(("plain",)).get_content()
+    shown = ticket(app)
+    assert shown["status"] == "new"
+    assert [m["kind"] for m in shown["messages"] if m["direction"] == "in"][-1] == "note"
+    assert "nothing_relayed" in [e["kind"] for e in shown["events"]]
+
+
+def test_close_from_a_phone_relays_no_signature(app: App) -> None:
+    deliver(app, mail(subject="Osoitteenmuutos"))
+    token_address = staff_address(app, "maija@liitto.fi")
+    body = f"#close\n\nLähetetty iPhonesta\n\n> Jäsenasiat <jasenpalvelu@liitto.fi> kirjoitti 24.11.2026 kello 10.01:\n>\n{quoted_notification(app)}"
+    deliver(app, mail(subject="VS: [JP#1]", body=body, sender="maija@liitto.fi", to=token_address),
+            recipients=(token_address,))
+    assert ticket(app)["status"] == "resolved"
+    assert sent(app, "staff") == [] and sent(app, "reply") == [] and len(sent(app, "resolved")) == 1
+
+
 @pytest.mark.parametrize(
     "case",
     ["spoofed From to the plain queue address", "another staff member's token", "member token with staff From"],
@@ -125,6 +167,23 @@ def test_spoofed_staff_reply_changes_nothing(app: App, case: str) -> None:
     assert [m["kind"] for m in shown["messages"] if m["direction"] == "in"][-1] == "third_party"
     assert "staff_unproven" in [e["kind"] for e in shown["events"]]
     assert sent(app, "staff") == [] and sent(app, "resolved") == []
+
+
+def test_a_staff_token_works_only_for_its_own_ticket(app: App) -> None:
+    deliver(app, mail(subject="Ensimmäinen asia", message_id="<first@example.fi>"))
+    first_token = staff_address(app, "maija@liitto.fi")  # maija's secret address of ticket 1
+    deliver(app, mail(subject="Toinen asia", message_id="<second@example.fi>"))
+    local, _, domain = first_token.partition("@")
+    forged = local.replace("+1s", "+2s") + "@" + domain  # the same MAC with ticket 2's number
+    deliver(app, mail(subject="VS: [JP#2] Toinen asia", body="#close\nHoidettu.", sender="maija@liitto.fi",
+                      to=forged), recipients=(forged,))
+    second = ticket(app, 2)
+    assert second["status"] == "new" and "staff_unproven" in [e["kind"] for e in second["events"]]
+    # the genuine token of ticket 1 under ticket 2's tag: the token decides, ticket 2 is untouched
+    deliver(app, mail(subject="VS: [JP#2] Toinen asia", body="#close", sender="maija@liitto.fi", to=first_token),
+            recipients=(first_token,))
+    assert ticket(app, 1)["status"] == "resolved" and ticket(app, 2)["status"] == "new"
+    assert sent(app, "staff") == [] and [m["To"] for m in sent(app, "resolved")] == ["matti@example.fi"]
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from maild.core.commands import Command, answer_text, parse_staff_text
+from maild.core.commands import Command, parse_staff_text
+from maild.core.reply_text import answer_text
 
 QUEUES = frozenset({"jasenasiat", "laskutus"})
 STAFF = frozenset({"maija@liitto.fi", "pekka@liitto.fi"})

@@ -1,0 +1,167 @@
+"""What a person wrote in a reply, without the quotation of the mail answered. Pure.
+
+Real clients quote in two ways, and the cut differs:
+
+- ``>``-quoting (Gmail, Apple Mail, Thunderbird, iPhone, Mutt), introduced by an attribution
+  line such as "On DATE, NAME wrote:", "DATE skrev NAME <addr>:" or "NAME <addr> kirjoitti
+  DATE kello TIME:", possibly wrapped over two lines. The quoted lines are left out, and the
+  person's own text is kept wherever it is: above the quotation, below it (bottom-posting) or
+  between quoted lines (inline answers).
+- the original unquoted below a header block ("From:/Sent:", "Lähettäjä:/Lähetetty:",
+  "De:/Enviada em:", ...) or a separator ("-----Original Message-----", "----------
+  Forwarded message ---------", a row of underscores). Nothing below it can be told apart
+  from the original, so everything from there down is cut.
+
+maild's internal block (``--- maild ---``) unquoted is always such a cut, so that nothing
+internal ever reaches a member, whatever the client did. A text that is nothing but a
+signature ("-- " block, "Sent from my iPhone") counts as empty.
+"""
+
+from __future__ import annotations
+
+import re
+
+from maild.outbound.templates import INTERNAL_START
+
+_VERB = r"(?:wrote|writes|kirjoitti|skrev|schrieb|a\s+écrit|escreveu|escribió|ha\s+scritto|schreef|napisał)"
+# "On DATE, NAME wrote:" and its translations; "NAME wrote:"
+_ATTRIBUTION = re.compile(rf"^(?:(?:On|Le|Am|Den|El|Em|Il|Op)\s.*\s{_VERB}|.+\s{_VERB})\s*:$", re.IGNORECASE)
+# the verb before the name or the date: "DATE skrev NAME <addr>:", "NAME <addr> kirjoitti DATE kello TIME:"
+_VERB_INSIDE = re.compile(rf"^(?=.*(?:@|\d)).+\s{_VERB}\s.+:$", re.IGNORECASE)
+_SEPARATOR = re.compile(
+    r"^(?:-{2,}\s*(?:Original Message|Alkuperäinen viesti|Ursprungligt meddelande|Ursprüngliche Nachricht"
+    r"|Forwarded message|Edelleenlähetetty viesti|Välitetty viesti|Vidarebefordrat meddelande"
+    r"|Weitergeleitete Nachricht|Mensagem original|Mensaje original|Message d'origine)\s*-*"
+    r"|Begin forwarded message:|Välitetty viesti alkaa:|Vidarebefordrat brev:)$",
+    re.IGNORECASE,
+)
+_UNDERSCORES = re.compile(r"^_{10,}$")
+_HEADER = re.compile(r"^\**([^\W\d_][\w -]{0,18}?)\s*:\**\s*(.*)$")
+_FROM_LABELS = frozenset(
+    "from lähettäjä från von de da van od expéditeur afsender".split())
+_OTHER_LABELS = frozenset(
+    ["sent", "date", "lähetetty", "päivämäärä", "päiväys", "skickat", "datum", "gesendet", "enviada em",
+     "enviado", "envoyé", "data", "inviato", "verzonden", "sendt", "to", "vastaanottaja", "till", "an",
+     "para", "à", "a", "aan", "til", "cc", "kopio", "kopia", "reply to", "reply-to", "subject", "aihe",
+     "ämne", "betreff", "assunto", "asunto", "objet", "oggetto", "onderwerp", "emne", "temat",
+     "importance", "tärkeys", "prioritet"])
+_MOBILE_SIGNATURE = re.compile(
+    r"^(?:sent from|sent with|sent via|sent using|get outlook for|lähetetty|skickat från|hämta outlook|"
+    r"hanki outlook|von meinem|gesendet von|envoyé de|enviado do|enviado desde)\b.{0,60}$",
+    re.IGNORECASE,
+)
+_SIGNATURE_START = re.compile(r"^(?:--|—|–)\s?$")
+_WRAP_LIMIT = 60  # Gmail wraps at 78; what is left for the second line is short
+
+
+def answer_text(text: str) -> str:
+    """The writer's own text in ``text`` (a reply), with every quotation left out."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    runs: list[tuple[int, int]] = []  # the writer's own lines: [start, end) between quotations
+    start = index = 0
+    while index < len(lines) and not _cut_here(lines, index):
+        span, strong = (1, False) if _quoted(lines[index]) else _attribution(lines, index)
+        if span and not _quoted(lines[index]) and not _quoted(_next_filled(lines, index + span)):
+            if strong:
+                break  # "On ... wrote:" with no '>' below: the quotation is unmarked, all of it goes
+            span = 0  # "... skrev ... 3.11. ...:" in running text: not an attribution after all
+        if span:
+            runs.append((start, index))
+            index += span
+            start = index
+            continue
+        index += 1
+    runs.append((start, index))
+    kept = [_trim(lines[a:b]) for a, b in runs if not _wrapped_quote(lines, a, b)]
+    kept = [text for text in kept if text]
+    if len(kept) > 1 and _is_signature(kept[-1]):
+        kept.pop()  # a signature below the quotation (Google Inbox) of a top-posted answer
+    answer = "\n\n".join(kept)
+    return "" if _is_signature(answer) else answer
+
+
+def _wrapped_quote(lines: list[str], start: int, end: int) -> bool:
+    """Lines glued to quoted lines above and below, with no blank line between: a quoted line
+    the client wrapped without repeating '>', not an inline answer."""
+    return (0 < start < end < len(lines) and _quoted(lines[start - 1]) and _quoted(lines[end])
+            and bool(lines[start].strip()) and bool(lines[end - 1].strip()))
+
+
+def _cut_here(lines: list[str], index: int) -> bool:
+    """The original starts here, unquoted: everything from this line down is quotation."""
+    line = lines[index].strip()
+    if not line or line.startswith(">"):
+        return False
+    if INTERNAL_START in line or _SEPARATOR.match(line):
+        return True
+    if _UNDERSCORES.match(line):
+        return _header_block(lines, _next_filled_index(lines, index + 1))
+    return _header_block(lines, index)
+
+
+def _header_block(lines: list[str], index: int) -> bool:
+    """Lines from ``index`` form a mail header block: a From label and at least one other."""
+    labels: set[str] = set()
+    blanks = 0
+    while index < len(lines) and blanks <= 1:
+        line = lines[index].strip()
+        if not line:
+            blanks += 1
+            index += 1
+            continue
+        found = _HEADER.match(line)
+        label = found.group(1).strip().lower() if found else ""
+        if label not in _FROM_LABELS and label not in _OTHER_LABELS:
+            break
+        labels.add(label)
+        blanks = 0
+        index += 1
+    return len(labels) >= 2 and bool(labels & _FROM_LABELS)
+
+
+def _attribution(lines: list[str], index: int) -> tuple[int, bool]:
+    """How many lines (1 or 2: Gmail wraps long ones) of an attribution start at ``index``, 0 if
+    none; and whether it is unmistakable even without '>'-quoted lines below it."""
+    line = lines[index].strip()
+    if not line:
+        return 0, False
+    if _ATTRIBUTION.match(line):
+        return 1, True
+    if _VERB_INSIDE.match(line):
+        return 1, False
+    if index + 1 < len(lines):
+        following = lines[index + 1].strip()
+        if following.endswith(":") and len(following) <= _WRAP_LIMIT:
+            joined = f"{line} {following}"
+            if _ATTRIBUTION.match(joined) or _VERB_INSIDE.match(joined):
+                return 2, False
+    return 0, False
+
+
+def _quoted(line: str | None) -> bool:
+    return line is not None and line.lstrip().startswith(">")
+
+
+def _next_filled_index(lines: list[str], index: int) -> int:
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    return index
+
+
+def _next_filled(lines: list[str], index: int) -> str | None:
+    index = _next_filled_index(lines, index)
+    return lines[index] if index < len(lines) else None
+
+
+def _trim(run: list[str]) -> str:
+    return "\n".join(run).strip("\n").rstrip()
+
+
+def _is_signature(text: str) -> bool:
+    """Nothing but a signature: a '-- ' block, or a phone's "Sent from my iPhone" line."""
+    for line in text.split("\n"):
+        if _SIGNATURE_START.match(line):
+            return True
+        if line.strip() and not _MOBILE_SIGNATURE.match(line.strip()):
+            return False
+    return True
