@@ -88,7 +88,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     handler = IntakeHandler(committer.accept, settings.smtp.accept_domains)
     host, port = settings.smtp.host_port()
     server = await start_listener(handler, host, port, settings.smtp.max_message_bytes, settings.instance.hostname)
-    pollers = start_pollers(settings, committer.accept, app.engine, stopping)  # one per [[imap]]
+    pollers = start_pollers(settings, committer.accept_many, app.engine, stopping)  # one per [[imap]]
     waker = asyncio.create_task(wake_processor(processor, committer.committed), name="waker")
     sending = asyncio.create_task(sender.run(stopping), name="sender")
     scheduler = start_scheduler(app)

@@ -3,8 +3,8 @@
 One task per ``[[imap]]`` entry, each with a connection of its own, so one broken server
 stalls nobody else. After login and SELECT, a cycle is::
 
-    UID SEARCH above last_uid -> UID FETCH (BODY.PEEK[]) in batches -> accept each message
-    (returns once durably committed) -> save last_uid -> one after-action for the batch
+    UID SEARCH above last_uid -> UID FETCH (BODY.PEEK[]) in batches -> accept the batch
+    (returns once durably committed, in mailbox order) -> save last_uid -> one after-action
 
 and then a wait: IMAP IDLE when the server offers it and ``idle = true``, else (and at most)
 ``poll_seconds``. A message is moved, flagged or deleted only after its ``accept`` returned;
@@ -43,7 +43,8 @@ from maild.mail import Envelope
 
 log = logging.getLogger("maild.imap")
 
-Accept = Callable[[bytes, Envelope], Awaitable[int]]
+# Store a batch durably, in the order given; per message the inbound id or the error.
+Accept = Callable[[list[tuple[bytes, Envelope]]], Awaitable[list[int | BaseException]]]
 
 STORED_KEYWORD = "$MaildStored"
 STORED_FLAGS = f"(\\Seen {STORED_KEYWORD})"
@@ -254,9 +255,7 @@ class Poller:
     async def _store_batch(self, session: Session, state: FolderState, uids: list[int]) -> FolderState:
         """Fetch, store, remember, then move/flag/delete what was stored (in that order)."""
         fetched = await session.fetch(uids)
-        results = await asyncio.gather(
-            *(self.accept(raw, imap_envelope(raw, self.box)) for _, raw in fetched), return_exceptions=True
-        )
+        results = await self.accept([(raw, imap_envelope(raw, self.box)) for _, raw in fetched])
         failed = {uid: result for (uid, _), result in zip(fetched, results) if isinstance(result, BaseException)}
         stored = [uid for uid, _ in fetched if uid not in failed]
         last_uid = min(failed) - 1 if failed else max(uids)

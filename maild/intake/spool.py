@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import os
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -115,11 +116,31 @@ class GroupCommitter:
 
     async def accept(self, raw: bytes, envelope: Envelope) -> int:
         """Store durably; the returned inbound id is committed. Raises on storage failure."""
+        (result,) = await self.accept_many([(raw, envelope)])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def accept_many(self, messages: Sequence[tuple[bytes, Envelope]]) -> list[int | BaseException]:
+        """Store several messages: files written side by side, rows committed in the order given.
+
+        A mailbox's order is kept, so the processor files an original before a reply to it
+        fetched in the same batch. Each result is the committed inbound id or the error.
+        """
         loop = asyncio.get_running_loop()
-        path = await loop.run_in_executor(self._files, self.store.write, raw)
-        future: asyncio.Future[int] = loop.create_future()
-        await self._queue.put((inbound_row(raw, path, envelope), future))
-        return await future
+        paths = await asyncio.gather(
+            *(loop.run_in_executor(self._files, self.store.write, raw) for raw, _ in messages), return_exceptions=True)
+        results: list[asyncio.Future[int] | BaseException] = []
+        for (raw, envelope), path in zip(messages, paths):
+            if isinstance(path, BaseException):
+                results.append(path)
+                continue
+            future: asyncio.Future[int] = loop.create_future()
+            self._queue.put_nowait((inbound_row(raw, path, envelope), future))  # in order, no await between
+            results.append(future)
+        done = await asyncio.gather(*(r for r in results if isinstance(r, asyncio.Future)), return_exceptions=True)
+        committed = iter(done)
+        return [result if isinstance(result, BaseException) else next(committed) for result in results]
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -317,6 +317,24 @@ def test_the_same_message_by_imap_and_smtp_is_stored_once(dovecot: Dovecot, daem
     assert sql(sqlite_url, "select source, error from inbound order by id")[1:] in ([("imap", "duplicate")], [("smtp", "duplicate")])
 
 
+def test_a_conversation_fetched_in_one_batch_is_filed_in_mailbox_order(dovecot: Dovecot, daemon, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    """The original is big and its replies small: their files are written first, yet the
+    spool keeps the mailbox's order, so every reply finds the ticket its original opened."""
+    box = dovecot.add_user()
+    ids = [f"<keskustelu-{i}@example.fi>" for i in range(8)]
+    dovecot.append(box, mail(subject="Jäsenmaksu", body="Liite:\n" + "x" * 3_000_000, message_id=ids[0]))
+    for i in range(1, 8):
+        dovecot.append(box, mail(subject="Re: Jäsenmaksu", body=f"Lisäys {i}", message_id=ids[i],
+                                 in_reply_to=ids[i - 1], references=" ".join(ids[:i])))
+    running = daemon(extra=dovecot.imap_toml(box))
+    wait_for(lambda: processed(sqlite_url, 8))
+    [ticket] = tickets(running.config)
+    assert ticket["message_count"] == 8
+    spooled = [row[0] for row in sql(sqlite_url, "select m.message_id from messages m join inbound i "
+                                                  "on m.inbound_id = i.id order by i.id")]
+    assert [f"<{m.strip('<>')}>" for m in spooled] == ids
+
+
 def test_an_unparseable_message_is_quarantined_and_still_moved(dovecot: Dovecot, daemon) -> None:  # type: ignore[no-untyped-def]
     box = dovecot.add_user()
     garbage = b"\r\nno headers at all\r\n"
@@ -489,10 +507,10 @@ def test_a_25_mb_message_is_fetched_in_bounded_memory(dovecot: Dovecot, tmp_path
         committer = GroupCommitter(engine, RawStore(tmp_path / "var"))
         committer.start()
 
-        async def accept(raw: bytes, envelope: Any) -> int:
-            inbound_id = await committer.accept(raw, envelope)
+        async def accept(messages: list[tuple[bytes, Any]]) -> list[int | BaseException]:
+            results = await committer.accept_many(messages)
             stopping.set()  # the poller finishes this batch (moves it) and returns
-            return inbound_id
+            return results
 
         tracemalloc.start()
         try:
