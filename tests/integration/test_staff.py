@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from collections.abc import Callable
 
 import pytest
 from sqlmodel import Session, select
@@ -110,24 +111,24 @@ def quoted_notification(app: App) -> str:
     return "\n".join(f"> {line}" if line else ">" for line in text.replace("\r\n", "\n").split("\n"))
 
 
-def test_a_bottom_posted_answer_is_relayed(app: App) -> None:
+def maija_answers(app: App, body: Callable[[str], str], subject: str = "Re: [JP#1]") -> None:
+    """A new ticket; Maija answers its notification (quoted as ``body`` puts it) from her client."""
     deliver(app, mail(subject="Osoitteenmuutos", body="Uusi osoite on Kotikatu 1."))
     token_address = staff_address(app, "maija@liitto.fi")
-    body = (f"On 24.11.2026 10.01, Jäsenasiat wrote:\n{quoted_notification(app)}\n\n"
-            "Hei Matti,\nosoite on päivitetty.\n")
-    deliver(app, mail(subject="Re: [JP#1]", body=body, sender="maija@liitto.fi", to=token_address),
+    deliver(app, mail(subject=subject, body=body(quoted_notification(app)), sender="maija@liitto.fi", to=token_address),
             recipients=(token_address,))
+
+
+def test_a_bottom_posted_answer_is_relayed(app: App) -> None:
+    maija_answers(app, lambda quoted: f"On 24.11.2026 10.01, Jäsenasiat wrote:\n{quoted}\n\nHei Matti,\n"
+                                      "osoite on päivitetty.\n")
     (answer,) = sent(app, "staff")
     assert answer.get_body(("plain",)).get_content().strip().replace("\r\n", "\n") == "Hei Matti,\nosoite on päivitetty."
     assert ticket(app)["status"] == "pending" and sent(app, "reply") == []
 
 
 def test_a_reply_with_nothing_to_relay_is_kept_as_a_note_and_the_writer_told(app: App) -> None:
-    deliver(app, mail(subject="Osoitteenmuutos"))
-    token_address = staff_address(app, "maija@liitto.fi")
-    body = f"Sent from my iPhone\n\nOn 24.11.2026 10.01, Jäsenasiat wrote:\n{quoted_notification(app)}\n"
-    deliver(app, mail(subject="Re: [JP#1]", body=body, sender="maija@liitto.fi", to=token_address),
-            recipients=(token_address,))
+    maija_answers(app, lambda quoted: f"Sent from my iPhone\n\nOn 24.11.2026 10.01, Jäsenasiat wrote:\n{quoted}\n")
     assert sent(app, "staff") == []
     (told,) = sent(app, "reply")
     assert told["To"] == "maija@liitto.fi" and "ei lähetetty mitään" in told.get_body(("plain",)).get_content()
@@ -138,11 +139,8 @@ def test_a_reply_with_nothing_to_relay_is_kept_as_a_note_and_the_writer_told(app
 
 
 def test_close_from_a_phone_relays_no_signature(app: App) -> None:
-    deliver(app, mail(subject="Osoitteenmuutos"))
-    token_address = staff_address(app, "maija@liitto.fi")
-    body = f"#close\n\nLähetetty iPhonesta\n\n> Jäsenasiat <jasenpalvelu@liitto.fi> kirjoitti 24.11.2026 kello 10.01:\n>\n{quoted_notification(app)}"
-    deliver(app, mail(subject="VS: [JP#1]", body=body, sender="maija@liitto.fi", to=token_address),
-            recipients=(token_address,))
+    maija_answers(app, lambda quoted: "#close\n\nLähetetty iPhonesta\n\n> Jäsenasiat <jasenpalvelu@liitto.fi> "
+                                      f"kirjoitti 24.11.2026 kello 10.01:\n>\n{quoted}", subject="VS: [JP#1]")
     assert ticket(app)["status"] == "resolved"
     assert sent(app, "staff") == [] and sent(app, "reply") == [] and len(sent(app, "resolved")) == 1
 
