@@ -3,14 +3,17 @@
 Fills a fresh SQLite database (or an empty PostgreSQL one) with N tickets spread over two
 years (10% open, some pending, some resolved; 3% of the open ones still unanswered), then
 times each sweep as of "now" (the first run sends what is due) and five minutes later (the
-steady state of a daemon that sweeps every five minutes), and prints the peak RSS.
+steady state of a daemon that sweeps every five minutes). Each size is swept in a process of
+its own, filled by another, so its peak RSS is that of the sweeps alone: it should not grow
+with N.
 
-    .venv/bin/python bench/sweeps.py [-n 100000] [--db-url postgresql+psycopg://...]
+    .venv/bin/python bench/sweeps.py [-n 10000 -n 100000] [--db-url postgresql+psycopg://...]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import resource
 import sys
@@ -18,6 +21,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -60,32 +64,68 @@ def fill(engine: sa.Engine, n: int) -> None:
             conn.execute(sa.insert(Ticket), rows)
 
 
+def app_for(url: str, tmp: str) -> App:
+    return App(Settings(
+        database={"url": url}, instance={"data_dir": f"{tmp}/var", "secret_key": "bench"},
+        rules={"file": str(REPO / "rules.yaml"), "templates": str(REPO / "templates")},
+    ))
+
+
+def fill_database(url: str, n: int) -> None:
+    fill(db.make_engine(url), n)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sweep_all(url: str, tmp: str, results: Any) -> None:
+    """Every sweep twice (now, and five minutes later), in this process: times, due counts, RSS."""
+    app = app_for(url, tmp)
+    app.pipeline.engine.connect().close()
+    rows, before = [], peak_rss_mb()
+    for name in JOBS:
+        started = time.perf_counter()
+        first = run_job(app.pipeline, name, NOW)
+        middle = time.perf_counter()
+        again = run_job(app.pipeline, name, NOW + timedelta(minutes=5))
+        rows.append((name, middle - started, len(first), time.perf_counter() - middle, len(again)))
+    results.put({"rows": rows, "before": before, "peak": peak_rss_mb()})
+
+
+def bench(n: int, db_url: str | None, spawn: Any) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="maild-sweeps-") as tmp:
+        url = db_url or f"sqlite:///{tmp}/maild.db"
+        db.upgrade(url)
+        started = time.perf_counter()
+        filler = spawn.Process(target=fill_database, args=(url, n))
+        filler.start()
+        filler.join()
+        print(f"\n{n} tickets written in {time.perf_counter() - started:.1f} s")
+        results = spawn.Queue()
+        sweeper = spawn.Process(target=sweep_all, args=(url, tmp, results))
+        sweeper.start()
+        outcome = results.get()
+        sweeper.join()
+    print(f"{'sweep':16} {'first run':>10} {'(due)':>7} {'next run':>10}")
+    for name, first, due, steady, again in outcome["rows"]:
+        print(f"{name:16} {first:9.2f}s {due:7} {steady:9.2f}s  ({again} due)")
+    print(f"peak RSS of the sweeping process: {outcome['peak']:.0f} MB ({outcome['before']:.0f} MB before the first sweep)")
+    return outcome
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=100_000)
-    parser.add_argument("--db-url")
+    parser.add_argument("-n", type=int, action="append", help="tickets (repeat for several sizes; default 10000 and 100000)")
+    parser.add_argument("--db-url", help="an empty database (one size only)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="maild-sweeps-") as tmp:
-        url = args.db_url or f"sqlite:///{tmp}/maild.db"
-        db.upgrade(url)
-        settings = Settings(
-            database={"url": url}, instance={"data_dir": f"{tmp}/var", "secret_key": "bench"},
-            rules={"file": str(REPO / "rules.yaml"), "templates": str(REPO / "templates")},
-        )
-        app = App(settings)
-        started = time.perf_counter()
-        fill(app.engine, args.n)
-        print(f"{args.n} tickets written in {time.perf_counter() - started:.1f} s")
-        print(f"{'sweep':16} {'first run':>10} {'(due)':>7} {'next run':>10}")
-        for name in JOBS:
-            started = time.perf_counter()
-            actions = run_job(app.pipeline, name, NOW)
-            first = time.perf_counter() - started
-            started = time.perf_counter()
-            again = run_job(app.pipeline, name, NOW + timedelta(minutes=5))
-            steady = time.perf_counter() - started
-            print(f"{name:16} {first:9.2f}s {len(actions):7} {steady:9.2f}s  ({len(again)} due)")
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    sizes = args.n or [10_000, 100_000]
+    if args.db_url and len(sizes) > 1:
+        parser.error("--db-url takes one size (-n): the database must be empty")
+    spawn = multiprocessing.get_context("spawn")
+    peaks = {n: bench(n, args.db_url, spawn)["peak"] for n in sizes}
+    if len(peaks) > 1:
+        print("\npeak RSS by size: " + ", ".join(f"{n} tickets {peak:.0f} MB" for n, peak in peaks.items()))
 
 
 if __name__ == "__main__":

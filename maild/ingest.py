@@ -23,7 +23,7 @@ from maild.core import threader
 from maild.core.assignment import pick_assignee
 from maild.core.authres import proves_sender
 from maild.core.bounces import Bounce, parse_bounce, verp_token
-from maild.core.classify import classify
+from maild.core.classify import classify, no_member_mail
 from maild.core.lifecycle import next_status
 from maild.core.parse import ParseError, parse_message
 from maild.core.commands import Command, parse_staff_text
@@ -509,11 +509,22 @@ class Pipeline:
         ticket.status_changed_at = now
         if status == "resolved":
             ticket.resolved_at = now
-            queue = self.rules.queues[ticket.queue]
-            self.queue_mail(session, ticket, "resolved", lambda: [notices.resolved(
-                self.mailer, self.rules, queue, ticket, store.contact_of(session, ticket.requester).name, now)])
+            self._tell_resolved(session, ticket, now)
         elif status == "closed":
             ticket.closed_at = now
+
+    def _tell_resolved(self, session: Session, ticket: Ticket, now: datetime) -> None:
+        """``resolved`` to the member, unless no automatic mail may go there (contract 4.3, 4.4)."""
+        queue = self.rules.queues.get(ticket.queue)
+        contact = store.contact_of(session, ticket.requester)
+        reason = "its queue is no longer in the rules" if queue is None else no_member_mail(
+            ticket.requester, contact.undeliverable, store.opened_by_machine(session, [ticket.id]).get(ticket.id or 0),
+            self.rules.addresses())
+        if reason:
+            store.add_event(session, ticket, "resolved_notice_skipped", at=now, reason=reason)
+            return
+        self.queue_mail(session, ticket, "resolved", lambda: [notices.resolved(
+            self.mailer, self.rules, queue, ticket, contact.name, now)])
 
     def _relay(self, session: Session, ticket: Ticket, queue: Queue, parsed: Parsed, answer: str, writer: str) -> None:
         """The staff member's answer to the member and the ticket's CCs, from the queue."""

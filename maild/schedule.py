@@ -1,10 +1,12 @@
 """Sweeps: what is due, decided from the database's state at a given time.
 
-Each sweep claims its work in the database: it locks its own counters row first (a row lock
-on PostgreSQL, the write lock on SQLite), so two instances never run one at once, and it
-records what it sent as events in the same transaction as the mail, so running it twice,
-after a restart or with ``--at`` in the past, sends nothing twice. A sweep missed while the
-daemon was down simply finds the work still due when it next runs.
+A sweep walks its candidates in batches (keyset pagination: memory does not grow with the
+number of tickets) and commits each batch's mail together with the events that mark it
+done. Every transaction first takes the sweep's lock (SQLite's write lock, taken at BEGIN;
+a row lock on PostgreSQL) and only then reads, so two instances never run one sweep at
+once and each sees what the other marked. Running a sweep twice, after a restart or with
+``--at`` in the past, sends nothing twice. A sweep missed while the daemon was down simply
+finds the work still due when it next runs.
 """
 
 from __future__ import annotations
@@ -12,18 +14,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from maild.core.business_time import BusinessCalendar
+from maild.core.classify import no_member_mail
 from maild.core.threader import format_tag
 from maild.ingest import Pipeline
 from maild.outbound import notices
+from maild.rules.model import RuleSet
 from maild.store import tickets as store
-from maild.store.tables import Counter, Event, Ticket
+from maild.store.tables import Contact, Counter, Event, Ticket
 
 ACTOR = "maild (scheduler)"
 DIGEST_HOUR = 8
+DIGEST_SECTIONS = ("overdue", "own", "unassigned")
+DIGEST_SECTION_LIMIT = 25  # tickets listed per digest section; the rest are counted
+BATCH = 500
 
 
 @dataclass
@@ -31,55 +40,74 @@ class Sweep:
     pipeline: Pipeline
     session: Session
     now: datetime
+    name: str
+    dry_run: bool = False
 
     @property
-    def rules(self):  # type: ignore[no-untyped-def]
+    def rules(self) -> RuleSet:
         return self.pipeline.rules
 
-    def calendar(self):  # type: ignore[no-untyped-def]
+    def calendar(self) -> BusinessCalendar:
         return self.pipeline.mailer.calendar(self.rules)
 
     def tag(self, ticket: Ticket) -> str:
         return format_tag(self.pipeline.mailer.tag_prefix, ticket.number)
 
-    def marked(self, kind: str, ticket_ids: list[int], since: dict[int, datetime] | None = None) -> set[int]:
-        """Tickets that already have an event of ``kind`` (after ``since[ticket]`` if given)."""
-        found: set[int] = set()
-        for chunk in _chunks(ticket_ids, 500):
-            rows = self.session.exec(select(Event.ticket_id, Event.at).where(Event.kind == kind, col(Event.ticket_id).in_(chunk)))
-            found.update(tid for tid, at in rows if since is None or at >= since[tid])
-        return found
+    def batches(self, query: Any, *order: Any, commit: bool = True) -> Iterator[list[Any]]:
+        """The rows of ``query`` in batches, by keyset on ``order`` (unique: it ends with the id).
+
+        With ``commit``, a batch's mail and marks are committed before the next batch is read,
+        and the lock is taken again (a dry run commits nothing; the last batch is run_job's).
+        """
+        page = query.order_by(*order).limit(BATCH)
+        batch = list(self.session.exec(page))
+        while batch:
+            after = tuple(getattr(batch[-1], column.key) for column in order)  # before the caller changes them
+            yield batch
+            if len(batch) < BATCH:
+                return
+            if commit and not self.dry_run:
+                self.session.commit()
+                _lock(self.session, self.name)
+            batch = list(self.session.exec(page.where(sa.tuple_(*order) > sa.tuple_(*after))))
+
+    def claimed(self, query: Any) -> Any:
+        """``query`` locking its tickets on PostgreSQL, skipping any that another transaction
+        (a member's reply being filed) holds: they are looked at again in the next sweep."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            return query.with_for_update(skip_locked=True, of=Ticket)
+        return query
 
 
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def _unmarked(kinds: tuple[str, ...], since_status_change: bool = False) -> Any:
+    """No event of ``kinds`` on the ticket (since its status last changed)."""
+    marks = select(Event.id).where(Event.ticket_id == Ticket.id, col(Event.kind).in_(kinds))
+    if since_status_change:
+        marks = marks.where(Event.at >= Ticket.status_changed_at)
+    return ~marks.exists()
 
 
-def _unanswered(sweep: Sweep) -> list[Ticket]:
-    query = select(Ticket).where(col(Ticket.status).in_(("new", "open")), col(Ticket.first_response_at).is_(None))
-    return list(sweep.session.exec(query))
-
-
-def _due(sweep: Sweep, ticket: Ticket, fraction: int) -> datetime | None:
+def _due(sweep: Sweep, ticket: Any, fraction: int) -> datetime | None:
     sla = sweep.rules.sla.get(ticket.priority)
     return sweep.calendar().add(ticket.created_at, sla / fraction if fraction > 1 else sla) if sla else None
 
 
 def _remind(sweep: Sweep, kind: str, reason: str, fraction: int, leads: bool) -> list[str]:
-    tickets = [t for t in _unanswered(sweep) if (due := _due(sweep, t, fraction)) and due <= sweep.now]
-    done = sweep.marked(kind, [t.id for t in tickets if t.id])
+    query = select(Ticket).where(
+        col(Ticket.status).in_(("new", "open")), col(Ticket.first_response_at).is_(None), _unmarked((kind,)))
     actions = []
-    for ticket in tickets:
-        queue = sweep.rules.queues.get(ticket.queue)
-        if ticket.id in done or queue is None:
-            continue
-        recipients = (queue.leads or queue.staff) if leads else ((ticket.assignee,) if ticket.assignee else queue.staff)
-        due = _due(sweep, ticket, 1)
-        sweep.pipeline.queue_mail(sweep.session, ticket, "reminder", lambda t=ticket, q=queue, r=recipients, d=due: notices.reminder_staff(
-            sweep.pipeline.mailer, sweep.rules, q, t, reason, d, r, sweep.now))
-        store.add_event(sweep.session, ticket, kind, actor=ACTOR, at=sweep.now, to=list(recipients), due=due.isoformat() if due else None)
-        actions.append(f"{sweep.tag(ticket)}: {kind} to {', '.join(recipients)}")
+    for batch in sweep.batches(query, Ticket.id):
+        for ticket in batch:
+            queue = sweep.rules.queues.get(ticket.queue)
+            if queue is None or not (due := _due(sweep, ticket, fraction)) or due > sweep.now:
+                continue
+            recipients = (queue.leads or queue.staff) if leads else ((ticket.assignee,) if ticket.assignee else queue.staff)
+            breach = _due(sweep, ticket, 1)
+            sweep.pipeline.queue_mail(sweep.session, ticket, "reminder", lambda t=ticket, q=queue, r=recipients, d=breach: notices.reminder_staff(
+                sweep.pipeline.mailer, sweep.rules, q, t, reason, d, r, sweep.now))
+            store.add_event(sweep.session, ticket, kind, actor=ACTOR, at=sweep.now, to=list(recipients),
+                            due=breach.isoformat() if breach else None)
+            actions.append(f"{sweep.tag(ticket)}: {kind} to {', '.join(recipients)}")
     return actions
 
 
@@ -93,33 +121,44 @@ def escalation(sweep: Sweep) -> list[str]:
     return _remind(sweep, "escalated", "breach", 1, leads=True)
 
 
-def _in_status_since(sweep: Sweep, status: str, days: int) -> list[Ticket]:
-    query = select(Ticket).where(Ticket.status == status, Ticket.status_changed_at <= sweep.now - timedelta(days=days))
-    return list(sweep.session.exec(query))
+def _in_status_since(sweep: Sweep, status: str, days: int) -> Any:
+    return select(Ticket).where(Ticket.status == status, Ticket.status_changed_at <= sweep.now - timedelta(days=days))
 
 
 def member_reminder(sweep: Sweep) -> list[str]:
-    """A pending ticket's member has been silent ``remind_member_after_days``: remind them once."""
-    tickets = _in_status_since(sweep, "pending", sweep.rules.lifecycle.remind_member_after_days)
-    done = sweep.marked("reminded_member", [t.id for t in tickets if t.id], {t.id: t.status_changed_at for t in tickets if t.id})
+    """A pending ticket's member has been silent ``remind_member_after_days``: remind them once,
+    unless the requester is machine mail or bounced (contract 4.3, 4.4): then an event says why."""
+    query = _in_status_since(sweep, "pending", sweep.rules.lifecycle.remind_member_after_days).where(
+        _unmarked(("reminded_member", "reminder_skipped"), since_status_change=True))
     actions = []
-    for ticket in tickets:
-        queue = sweep.rules.queues.get(ticket.queue)
-        contact = store.contact_of(sweep.session, ticket.requester)
-        if ticket.id in done or queue is None or contact.undeliverable:
-            continue
-        sweep.pipeline.queue_mail(sweep.session, ticket, "reminder", lambda t=ticket, q=queue, n=contact.name: [
-            notices.reminder_member(sweep.pipeline.mailer, sweep.rules, q, t, n, sweep.now)])
-        store.add_event(sweep.session, ticket, "reminded_member", actor=ACTOR, at=sweep.now)
-        actions.append(f"{sweep.tag(ticket)}: reminded the member")
+    for batch in sweep.batches(sweep.claimed(query), Ticket.status_changed_at, Ticket.id):
+        contacts = store.contacts(sweep.session, (t.requester for t in batch))
+        machine_opened = store.opened_by_machine(sweep.session, [t.id for t in batch if t.id])
+        for ticket in batch:
+            queue = sweep.rules.queues.get(ticket.queue)
+            if queue is None:
+                continue
+            contact = contacts.get(ticket.requester) or Contact(address=ticket.requester)
+            reason = no_member_mail(ticket.requester, contact.undeliverable, machine_opened.get(ticket.id or 0),
+                                    sweep.rules.addresses())
+            if reason:
+                store.add_event(sweep.session, ticket, "reminder_skipped", actor=ACTOR, at=sweep.now, reason=reason)
+                actions.append(f"{sweep.tag(ticket)}: no member reminder: {reason}")
+                continue
+            sweep.pipeline.queue_mail(sweep.session, ticket, "reminder", lambda t=ticket, q=queue, n=contact.name: [
+                notices.reminder_member(sweep.pipeline.mailer, sweep.rules, q, t, n, sweep.now)])
+            store.add_event(sweep.session, ticket, "reminded_member", actor=ACTOR, at=sweep.now)
+            actions.append(f"{sweep.tag(ticket)}: reminded the member")
     return actions
 
 
 def _move(sweep: Sweep, status: str, days: int, happened: str, label: str) -> list[str]:
     actions = []
-    for ticket in _in_status_since(sweep, status, days):
-        sweep.pipeline.set_status(sweep.session, ticket, happened, ACTOR, sweep.now)
-        actions.append(f"{sweep.tag(ticket)}: {label}")
+    query = sweep.claimed(_in_status_since(sweep, status, days))
+    for batch in sweep.batches(query, Ticket.status_changed_at, Ticket.id):
+        for ticket in batch:
+            sweep.pipeline.set_status(sweep.session, ticket, happened, ACTOR, sweep.now)
+            actions.append(f"{sweep.tag(ticket)}: {label}")
     return actions
 
 
@@ -134,43 +173,54 @@ def close(sweep: Sweep) -> list[str]:
 
 
 def digest(sweep: Sweep) -> list[str]:
-    """Each business morning (08:00 local), once: every staff member's list of what waits."""
+    """Each business morning (08:00 local), once: every staff member's list of what waits.
+
+    One transaction: the day's claim and every digest are committed together."""
     calendar = sweep.calendar()
     local = sweep.now.astimezone(calendar.zone)
     if not calendar.is_business_day(local.date()) or local.hour < DIGEST_HOUR:
         return []
     claim = f"digest:{local.date().isoformat()}"
-    if store.next_number(sweep.session, claim) != 1:
+    if sweep.session.get(Counter, claim) is not None:
         return []  # already sent today (by this or another instance)
-    open_tickets = list(sweep.session.exec(select(Ticket).where(col(Ticket.status).in_(store.OPEN_STATUSES))))
+    store.next_number(sweep.session, claim)
     actions = []
     for staff in sorted(sweep.rules.all_staff()):
         queues = [q for q in sweep.rules.queues.values() if staff in q.staff]
-        items = _digest_items(sweep, staff, {q.id for q in queues}, open_tickets)
+        items, more = _digest_items(sweep, staff, {q.id for q in queues})
         if not items:
             continue
-        sweep.pipeline.queue_mail(sweep.session, None, "digest", lambda s=staff, i=items, q=queues[0]: [
-            notices.digest(sweep.pipeline.mailer, q, s, i, sweep.now)])
-        actions.append(f"digest to {staff}: {len(items)} tickets")
+        sweep.pipeline.queue_mail(sweep.session, None, "digest", lambda s=staff, i=items, m=more, q=queues[0]: [
+            notices.digest(sweep.pipeline.mailer, q, s, i, m, sweep.now)])
+        actions.append(f"digest to {staff}: {len(items) + sum(more.values())} tickets")
     return actions
 
 
-def _digest_items(sweep: Sweep, staff: str, queue_ids: set[str], tickets: list[Ticket]) -> list[dict[str, object]]:
-    sections = {"overdue": [], "own": [], "unassigned": []}  # type: dict[str, list[dict[str, object]]]
-    for ticket in tickets:
-        mine, unassigned = ticket.assignee == staff, ticket.assignee is None and ticket.queue in queue_ids
-        if not (mine or unassigned):
-            continue
-        due = _due(sweep, ticket, 1) if ticket.first_response_at is None else None
-        section = "overdue" if due and due <= sweep.now else ("own" if mine else "unassigned")
-        queue = sweep.rules.queues.get(ticket.queue)
-        sections[section].append({
-            "section": section, "tag": sweep.tag(ticket),
-            "subject": ticket.subject, "queue": queue.name if queue else ticket.queue, "status": ticket.status,
-            "priority": ticket.priority, "age": sweep.now - ticket.created_at, "confidential": ticket.confidential,
-            "visible": not ticket.confidential or ticket.queue in queue_ids,
-        })
-    return sections["overdue"] + sections["own"] + sections["unassigned"]
+DIGEST_COLUMNS = (Ticket.id, Ticket.number, Ticket.subject, Ticket.queue, Ticket.status, Ticket.priority,
+                  Ticket.assignee, Ticket.confidential, Ticket.created_at, Ticket.first_response_at)
+
+
+def _digest_items(sweep: Sweep, staff: str, queue_ids: set[str]) -> tuple[list[dict[str, object]], dict[str, int]]:
+    """Up to ``DIGEST_SECTION_LIMIT`` tickets per section, oldest first, and how many more each has."""
+    query = select(*DIGEST_COLUMNS).where(col(Ticket.status).in_(store.OPEN_STATUSES), sa.or_(
+        Ticket.assignee == staff, sa.and_(col(Ticket.assignee).is_(None), col(Ticket.queue).in_(queue_ids))))
+    sections: dict[str, list[dict[str, object]]] = {name: [] for name in DIGEST_SECTIONS}
+    more = dict.fromkeys(DIGEST_SECTIONS, 0)
+    for batch in sweep.batches(query, Ticket.id, commit=False):
+        for ticket in batch:
+            due = _due(sweep, ticket, 1) if ticket.first_response_at is None else None
+            section = "overdue" if due and due <= sweep.now else ("own" if ticket.assignee == staff else "unassigned")
+            if len(sections[section]) == DIGEST_SECTION_LIMIT:
+                more[section] += 1
+                continue
+            queue = sweep.rules.queues.get(ticket.queue)
+            sections[section].append({
+                "section": section, "tag": sweep.tag(ticket),
+                "subject": ticket.subject, "queue": queue.name if queue else ticket.queue, "status": ticket.status,
+                "priority": ticket.priority, "age": sweep.now - ticket.created_at, "confidential": ticket.confidential,
+                "visible": not ticket.confidential or ticket.queue in queue_ids,
+            })
+    return [item for name in DIGEST_SECTIONS for item in sections[name]], more
 
 
 JOBS: dict[str, Callable[[Sweep], list[str]]] = {
@@ -187,7 +237,7 @@ def run_job(pipeline: Pipeline, name: str, now: datetime, dry_run: bool = False)
     """Run one sweep as of ``now``; with ``dry_run`` say what it would do and change nothing."""
     with Session(pipeline.engine, expire_on_commit=False) as session:
         _lock(session, name)
-        actions = JOBS[name](Sweep(pipeline, session, now))
+        actions = JOBS[name](Sweep(pipeline, session, now, name, dry_run))
         if dry_run:
             session.rollback()
         else:
@@ -196,12 +246,11 @@ def run_job(pipeline: Pipeline, name: str, now: datetime, dry_run: bool = False)
 
 
 def _lock(session: Session, name: str) -> None:
-    """Serialise this sweep across instances (PostgreSQL row lock; SQLite's write lock)."""
-    store.next_number(session, f"sweep:{name}")
-    session.exec(select(Counter).where(Counter.name == f"sweep:{name}").with_for_update()).one()
+    """Serialise this sweep across instances. SQLite: the write lock, which every transaction
+    takes at BEGIN (``store.db``). PostgreSQL: the row lock of the sweep's counter."""
+    if session.get_bind().dialect.name == "postgresql":
+        store.lock_counter(session, f"sweep:{name}")
 
 
 def run_all(pipeline: Pipeline, now: datetime, dry_run: bool = False) -> dict[str, list[str]]:
     return {name: run_job(pipeline, name, now, dry_run) for name in JOBS}
-
-

@@ -286,9 +286,33 @@ def is_system_sender(ev: Evidence) -> str | None:
 
 def is_noreply_sender(ev: Evidence) -> str | None:
     for address in _sender_addresses(ev):
-        if _NOREPLY_LOCAL_PART.match(_local_part(address)):
+        if _is_noreply(address):
             return f"no-reply sender {address}"
     return None
+
+
+def machine_address(address: str, own_addresses: frozenset[str]) -> str | None:
+    """Why automatic mail must not go to this address (contract 4.3: the null sender,
+    MAILER-DAEMON, postmaster, no-reply, one of our own addresses), or None."""
+    normal = normalize_address(address)
+    if not normal:
+        return "null sender"
+    if normal in {normalize_address(a) for a in own_addresses}:
+        return f"our own address {normal}"
+    if _local_part(normal) in _SYSTEM_LOCAL_PARTS:
+        return f"system sender {normal}"
+    return f"no-reply sender {normal}" if _is_noreply(normal) else None
+
+
+def no_member_mail(address: str, undeliverable: bool, opened_by: str | None, own_addresses: frozenset[str]) -> str | None:
+    """Why no automatic mail (reminder, resolution) may go to a ticket's requester, or None:
+    the address bounces (contract 4.4), machine mail opened the ticket or the address is
+    one no person reads (contract 4.3)."""
+    if undeliverable:
+        return "the requester's address bounces"
+    if opened_by:
+        return f"the ticket was opened by machine mail ({opened_by})"
+    return machine_address(address, own_addresses)
 
 
 CHECKS: tuple[Check, ...] = (
@@ -338,6 +362,10 @@ def _precedence(ev: Evidence) -> str:
 
 def _local_part(address: str) -> str:
     return address.rpartition("@")[0] or address
+
+
+def _is_noreply(address: str) -> bool:
+    return bool(_NOREPLY_LOCAL_PART.match(_local_part(address)))
 
 
 def _system_sender(ev: Evidence) -> str | None:

@@ -276,6 +276,10 @@ def reminder_member(mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket
     return _notice(mailer, queue, "reminder_member", context, ticket.requester, mailer.reply_address(queue, ticket.number), now)
 
 
-def digest(mailer: Mailer, queue: Queue, staff: str, items: list[dict[str, Any]], now: datetime) -> Outgoing:
-    """A staff member's morning list: overdue first, then their own, then unassigned."""
-    return _notice(mailer, queue, "digest", {"staff": staff, "now": now, "items": items}, staff, queue.address, now)
+def digest(
+    mailer: Mailer, queue: Queue, staff: str, items: list[dict[str, Any]], more: dict[str, int], now: datetime
+) -> Outgoing:
+    """A staff member's morning list: overdue first, then their own, then unassigned;
+    ``more`` counts, per section, the tickets left out of ``items``."""
+    context = {"staff": staff, "now": now, "items": items, "more": more, "total": len(items) + sum(more.values())}
+    return _notice(mailer, queue, "digest", context, staff, queue.address, now)

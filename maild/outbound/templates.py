@@ -49,9 +49,11 @@ Per template, besides those:
   (days from this reminder until the ticket is resolved unless the member answers).
 - ``digest`` (no ``queue``/``ticket``): ``staff`` (the recipient's address), ``now``,
   ``items``: overdue first, then the recipient's own open tickets, then unassigned ones in
-  their queues; each ``section`` (``"overdue"``/``"own"``/``"unassigned"``), ``tag``,
-  ``subject``, ``queue`` (name), ``status``, ``priority``, ``age`` (timedelta),
-  ``confidential``, ``visible`` (False: only the tag and the word "confidential" show).
+  their queues, oldest first, at most 25 per section (``schedule.DIGEST_SECTION_LIMIT``);
+  each ``section`` (``"overdue"``/``"own"``/``"unassigned"``), ``tag``, ``subject``,
+  ``queue`` (name), ``status``, ``priority``, ``age`` (timedelta), ``confidential``,
+  ``visible`` (False: only the tag and the word "confidential" show). ``more``: per
+  section, how many tickets ``items`` leaves out; ``total``: all of them, listed or not.
 
 :data:`SAMPLE_CONTEXTS` holds one example of each, and :data:`SAMPLE_VARIANTS` the
 other branches worth rendering; :meth:`Templates.check` renders them all.
@@ -521,6 +523,8 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
                 "visible": False,
             },
         ],
+        "more": {"overdue": 0, "own": 0, "unassigned": 0},
+        "total": 4,
     },
 }
 
@@ -546,5 +550,8 @@ SAMPLE_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
         {"reason": "breach", "ticket": {**_TICKET, "confidential": True, "assignee": None}},
     ),
     "reminder_member": ({"ticket": {**_TICKET, "requester_name": "", "subject": ""}},),
-    "digest": ({"items": []},),
+    "digest": (
+        {"items": [], "total": 0},
+        {"more": {"overdue": 0, "own": 12, "unassigned": 3}, "total": 19},
+    ),
 }

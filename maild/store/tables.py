@@ -86,6 +86,7 @@ class Ticket(SQLModel, table=True):
         sa.Index("ix_tickets_status_queue", "status", "queue"),
         sa.Index("ix_tickets_requester", "requester"),
         sa.Index("ix_tickets_status_changed", "status", "status_changed_at"),
+        sa.Index("ix_tickets_unanswered", "status", "first_response_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     number: int = Field(unique=True)

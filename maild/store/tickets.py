@@ -37,6 +37,14 @@ def next_number(session: Session, name: str = "ticket") -> int:
     return int(result)
 
 
+def lock_counter(session: Session, name: str) -> None:
+    """Hold a named counter's row lock until the transaction ends (the row is made if missing)."""
+    query = select(Counter.name).where(Counter.name == name).with_for_update()
+    if session.exec(query).first() is None:
+        _insert_ignore(session, Counter, name=name, value=0)
+        session.exec(query).one()
+
+
 def ref(ticket: Ticket) -> TicketRef:
     return TicketRef(number=ticket.number, status=ticket.status, requester=ticket.requester, cc=tuple(ticket.cc))
 
@@ -92,6 +100,18 @@ def contact(session: Session, address: str, name: str = "") -> Contact:
 def contact_of(session: Session, address: str) -> Contact:
     """The stored contact for an address, or an unsaved blank one (read-only use)."""
     return session.exec(select(Contact).where(Contact.address == address)).first() or Contact(address=address)
+
+
+def contacts(session: Session, addresses: Iterable[str]) -> dict[str, Contact]:
+    """The known contacts among ``addresses``, by address."""
+    return {c.address: c for c in session.exec(select(Contact).where(col(Contact.address).in_(set(addresses))))}
+
+
+def opened_by_machine(session: Session, ticket_ids: list[int]) -> dict[int, str]:
+    """For each of these tickets that machine mail opened (its first message), its classification."""
+    first = select(func.min(Message.id)).where(col(Message.ticket_id).in_(ticket_ids)).group_by(Message.ticket_id)
+    query = select(Message.ticket_id, Message.classification).where(col(Message.id).in_(first), Message.kind == "auto_reply")
+    return {ticket_id: kind for ticket_id, kind in session.exec(query)}
 
 
 def add_event(

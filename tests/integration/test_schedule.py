@@ -1,24 +1,35 @@
-"""Sweeps over a simulated fortnight in business time (Europe/Helsinki, FI holidays).
+"""Sweeps in business time (Europe/Helsinki, FI holidays): each at the right moment, exactly
+once, also when run again or by two instances at once (tests/integration/test_fortnight.py
+runs them all over a simulated fortnight with a restart).
 
-Time is driven by `--at` (run_job's ``now``); nothing sleeps. Each sweep must fire at the
-right moment and exactly once, also when it is run again or by a restarted daemon.
+Time is driven by `--at` (run_job's ``now``); nothing sleeps.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
+import multiprocessing
+import time
+import traceback
+from collections import Counter
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from maild import schedule
 from maild.app import App
 from maild.config import load_settings
 from maild.intake.spool import spool_sync
 from maild.mail import Envelope
-from maild.schedule import run_job
+from maild.schedule import JOBS, run_all, run_job
 from maild.store import db
-from maild.store.tables import Outbox, Ticket
+from maild.store import tickets as store
+from maild.store.tables import Event, Outbox, Ticket
+from tests.conftest import RULES, MakeInstance
 from tests.mailgen import mail
 
 HKI = ZoneInfo("Europe/Helsinki")
@@ -35,13 +46,18 @@ def app(make_instance, db_url: str) -> App:
     return instance
 
 
-def new_ticket(app: App, created: datetime, subject: str = "Osoitteenmuutos", status: str = "new") -> int:
-    result = app.pipeline.process(spool_sync(app.engine, app.raw_store, mail(subject=subject), Envelope("smtp", None, ())))
+def new_ticket(app: App, created: datetime, subject: str = "Osoitteenmuutos", status: str = "new", **fields: Any) -> int:
+    """A ticket from a member's mail (``mail(...)`` arguments in ``fields``), as if it came at ``created``."""
+    mail_args = {key: fields.pop(key) for key in ("sender", "headers") if key in fields}
+    raw = mail(subject=subject, **mail_args)
+    result = app.pipeline.process(spool_sync(app.engine, app.raw_store, raw, Envelope("smtp", None, ())))
     number = int(result.split(":")[1])
     with Session(app.engine) as session:
         ticket = session.exec(select(Ticket).where(Ticket.number == number)).one()
         ticket.created_at = ticket.status_changed_at = created
         ticket.status = status
+        for name, value in fields.items():
+            setattr(ticket, name, value)
         session.commit()
     return number
 
@@ -113,7 +129,133 @@ def test_digest_once_each_business_morning(app: App) -> None:
     assert len(fired(app, "digest", "2027-12-13T08:00")) == 2
 
 
-def test_dry_run_changes_nothing(app: App) -> None:
-    new_ticket(app, at("2027-12-03T15:00"))
-    assert len(run_job(app.pipeline, "staff_reminder", at("2027-12-08T11:00"), dry_run=True)) == 1
-    assert len(fired(app, "staff_reminder", "2027-12-08T11:00")) == 1
+def test_dry_run_changes_nothing(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schedule, "BATCH", 2)  # and commits nothing between batches
+    for _ in range(3):
+        new_ticket(app, at("2027-12-03T15:00"))
+    assert len(run_job(app.pipeline, "staff_reminder", at("2027-12-08T11:00"), dry_run=True)) == 3
+    assert len(fired(app, "staff_reminder", "2027-12-08T11:00")) == 3
+
+
+def outbox_rows(app: App, kind: str) -> list[Outbox]:
+    with Session(app.engine) as session:
+        return list(session.exec(select(Outbox).where(Outbox.kind == kind).order_by(Outbox.id)))
+
+
+def mark_undeliverable(app: App, address: str) -> None:
+    with Session(app.engine) as session:
+        store.contact(session, address).undeliverable = True
+        session.commit()
+
+
+BOUNCES = "the requester's address bounces"
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"headers": {"Auto-Submitted": "auto-replied"}}, "the ticket was opened by machine mail (auto_reply)"),
+        ({"headers": {"List-Id": "<uutiset.example.fi>"}}, "the ticket was opened by machine mail (list)"),
+        ({"requester": "laskutus+x7@liitto.fi"}, "our own address laskutus@liitto.fi"),
+        ({"requester": "no-reply@kauppa.example"}, "no-reply sender no-reply@kauppa.example"),
+        ({"requester": "postmaster@example.fi"}, "system sender postmaster@example.fi"),
+        ({"sender": "pia@example.fi"}, BOUNCES),
+    ],
+)
+def test_no_member_reminder_to_machines_or_bounced_addresses(app: App, fields: dict[str, Any], reason: str) -> None:
+    number = new_ticket(app, at("2027-12-13T10:00"), status="pending", **fields)
+    if reason == BOUNCES:
+        mark_undeliverable(app, fields["sender"])
+
+    assert fired(app, "member_reminder", "2027-12-18T10:00") == [f"[JP#{number}]: no member reminder: {reason}"]
+    assert fired(app, "member_reminder", "2027-12-18T10:05") == []  # recorded once, not every sweep
+    with Session(app.engine) as session:
+        events = session.exec(select(Event).where(col(Event.kind).in_(("reminder_skipped", "reminded_member")))).all()
+    assert [(e.kind, e.data["reason"]) for e in events] == [("reminder_skipped", reason)]
+    assert outbox_rows(app, "reminder") == []
+
+
+def test_auto_resolution_tells_no_machine_and_no_bounced_address(app: App) -> None:
+    new_ticket(app, at("2027-12-13T10:00"), status="pending", headers={"Auto-Submitted": "auto-replied"})
+    new_ticket(app, at("2027-12-13T10:00"), status="pending", sender="pia@example.fi")
+    mark_undeliverable(app, "pia@example.fi")
+
+    assert len(fired(app, "auto_resolve", "2027-12-27T10:00")) == 2
+    assert outbox_rows(app, "resolved") == []
+    with Session(app.engine) as session:
+        reasons = [e.data["reason"] for e in session.exec(select(Event).where(Event.kind == "resolved_notice_skipped"))]
+    assert sorted(reasons) == ["the requester's address bounces", "the ticket was opened by machine mail (auto_reply)"]
+
+
+def test_digest_lists_a_few_tickets_per_section_and_counts_the_rest(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schedule, "DIGEST_SECTION_LIMIT", 2)
+    overdue = new_ticket(app, at("2027-12-01T10:00"))  # normal, 3d: overdue since Mon 6.12.
+    waiting = [new_ticket(app, at(f"2027-12-08T1{hour}:00")) for hour in range(5)]
+
+    assert fired(app, "digest", "2027-12-09T08:00") == [
+        "digest to maija@liitto.fi: 6 tickets", "digest to pekka@liitto.fi: 6 tickets"]
+    message = email.message_from_bytes(outbox_rows(app, "digest")[0].raw, policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "6 tikettiä" in message["Subject"]
+    listed = [n for n in [overdue, *waiting] if f"[JP#{n}] " in text]
+    assert listed == [overdue, *waiting[:2]]  # the oldest first
+    assert "… ja 3 muuta" in text and text.count("muuta") == 1
+
+
+LEADS_RULES = RULES.replace("    default: true\n", "    default: true\n    leads: [johtaja@liitto.fi]\n", 1)
+
+
+def sweep_as_an_instance(config: str, now: datetime, batch: int, barrier: Any, results: Any) -> None:
+    """One instance in its own process: its own App from the config file, every sweep once."""
+    try:
+        schedule.BATCH = batch  # several batches a sweep: the two instances' transactions interleave
+        app = App(load_settings(config))
+        app.engine.connect().close()
+        barrier.wait(timeout=60)
+        started = time.monotonic()
+        actions = run_all(app.pipeline, now)
+        results.put({"started": started, "finished": time.monotonic(), "actions": actions})
+    except BaseException:
+        results.put({"error": traceback.format_exc()})
+        raise
+
+
+def test_two_instances_at_once_send_everything_exactly_once(make_instance: MakeInstance, db_url: str) -> None:
+    config = make_instance(db_url, rules=LEADS_RULES)
+    app = App(load_settings(str(config)))
+    db.upgrade(app.settings.database_url)
+    queues = ("jasenasiat", "laskutus")
+    unanswered = [new_ticket(app, at("2027-12-01T10:00"), queue=queues[i % 2]) for i in range(20)]
+    pending = [new_ticket(app, at("2027-11-29T08:00"), status="pending", sender=f"jasen{i}@example.fi") for i in range(20)]
+    resolved = [new_ticket(app, at("2027-12-03T12:00"), status="resolved") for _ in range(20)]
+    app.engine.dispose()
+    now = at("2027-12-14T09:00")  # a Tuesday: everything above is due, and the digest
+
+    spawn = multiprocessing.get_context("spawn")
+    barrier, results = spawn.Barrier(2), spawn.Queue()
+    workers = [spawn.Process(target=sweep_as_an_instance, args=(str(config), now, 7, barrier, results)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=90) for _ in workers]
+    for worker in workers:
+        worker.join(30)
+    assert [o.get("error") for o in outcomes] == [None, None]
+
+    assert max(o["started"] for o in outcomes) < min(o["finished"] for o in outcomes)  # they overlapped
+    expected = {"staff_reminder": 20, "escalation": 20, "member_reminder": 20, "auto_resolve": 20, "close": 20, "digest": 4}
+    for name in JOBS:
+        both = outcomes[0]["actions"][name] + outcomes[1]["actions"][name]
+        assert len(both) == len(set(both)) == expected[name], name
+    with Session(app.engine) as session:
+        numbers = {t.id: t.number for t in session.exec(select(Ticket))}
+        events = Counter((numbers[e.ticket_id], e.kind if e.kind != "status" else e.data["new"])
+                         for e in session.exec(select(Event).where(Event.actor == schedule.ACTOR)))
+        sent = Counter(row.kind for row in session.exec(select(Outbox)))
+    assert events == Counter(
+        [(n, "reminded_staff") for n in unanswered] + [(n, "escalated") for n in unanswered]
+        + [(n, "reminded_member") for n in pending] + [(n, "resolved") for n in pending]
+        + [(n, "closed") for n in resolved])
+    # reminders: to the two staff of either queue; escalations: to jasenasiat's lead, laskutus's
+    # two staff (it has no leads); member reminders: one each
+    assert sent["reminder"] == 20 * 2 + (10 * 1 + 10 * 2) + 20
+    assert sent["resolved"] == 20 and sent["digest"] == 4

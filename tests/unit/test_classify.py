@@ -11,7 +11,7 @@ from typing import Any, get_args
 
 import pytest
 
-from maild.core.classify import CHECKS, LOOP_HEADER, classify
+from maild.core.classify import CHECKS, LOOP_HEADER, classify, machine_address
 from maild.core.parse import parse_message
 from maild.mail import Envelope, MachineKind, Verdict
 from tests.unit._parsed import stdlib_parse
@@ -189,3 +189,20 @@ def test_member_forwarding_a_dsn_as_attachment_gets_a_ticket() -> None:
 def test_member_pasting_a_bounce_into_a_forward_gets_a_ticket() -> None:
     bounce_text = (CORPUS / "bounces/qmail_failure_notice.eml").read_text("utf-8", "replace")
     assert verdict(subject="Fwd: failure notice", body=bounce_text).kind == "normal"
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("matti@example.fi", None),
+        ("noreplyer.matti@example.fi", None),
+        ("", "null sender"),
+        ("MAILER-DAEMON@mx.example.fi", "system sender mailer-daemon@mx.example.fi"),
+        ("postmaster@example.fi", "system sender postmaster@example.fi"),
+        ("no-reply@verkkokauppa.example", "no-reply sender no-reply@verkkokauppa.example"),
+        ("DoNotReply@pankki.example", "no-reply sender donotreply@pankki.example"),
+        ("tyottomyyskassa+x7@liitto.fi", "our own address tyottomyyskassa@liitto.fi"),
+    ],
+)
+def test_machine_address_says_why_no_automatic_mail_goes_there(address: str, reason: str | None) -> None:
+    assert machine_address(address, OWN_ADDRESSES) == reason

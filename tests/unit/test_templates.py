@@ -433,6 +433,19 @@ def test_digest_lists_overdue_first_then_own_then_unassigned(language: str) -> N
     assert text.index("[JP#7]") < text.index("[JP#12]") < text.index("[JP#13]") < text.index("[JP#14]")
 
 
+@pytest.mark.parametrize(
+    ("language", "subject", "more"),
+    [("fi", "16 tikettiä", "… ja 12 muuta"), ("sv", "16 ärenden", "… och 12 till"), ("en", "16 tickets", "… and 12 more")],
+)
+def test_digest_says_how_many_more_a_section_has(language: str, subject: str, more: str) -> None:
+    values = {**SAMPLE_CONTEXTS["digest"], "more": {"overdue": 0, "own": 12, "unassigned": 0}, "total": 16}
+    rendered = TEMPLATES.render("digest", language, values)
+
+    assert rendered.subject.endswith(subject)
+    assert rendered.text.count("…") == 1
+    assert rendered.text.index("[JP#13]") < rendered.text.index(more) < rendered.text.index("[JP#14]")
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_a_staff_reminder_leaves_out_a_confidential_subject(language: str) -> None:
     values = context("reminder_staff", reason="breach", ticket_confidential=True, ticket_subject="Raskaussyrjintä")
