@@ -179,12 +179,16 @@ def test_auto_resolution_tells_no_machine_and_no_bounced_address(app: App) -> No
     new_ticket(app, at("2027-12-13T10:00"), status="pending", headers={"Auto-Submitted": "auto-replied"})
     new_ticket(app, at("2027-12-13T10:00"), status="pending", sender="pia@example.fi")
     mark_undeliverable(app, "pia@example.fi")
+    new_ticket(app, at("2027-12-13T10:00"), status="pending", queue="lakkautettu")  # queue gone from the rules
 
-    assert len(fired(app, "auto_resolve", "2027-12-27T10:00")) == 2
+    assert len(fired(app, "auto_resolve", "2027-12-27T10:00")) == 3
     assert outbox_rows(app, "resolved") == []
     with Session(app.engine) as session:
         reasons = [e.data["reason"] for e in session.exec(select(Event).where(Event.kind == "resolved_notice_skipped"))]
-    assert sorted(reasons) == ["the requester's address bounces", "the ticket was opened by machine mail (auto_reply)"]
+        statuses = {t.status for t in session.exec(select(Ticket))}
+    assert sorted(reasons) == ["its queue is no longer in the rules", "the requester's address bounces",
+                               "the ticket was opened by machine mail (auto_reply)"]
+    assert statuses == {"resolved"}
 
 
 def test_digest_lists_a_few_tickets_per_section_and_counts_the_rest(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
