@@ -52,6 +52,7 @@ _MOBILE_SIGNATURE = re.compile(
 )
 _SIGNATURE_START = re.compile(r"^(?:--|—|–)\s?$")
 _WRAP_LIMIT = 60  # Gmail wraps at 78; what is left for the second line is short
+_ATTRIBUTION_LIMIT = 400  # longer lines are text (and never reach the regexes' backtracking)
 
 
 def answer_text(text: str) -> str:
@@ -123,7 +124,7 @@ def _attribution(lines: list[str], index: int) -> tuple[int, bool]:
     """How many lines (1 or 2: Gmail wraps long ones) of an attribution start at ``index``, 0 if
     none; and whether it is unmistakable even without '>'-quoted lines below it."""
     line = lines[index].strip()
-    if not line:
+    if not line or len(line) > _ATTRIBUTION_LIMIT:
         return 0, False
     if _ATTRIBUTION.match(line):
         return 1, True

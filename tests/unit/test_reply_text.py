@@ -85,3 +85,8 @@ def test_headings_and_numbers_are_text_not_commands(line: str) -> None:
 def test_a_command_word_right_after_the_hash_is_a_command() -> None:
     staff = parse_staff_text("#Close\n\nKiitos.", frozenset(), frozenset())
     assert staff.commands == (Command("close"),) and staff.answer == "Kiitos."
+
+
+def test_a_huge_line_is_text_and_quick() -> None:
+    line = "On " + "wrote " * 150_000 + "x"  # 900 kB: the listener takes lines up to 1 MiB
+    assert answer_text(f"{line}\n> quoted") == line
