@@ -459,13 +459,13 @@ class Pipeline:
         self._store_message(session, ticket, inbound, parsed, kind, verdict, threader.fingerprint(parsed))
         if text.errors:
             store.add_event(session, ticket, "commands_rejected", actor=writer, errors=list(text.errors))
-            self.queue_mail(session, ticket, "reply", lambda: [notices.command_errors(
+            self.queue_mail(session, ticket, "notification", lambda: [notices.command_errors(
                 self.mailer, queue, ticket, writer, parsed, text.errors, utcnow())])
             return
         if kind == "note" and not note and not text.commands:
             # nothing of the writer's own outside the quotation: keep it, relay nothing, say so
             store.add_event(session, ticket, "nothing_relayed", actor=writer)
-            self.queue_mail(session, ticket, "reply", lambda: [notices.nothing_relayed(
+            self.queue_mail(session, ticket, "notification", lambda: [notices.nothing_relayed(
                 self.mailer, queue, ticket, writer, parsed, utcnow())])
             return
         status_set = False
