@@ -517,8 +517,9 @@ class Pipeline:
         """``resolved`` to the member, unless no automatic mail may go there (contract 4.3, 4.4)."""
         queue = self.rules.queues.get(ticket.queue)
         contact = store.contact_of(session, ticket.requester)
+        ticket_id = ticket.id or 0
         reason = "its queue is no longer in the rules" if queue is None else no_member_mail(
-            ticket.requester, contact.undeliverable, store.opened_by_machine(session, [ticket.id]).get(ticket.id or 0),
+            ticket.requester, contact.undeliverable, store.opened_by_machine(session, [ticket_id]).get(ticket_id),
             self.rules.addresses())
         if reason:
             store.add_event(session, ticket, "resolved_notice_skipped", at=now, reason=reason)
