@@ -102,7 +102,7 @@ def _remind(sweep: Sweep, kind: str, reason: str, fraction: int, leads: bool) ->
             if queue is None or not (due := _due(sweep, ticket, fraction)) or due > sweep.now:
                 continue
             recipients = (queue.leads or queue.staff) if leads else ((ticket.assignee,) if ticket.assignee else queue.staff)
-            breach = _due(sweep, ticket, 1)
+            breach = due if fraction == 1 else _due(sweep, ticket, 1)
             sweep.pipeline.queue_mail(sweep.session, ticket, "reminder", lambda t=ticket, q=queue, r=recipients, d=breach: notices.reminder_staff(
                 sweep.pipeline.mailer, sweep.rules, q, t, reason, d, r, sweep.now))
             store.add_event(sweep.session, ticket, kind, actor=ACTOR, at=sweep.now, to=list(recipients),

@@ -61,11 +61,14 @@ def answer_text(text: str) -> str:
     runs: list[tuple[int, int]] = []  # the writer's own lines: [start, end) between quotations
     start = index = 0
     while index < len(lines) and not _cut_here(lines, index):
-        span, strong = (1, False) if _quoted(lines[index]) else _attribution(lines, index)
-        if span and not _quoted(lines[index]) and not _quoted(_next_filled(lines, index + span)):
-            if strong:
-                break  # "On ... wrote:" with no '>' below: the quotation is unmarked, all of it goes
-            span = 0  # "... skrev ... 3.11. ...:" in running text: not an attribution after all
+        if _quoted(lines[index]):
+            span = 1
+        else:
+            span, strong = _attribution(lines, index)
+            if span and not _quoted(_next_filled(lines, index + span)):
+                if strong:
+                    break  # "On ... wrote:" with no '>' below: the quotation is unmarked, all of it goes
+                span = 0  # "... skrev ... 3.11. ...:" in running text: not an attribution after all
         if span:
             runs.append((start, index))
             index += span

@@ -206,6 +206,23 @@ def test_digest_lists_a_few_tickets_per_section_and_counts_the_rest(app: App, mo
     assert "… ja 3 muuta" in text and text.count("muuta") == 1
 
 
+def test_a_confidential_ticket_shows_its_subject_only_to_its_own_queue_staff(app: App) -> None:
+    """Maija (jasenasiat) still owns a confidential ticket moved to laskutus: her digest lists
+    its tag only; an unassigned confidential one of laskutus is not in her digest at all."""
+    moved = new_ticket(app, at("2027-12-08T10:00"), subject="Palkkasaatava", queue="laskutus",
+                       assignee="maija@liitto.fi", confidential=True)
+    waiting = new_ticket(app, at("2027-12-08T11:00"), subject="Velkajärjestely", queue="laskutus", confidential=True)
+
+    fired(app, "digest", "2027-12-09T08:00")
+    digests = {}
+    for row in outbox_rows(app, "digest"):
+        message = email.message_from_bytes(row.raw, policy=email.policy.default)
+        digests[row.recipient] = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert f"[JP#{moved}] luottamuksellinen" in digests["maija@liitto.fi"]
+    assert "Palkkasaatava" not in digests["maija@liitto.fi"] and f"[JP#{waiting}]" not in digests["maija@liitto.fi"]
+    assert f"[JP#{waiting}] Velkajärjestely (luottamuksellinen)" in digests["lasse@liitto.fi"]
+
+
 LEADS_RULES = RULES.replace("    default: true\n", "    default: true\n    leads: [johtaja@liitto.fi]\n", 1)
 
 
