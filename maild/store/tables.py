@@ -77,7 +77,9 @@ class Contact(SQLModel, table=True):
     address: str = Field(max_length=320, unique=True)
     name: str = Field(default="", max_length=500)
     created_at: datetime = _ts(default_factory=utcnow)
-    undeliverable: bool = False
+    undeliverable: bool = False  # superseded by undeliverable_since; kept for old rows
+    # when a bounce of maild's own mail to this address last said "permanent"; lapses (contract 4.4)
+    undeliverable_since: datetime | None = _ts(default=None)
 
 
 class Ticket(SQLModel, table=True):
@@ -211,3 +213,23 @@ class Outbox(SQLModel, table=True):
     claimed_at: datetime | None = _ts(default=None)  # when a sender took it (state sending)
     last_error: str | None = None
     sent_at: datetime | None = _ts(default=None)
+
+
+class Component(SQLModel, table=True):
+    """Health of one long-running part of a daemon (``maild status``): its heartbeat, last
+    success and last error. ``name`` is e.g. ``daemon``, ``sender``, ``processor``,
+    ``imap:jasenpalvelu`` or ``sweep:reminders``; ``instance`` tells daemons apart."""
+
+    __tablename__ = "components"
+    __table_args__ = (sa.UniqueConstraint("instance", "name", name="uq_components_instance_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    instance: str = Field(default="", max_length=200)  # host:pid of the daemon
+    name: str = Field(max_length=200)
+    pid: int | None = None
+    started_at: datetime | None = _ts(default=None)
+    heartbeat_at: datetime | None = _ts(default=None)
+    last_success_at: datetime | None = _ts(default=None)
+    last_error_at: datetime | None = _ts(default=None)
+    last_error: str | None = None
+    restarts: int = 0
+    data: dict[str, Any] = _json(dict)
