@@ -423,7 +423,7 @@ class Pipeline:
             proven = choice.via == "token" and found.token_staff == sender
         elif self.staff_proof == "authres":
             domain = sender.rpartition("@")[2]
-            proven = proves_sender(parsed.headers.get("authentication-results", ()), self.trusted_authserv_ids, domain)
+            proven = proves_sender(parsed.authentication_results, self.trusted_authserv_ids, domain)
         else:
             proven = True
         return sender if proven else None
