@@ -104,7 +104,37 @@ def run(config: ConfigOpt = None) -> None:
     problems = instance.check_templates()
     if problems:
         raise TemplatesError(problems)
+    _make_private(instance.settings)
     run_daemon(instance)
+
+
+def _make_private(settings: Settings) -> None:
+    """Data at rest is private (contract 6), also what an older maild left open: the data
+    directory (a private directory keeps others out of everything in it), the SQLite files and
+    the outbox maildir are made private. Outside the data directory, maild only warns."""
+    from maild.outbound.transport import maildir_path
+    from maild.store import db, private
+
+    log = logging.getLogger("maild.cli")
+    data_dir = settings.data_dir
+    paths = [data_dir]
+    database = db.sqlite_file(settings.database_url)
+    if database is not None:
+        paths += [database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")]
+    maildir = maildir_path(settings.outbound.transport, Path(settings.base_dir))
+    if maildir is not None:
+        paths.append(maildir)
+    for path in paths:
+        inside = path.resolve().is_relative_to(data_dir.resolve())
+        try:
+            mode = private.tighten(path) if inside else private.exposed_mode(path)
+        except OSError as exc:
+            log.warning("%s: cannot make it private: %s", path, exc)
+            continue
+        if mode is not None and inside:
+            log.warning("%s was open to others (mode %o): made private", path, mode)
+        elif mode is not None:
+            log.warning("%s is open to others (mode %o) and outside data_dir: make it private (chmod go=)", path, mode)
 
 
 @app.command()
@@ -457,6 +487,7 @@ def rules_test(message: Annotated[Path, typer.Argument(metavar="FILE.eml")], as_
 
 def main() -> None:
     """Entry point: known errors become one line on stderr and a non-zero exit."""
+    os.umask(0o077)  # contract 6: whatever maild or a library under it creates is private
     try:
         app()
     except ConfigError as exc:

@@ -36,6 +36,7 @@ from maild.outbound.outbox import BOUNCE_PREFIX
 from maild.outbound.compose import Outgoing
 from maild.outbound.notices import Mailer
 from maild.rules.model import Decision, Queue, RuleSet
+from maild.store import private
 from maild.store import tickets as store
 from maild.store.attachments import save_attachments
 from maild.store.tables import Inbound, Message, Outbox, Quarantine, Ticket, utcnow
@@ -423,7 +424,7 @@ class Pipeline:
             proven = choice.via == "token" and found.token_staff == sender
         elif self.staff_proof == "authres":
             domain = sender.rpartition("@")[2]
-            proven = proves_sender(parsed.headers.get("authentication-results", ()), self.trusted_authserv_ids, domain)
+            proven = proves_sender(parsed.authentication_results, self.trusted_authserv_ids, domain)
         else:
             proven = True
         return sender if proven else None
@@ -549,10 +550,9 @@ def secret_key(settings_key: str, data_dir: Path) -> bytes:
     if settings_key:
         return settings_key.encode("utf-8")
     path = Path(data_dir) / "secret.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32), encoding="ascii")
-        path.chmod(0o600)
+    if not path.exists():  # made whole and once: two processes starting together share one key
+        private.make_dirs(path.parent, durable=True)
+        private.write_file(path, secrets.token_hex(32).encode("ascii"), replace=False)
     return path.read_text(encoding="ascii").strip().encode("ascii")
 
 

@@ -6,14 +6,18 @@
 from __future__ import annotations
 
 import asyncio
-import mailbox
+import os
 import ssl
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import urlparse
 
 import aiosmtplib
+
+from maild.store.private import make_dirs, write_file
 
 Outcome = Literal["sent", "temporary", "permanent"]
 
@@ -31,15 +35,22 @@ class Transport(Protocol):
 
 
 class MaildirTransport:
-    """Writes each mail into a maildir, so a newcomer can read what maild sent."""
+    """Writes each mail into a maildir, so a newcomer can read what maild sent.
+
+    Delivery as the maildir convention has it (written in ``tmp``, renamed into ``new``), with
+    private modes (contract 6). Not fsynced: a killed process loses nothing, only a crash of the
+    whole machine could (this transport is for trials and tests).
+    """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.box = mailbox.Maildir(str(path), create=True)
+        self.path = path
+        for sub in ("tmp", "new", "cur"):
+            make_dirs(path / sub, durable=True)
 
     async def deliver(self, return_path: str, recipient: str, raw: bytes) -> Result:
         envelope = f"Return-Path: <{return_path}>\r\nDelivered-To: {recipient}\r\n".encode()
-        await asyncio.to_thread(self.box.add, envelope + raw)
+        name = f"{time.time_ns() // 1000}.P{os.getpid()}R{uuid.uuid4().hex}.maild"
+        await asyncio.to_thread(write_file, self.path / "new" / name, envelope + raw, durable=False, staging=self.path / "tmp")
         return Result("sent", "maildir")
 
     async def close(self) -> None:
@@ -117,7 +128,15 @@ class SmtpTransport:
 
 def make_transport(url: str, starttls: bool, username: str, password: str, base: Path, ca_file: str = "") -> Transport:
     """The transport a ``[outbound] transport`` URL names; a relative maildir is under ``base``."""
-    if url.startswith("maildir:"):
-        path = Path(url[len("maildir:"):])
-        return MaildirTransport(path if path.is_absolute() else base / path)
+    path = maildir_path(url, base)
+    if path is not None:
+        return MaildirTransport(path)
     return SmtpTransport(url, starttls, username, password, ca_file)
+
+
+def maildir_path(url: str, base: Path) -> Path | None:
+    """The directory a ``maildir:PATH`` transport URL names (a relative one under ``base``)."""
+    if not url.startswith("maildir:"):
+        return None
+    path = Path(url[len("maildir:"):])
+    return path if path.is_absolute() else base / path
