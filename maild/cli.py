@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from datetime import datetime, timezone
@@ -112,13 +111,19 @@ def init(directory: Annotated[Path, typer.Argument(help="Where to write the inst
 
 
 @app.command()
-def run(config: ConfigOpt = None) -> None:
+def run(config: ConfigOpt = None,
+        log_level: Annotated[Optional[str], typer.Option("--log-level", help="debug|info|warning|error (default: [log] level)")] = None,
+        ) -> None:
     """The daemon: SMTP listener and spool processor, in the foreground."""
+    from maild import logs
     from maild.daemon import run as run_daemon
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
-    instance = App(_settings(config))
+    settings = _settings(config)
+    if log_level is not None:
+        _choice("--log-level", log_level.lower(), ("debug", "info", "warning", "error"))
+        settings.log.level = log_level.lower()  # type: ignore[assignment]  # also what the processor child uses
+    logs.configure(settings.log.level, settings.log.format)
+    instance = App(settings)
     instance.rules  # refuse to start on bad rules  # noqa: B018
     problems = instance.check_templates()
     if problems:

@@ -153,6 +153,11 @@ class Rules(_Section):
     templates: str = "templates"
 
 
+class Log(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
 class Settings(BaseSettings):
     """The whole configuration. Environment variables win over the file."""
 
@@ -167,6 +172,7 @@ class Settings(BaseSettings):
     outbound: Outbound = Outbound()
     staff: Staff = Staff()
     rules: Rules = Rules()
+    log: Log = Log()
     # Where the configuration came from, and what relative paths are relative to.
     source: str = "built-in defaults"
     base_dir: str = "."
