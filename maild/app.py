@@ -93,6 +93,13 @@ class App:
             trusted_authserv_ids=frozenset(i.lower() for i in self.settings.staff.trusted_authserv_ids),
         )
 
+    def queue_ids(self) -> list[str]:
+        """The queues of the rules, or none when the rules cannot be read (a listing still works)."""
+        try:
+            return list(self.rules.queues)
+        except Exception:  # RulesError, OSError: the caller falls back on the database's queues
+            return []
+
     def check_templates(self) -> list[str]:
         """Every template problem as ``path:line: message`` (empty: all render)."""
         if not self.settings.templates_dir.is_dir():
@@ -109,6 +116,22 @@ class App:
 
         connections = 1 if out.transport.startswith("maildir:") else out.connections
         return Sender(self.engine, transport, timedelta(seconds=out.inflight_timeout_seconds), connections)
+
+    @property
+    def database_label(self) -> str:
+        """The database URL without its password (for messages)."""
+        return sa.engine.make_url(self.settings.database_url).render_as_string(hide_password=True)
+
+    def database_exists(self) -> bool:
+        """False only when the embedded SQLite file is missing (a server database is asked)."""
+        url = sa.engine.make_url(self.settings.database_url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return True
+        return Path(url.database).is_file()
+
+    def database_is_current(self) -> bool:
+        """Whether the schema is at the newest migration; creates nothing."""
+        return db.is_current(self.engine)
 
     def prepare_database(self) -> None:
         """Migrate the embedded SQLite by itself; a server database must be upgraded explicitly."""

@@ -153,6 +153,23 @@ class Rules(_Section):
     templates: str = "templates"
 
 
+class Metrics(_Section):
+    listen: str = ""  # HOST:PORT for Prometheus' /metrics; empty: off
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if value and (not sep or not host or not port.isdigit() or not 0 < int(port) < 65536):
+            raise ValueError("listen must be HOST:PORT, or empty for no metrics")
+        return value
+
+
+class Log(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
 class Settings(BaseSettings):
     """The whole configuration. Environment variables win over the file."""
 
@@ -167,6 +184,8 @@ class Settings(BaseSettings):
     outbound: Outbound = Outbound()
     staff: Staff = Staff()
     rules: Rules = Rules()
+    log: Log = Log()
+    metrics: Metrics = Metrics()
     # Where the configuration came from, and what relative paths are relative to.
     source: str = "built-in defaults"
     base_dir: str = "."

@@ -87,6 +87,11 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     committer.start()
     handler = IntakeHandler(committer.accept, settings.smtp.accept_domains)
     host, port = settings.smtp.host_port()
+    metrics_server = None
+    if settings.metrics.listen:
+        from maild.metrics import serve as serve_metrics
+
+        metrics_server = serve_metrics(app.engine, settings.metrics.listen)
     server = await start_listener(handler, host, port, settings.smtp.max_message_bytes, settings.instance.hostname)
     pollers = start_pollers(settings, committer.accept_many, app.engine, stopping)  # one per [[imap]]
     waker = asyncio.create_task(wake_processor(processor, committer.committed), name="waker")
@@ -100,6 +105,8 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     log.info("stopping: no new connections; finishing messages in flight")
     scheduler.shutdown(wait=False)
     server.close()
+    if metrics_server is not None:
+        metrics_server.shutdown()
     for _ in range(int(DRAIN_SECONDS * 10)):
         if handler.in_flight == 0:
             break

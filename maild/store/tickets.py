@@ -194,10 +194,17 @@ def list_tickets(
                 col(Ticket.id).in_(in_messages),
             )
         )
-    query = query.order_by(col(Ticket.number))
+    # open work first (new, open, pending), then the rest; newest first within each
+    done_last = sa.case((col(Ticket.status).in_(OPEN_STATUSES), 0), else_=1)
+    query = query.order_by(done_last, col(Ticket.number).desc())
     if limit:
         query = query.limit(limit)
     return list(session.exec(query))
+
+
+def queue_ids(session: Session) -> list[str]:
+    """Every queue that has tickets (queues may have left the rules since)."""
+    return list(session.exec(select(Ticket.queue).distinct()))
 
 
 def open_tickets_of(session: Session, requester: str) -> list[Ticket]:
