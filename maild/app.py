@@ -124,10 +124,8 @@ class App:
 
     def database_exists(self) -> bool:
         """False only when the embedded SQLite file is missing (a server database is asked)."""
-        url = sa.engine.make_url(self.settings.database_url)
-        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-            return True
-        return Path(url.database).is_file()
+        path = db.sqlite_file(self.settings.database_url)
+        return path is None or path.is_file()
 
     def database_is_current(self) -> bool:
         """Whether the schema is at the newest migration; creates nothing."""

@@ -25,7 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
+
+from maild.store import db
+from maild.store.private import FILE_MODE, fsync_dir, make_dirs
 
 MANIFEST = "manifest.json"
 DATABASE = "database/maild.db"
@@ -54,27 +56,18 @@ def _files(root: Path, skip: frozenset[Path] = frozenset()) -> Iterator[Path]:
                 yield path
 
 
-def _private_dir(path: Path) -> None:
-    """``path`` and any parents it needs, each created 0700 (``mkdir(parents=True)`` gives
-    the parents the umask's mode)."""
-    if not path.is_dir():
-        _private_dir(path.parent)
-        path.mkdir(mode=0o700, exist_ok=True)
-
-
 def _private_copy(source: Path, target: Path) -> None:
-    _private_dir(target.parent)
-    with source.open("rb") as src, open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as dst:
+    """Stream ``source`` into a new private file ``target`` (never over an existing one)."""
+    make_dirs(target.parent)
+    with source.open("rb") as src, open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
         dst.flush()
         os.fsync(dst.fileno())
 
 
 def _sqlite_path(url: str) -> Path | None:
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database).resolve()
+    found = db.sqlite_file(url)
+    return found.resolve() if found else None
 
 
 def _is_empty_dir(path: Path) -> bool:
@@ -90,13 +83,13 @@ def backup(database_url: str, data_dir: Path, config_files: list[Path], target: 
     partial = target.with_name(target.name + ".partial")
     if partial.exists():
         raise BackupError(f"{partial} exists: an earlier backup was interrupted; remove it first")
-    _private_dir(partial)
+    make_dirs(partial)
     database = _sqlite_path(database_url)
     files: dict[str, dict[str, Any]] = {}
     if database is not None:
         copy = partial / DATABASE
-        _private_dir(copy.parent)
-        os.close(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        make_dirs(copy.parent)
+        os.close(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
         with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as source, \
                 closing(sqlite3.connect(copy)) as dest:
             source.backup(dest)
@@ -119,7 +112,7 @@ def backup(database_url: str, data_dir: Path, config_files: list[Path], target: 
         "files": files,
     }
     manifest_path = partial / MANIFEST
-    fd = os.open(manifest_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(manifest_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     with open(fd, "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, indent=2, sort_keys=True)
         handle.flush()
@@ -127,6 +120,7 @@ def backup(database_url: str, data_dir: Path, config_files: list[Path], target: 
     if target.exists():
         target.rmdir()  # empty, checked above
     os.rename(partial, target)
+    fsync_dir(target.parent)
     return manifest
 
 
