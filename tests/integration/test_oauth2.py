@@ -364,29 +364,36 @@ def test_imap_logs_in_with_xoauth2_and_a_revoked_token_is_replaced_once(idp: Ide
     assert not leaks(log, idp), log
 
 
-def test_imap_refused_tokens_and_a_wrong_secret_are_logged_clearly_and_backed_off(  # type: ignore[no-untyped-def]
+def test_imap_refused_tokens_a_wrong_secret_and_no_endpoint_are_logged_clearly_and_backed_off(  # type: ignore[no-untyped-def]
     idp: IdentityProvider, daemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # No access policy for the mailbox: every token is refused. The second mailbox has a wrong secret.
+    # No access policy for the mailbox: every token is refused. The second mailbox has a wrong
+    # secret; the third a token endpoint where nothing listens.
     monkeypatch.setenv("OAUTH_TEST_WRONG_SECRET", "wrong~secret~value")
+    nowhere = f"https://127.0.0.1:{free_port()}/{TENANT}/oauth2/v2.0/token"
     with oauth2_dovecot(idp) as (server, account):
-        extra = xoauth2_mailbox(server, account, microsoft(idp), name="refused") + xoauth2_mailbox(
-            server, account, microsoft(idp, client_secret_env="OAUTH_TEST_WRONG_SECRET"), name="wrongsecret"
-        )
-        running = daemon(extra=extra)
-        refused = wait_for(lambda: [line for line in running.log.read_text().splitlines() if "mailbox refused:" in line
-                                    and "next try" in line])
-        wrong = wait_for(lambda: [line for line in running.log.read_text().splitlines() if "mailbox wrongsecret:" in line
-                                  and "next try" in line])
+        running = daemon(extra="".join([
+            xoauth2_mailbox(server, account, microsoft(idp), name="refused"),
+            xoauth2_mailbox(server, account, microsoft(idp, client_secret_env="OAUTH_TEST_WRONG_SECRET"), name="wrongsecret"),
+            xoauth2_mailbox(server, account, microsoft(idp, token_url=nowhere), name="unreachable"),
+        ]))
+
+        def said(mailbox: str, then: str) -> list[str]:
+            return [line for line in running.log.read_text().splitlines() if f"mailbox {mailbox}:" in line and then in line]
+
+        refused = wait_for(lambda: said("refused", "next try"))
+        wrong = wait_for(lambda: said("wrongsecret", "next try"))
+        unreachable = wait_for(lambda: said("unreachable", "reconnecting in"))
         time.sleep(1.5)  # time for retries, if the backoff did not hold them
         assert running.proc.poll() is None
         socket.create_connection(("127.0.0.1", running.port), timeout=5).close()  # the daemon works on
     assert f"XOAUTH2 login as {BOX} refused: [AUTHENTICATIONFAILED]" in refused[0]
     assert "no OAuth2 token: microsoft token endpoint" in wrong[0]
     assert "invalid_client: AADSTS7000215: Invalid client secret provided ([redacted])." in wrong[0]
+    assert f"no OAuth2 token: microsoft token endpoint {nowhere}: ConnectionError" in unreachable[0]
     assert len(idp.state.tokens) == 2  # the refused mailbox: one token, then once more, then rest
+    assert len(said("refused", "next try")) == len(said("wrongsecret", "next try")) == 1
     log = running.log.read_text()
-    assert len([line for line in log.splitlines() if "mailbox refused:" in line and "next try" in line]) == 1
     assert not leaks(log, idp, "wrong~secret~value"), log
     assert "Traceback" not in log
 
