@@ -50,6 +50,7 @@ class Secret(_Section):
         return self.password
 
 
+MICROSOFT_TOKEN_PATH = "/oauth2/v2.0/token"  # after the authority: https://login.microsoftonline.com/{tenant}
 OAUTH2_KEYS = {  # what each provider uses, the keys it cannot do without first
     "microsoft": (("tenant", "client_id"), ("client_secret_env", "client_secret_file", "token_url", "scope")),
     "google": (("service_account_file", "subject"), ("token_url", "scope")),
@@ -86,8 +87,8 @@ class OAuth2(_Section):
             raise ValueError("provider microsoft needs one of client_secret_env and client_secret_file")
         if self.token_url and not re.match(r"^https://[^/\s]+/\S*$", self.token_url):
             raise ValueError("token_url must be an https:// URL")
-        if self.provider == "microsoft" and self.token_url and not self.token_url.endswith("/oauth2/v2.0/token"):
-            raise ValueError("token_url of provider microsoft must end in /oauth2/v2.0/token")
+        if self.provider == "microsoft" and self.token_url and not self.token_url.endswith(MICROSOFT_TOKEN_PATH):
+            raise ValueError(f"token_url of provider microsoft must end in {MICROSOFT_TOKEN_PATH}")
         return self
 
     def resolved(self, base: Path) -> "OAuth2":

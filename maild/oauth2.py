@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from maild.config import ConfigError, OAuth2
+from maild.config import MICROSOFT_TOKEN_PATH, ConfigError, OAuth2
 
 log = logging.getLogger("maild.oauth2")
 
@@ -46,7 +46,6 @@ MESSAGE_CHARS = 300  # of what an endpoint or a program says, this much goes int
 
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
 MICROSOFT_SCOPE = "https://outlook.office365.com/.default"
-MICROSOFT_TOKEN_PATH = "/oauth2/v2.0/token"
 GOOGLE_SCOPE = "https://mail.google.com/"
 # Error codes of RFC 6749 5.2 and Microsoft that say "try again later", not "fix the setup"
 TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
