@@ -114,8 +114,11 @@ class TokenSource:
             self._value, self._expires_at, self._refetched_at = "", 0.0, now
 
 
-async def with_token(source: TokenSource, login: Callable[[str], Awaitable[T]], refused: type[BaseException]) -> T:
-    """``login`` with the cached token; when it raises ``refused``, once more with a new token.
+async def with_token(
+    source: TokenSource, login: Callable[[str], Awaitable[T]], refused: type[BaseException], server: str
+) -> T:
+    """``login`` to ``server`` with the cached token; when it raises ``refused``, once more with
+    a new token.
 
     A token can stop working before its time (revoked, the app's rights changed); only a
     second refusal, with a token fresh from the endpoint, is a real one.
@@ -128,7 +131,7 @@ async def with_token(source: TokenSource, login: Callable[[str], Awaitable[T]], 
         fresh = await source.token()
         if fresh == token:  # refused again just now: nothing new to try
             raise
-    log.info("a server refused an OAuth2 token; trying once more with a new one")
+    log.info("%s refused the OAuth2 token; trying once more with a new one", server)
     return await login(fresh)
 
 

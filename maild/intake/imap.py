@@ -304,7 +304,7 @@ async def connect(box: Imap, ca_file: str | None) -> Session:
         return await open_session(box, ca_file, lambda session: session.xoauth2(box.username, token))
 
     try:
-        return await with_token(token_source(box.oauth2), with_xoauth2, LoginRefused)
+        return await with_token(token_source(box.oauth2), with_xoauth2, LoginRefused, f"mailbox {box.name}: {box.host}")
     except TokenError as exc:
         raise (ImapError if exc.transient else LoginRefused)(f"no OAuth2 token: {exc}") from None
 

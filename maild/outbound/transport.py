@@ -94,7 +94,7 @@ class SmtpTransport:
             await smtp.login(self.username, self.password)
             return
         login = functools.partial(smtp.auth_xoauth2, self.username)
-        await with_token(self.tokens, login, aiosmtplib.SMTPAuthenticationError)
+        await with_token(self.tokens, login, aiosmtplib.SMTPAuthenticationError, f"smarthost {self.host}")
 
     async def deliver(self, return_path: str, recipient: str, raw: bytes) -> Result:
         try:

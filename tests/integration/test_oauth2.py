@@ -263,7 +263,7 @@ def test_a_refused_token_is_fetched_again_once() -> None:
             raise Refused(token)
         return token
 
-    assert asyncio.run(with_token(source, login, Refused)) == "t2"
+    assert asyncio.run(with_token(source, login, Refused, "server")) == "t2"
     assert tried == ["t1", "t2"] and provider.fetched == ["t1", "t2"]
 
 
@@ -280,7 +280,7 @@ def test_connections_refused_together_share_the_one_new_token() -> None:
         return token
 
     async def two() -> list[str]:
-        return list(await asyncio.gather(with_token(source, login, Refused), with_token(source, login, Refused)))
+        return list(await asyncio.gather(with_token(source, login, Refused, "server"), with_token(source, login, Refused, "server")))
 
     assert asyncio.run(two()) == ["t2", "t2"]
     assert sorted(tried) == ["t1", "t1", "t2", "t2"] and provider.fetched == ["t1", "t2"]
@@ -296,7 +296,7 @@ def test_a_burst_of_refusals_asks_the_endpoint_once_a_minute() -> None:
     async def attempts(count: int) -> None:
         for _ in range(count):
             with pytest.raises(Refused):
-                await with_token(source, refuse, Refused)
+                await with_token(source, refuse, Refused, "server")
 
     asyncio.run(attempts(5))  # five mails in a row, each refused
     assert provider.fetched == ["t1", "t2"]
@@ -360,7 +360,7 @@ def test_imap_logs_in_with_xoauth2_and_a_revoked_token_is_replaced_once(idp: Ide
     first, second = idp.state.tokens
     assert [(token, active) for _, token, active in idp.state.introspected[:2]] == [(first, False), (second, True)]
     log = running.log.read_text()
-    assert "a server refused an OAuth2 token; trying once more with a new one" in log
+    assert f"mailbox jasenpalvelu: 127.0.0.1 refused the OAuth2 token; trying once more with a new one" in log
     assert not leaks(log, idp), log
 
 
@@ -462,15 +462,18 @@ def outbox_rows(app: App) -> list[Outbox]:
 
 
 def test_smtp_sends_through_the_smarthost_with_xoauth2_replacing_a_revoked_token(  # type: ignore[no-untyped-def]
-    google_outbound: App, idp: IdentityProvider, smarthost
+    google_outbound: App, idp: IdentityProvider, smarthost, caplog: pytest.LogCaptureFixture
 ) -> None:
     handler, _, _ = smarthost
     ticket_with_mail(google_outbound, count=2)
     idp.state.revoke_next = 1
-    drain(google_outbound.sender(), 2.0)
+    with caplog.at_level(logging.INFO, logger="maild"):
+        drain(google_outbound.sender(), 2.0)
     assert [row.state for row in outbox_rows(google_outbound)] == ["sent", "sent"]
     assert len(handler.received) == 2 and handler.attempts[:2] == [(BOX, False), (BOX, True)]
     assert len(idp.state.tokens) == 2
+    assert "smarthost 127.0.0.1 refused the OAuth2 token; trying once more with a new one" in caplog.text
+    assert not leaks(caplog.text, idp)
 
 
 def test_smtp_refused_tokens_keep_the_mail_queued_and_ask_the_endpoint_twice(  # type: ignore[no-untyped-def]
