@@ -491,6 +491,21 @@ def test_smtp_refused_tokens_keep_the_mail_queued_and_ask_the_endpoint_twice(  #
     assert not leaks(caplog.text + "".join(row.last_error or "" for row in rows), idp), caplog.text
 
 
+def test_smtp_without_a_token_keeps_the_mail_queued_with_the_reason(  # type: ignore[no-untyped-def]
+    google_outbound: App, idp: IdentityProvider, smarthost
+) -> None:
+    handler, _, _ = smarthost
+    idp.state.delegated.clear()  # domain-wide delegation withdrawn in the Admin console
+    ticket_with_mail(google_outbound)
+    drain(google_outbound.sender(), 1.5)
+    (row,) = outbox_rows(google_outbound)
+    assert row.state == "queued" and handler.attempts == []
+    assert row.last_error == (
+        f"no OAuth2 token: google token endpoint {idp.google_token_url}: unauthorized_client: Client is unauthorized "
+        "to retrieve access tokens using this method, or client not authorized for any of the scopes requested."
+    )
+
+
 def test_a_missing_client_secret_stops_the_sender_at_start(make_instance, idp: IdentityProvider, tmp_path: Path,  # type: ignore[no-untyped-def]
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(SECRET_ENV)
