@@ -14,6 +14,7 @@ from maild.outbound.notices import Mailer
 from maild.outbound.sender import Sender
 from maild.outbound.templates import Templates
 from maild.outbound.transport import Transport, make_transport
+from maild.oauth2 import token_source
 from maild.ingest import Pipeline, secret_key
 from maild.intake.spool import RawStore
 from maild.rules.loader import parse_rules, read_rules_text
@@ -108,11 +109,15 @@ class App:
 
     def sender(self) -> Sender:
         out = self.settings.outbound
-        password = out.secret() if out.username else ""
+        password = out.secret() if out.username and out.oauth2 is None else ""
+        tokens = None
+        if out.oauth2 is not None:
+            out.oauth2.check()  # a secret that cannot be read stops the start, as a password does
+            tokens = token_source(out.oauth2)
         base = Path(self.settings.base_dir)
 
         def transport() -> Transport:
-            return make_transport(out.transport, out.starttls, out.username, password, base, out.ca_file)
+            return make_transport(out.transport, out.starttls, out.username, password, base, out.ca_file, tokens)
 
         connections = 1 if out.transport.startswith("maildir:") else out.connections
         return Sender(self.engine, transport, timedelta(seconds=out.inflight_timeout_seconds), connections)

@@ -40,6 +40,7 @@ from aioimaplib.aioimaplib import Command, Response, quoted
 from maild.config import ConfigError, Imap, Settings
 from maild.intake.imap_state import FolderState, load_state, save_state
 from maild.mail import Envelope
+from maild.oauth2 import TokenError, token_source, with_token
 
 log = logging.getLogger("maild.imap")
 
@@ -289,7 +290,27 @@ class Poller:
 
 
 async def connect(box: Imap, ca_file: str | None) -> Session:
-    """Connect (TLS, STARTTLS or plain), log in and read the capabilities."""
+    """Connect (TLS, STARTTLS or plain), log in and read the capabilities.
+
+    XOAUTH2: a refused token is replaced by a fresh one once, on a new connection (servers may
+    close or slow down one with a failed login); a second refusal is a refused login like a
+    wrong password. No token: a set-up problem is a refused login too, a network problem a
+    connection error.
+    """
+    if box.oauth2 is None:
+        return await open_session(box, ca_file, lambda session: session.login(box.username, box_password(box)))
+
+    async def with_xoauth2(token: str) -> Session:
+        return await open_session(box, ca_file, lambda session: session.xoauth2(box.username, token))
+
+    try:
+        return await with_token(token_source(box.oauth2), with_xoauth2, LoginRefused, f"mailbox {box.name}: {box.host}")
+    except TokenError as exc:
+        raise (ImapError if exc.transient else LoginRefused)(f"no OAuth2 token: {exc}") from None
+
+
+async def open_session(box: Imap, ca_file: str | None, log_in: Callable[[Session], Awaitable[None]]) -> Session:
+    """A connection, greeted, under TLS as configured, and logged in by ``log_in``."""
     lost = asyncio.Event()
     context = tls_context(ca_file) if box.security != "none" else None
     client = aioimaplib.IMAP4(
@@ -301,7 +322,7 @@ async def connect(box: Imap, ca_file: str | None) -> Session:
         await session.unless_lost(client.wait_hello_from_server())
         if context is not None and box.security == "starttls":
             await session.starttls(context, box.host)
-        await session.login(box.username, box_password(box))
+        await log_in(session)
     except BaseException:
         session.abort()
         raise
@@ -359,12 +380,23 @@ class Session:
         await self.unless_lost(protocol.capability())  # RFC 3501: capabilities may differ under TLS
 
     async def login(self, username: str, password: str) -> None:
-        response = await self.unless_lost(self.client.login(quoted(username), password))
+        await self._authenticated(f"login as {username}", self.client.login(quoted(username), password))
+
+    async def xoauth2(self, username: str, token: str) -> None:
+        """AUTHENTICATE XOAUTH2 with the initial response (aioimaplib's own ``xoauth2`` waits
+        forever when the server answers a refusal with a challenge, as Dovecot and Gmail do)."""
+        protocol = self.client.protocol
+        command = SaslCommand(protocol, "XOAUTH2", xoauth2_response(username, token))
+        await self._authenticated(f"XOAUTH2 login as {username}", protocol.execute(command, scrub=command.args[1]))
+
+    async def _authenticated(self, what: str, awaitable: Awaitable[Response]) -> None:
+        response = await self.unless_lost(awaitable)
         if response.result != "OK":
             text = last_text(response)
             if "[UNAVAILABLE]" in text:  # RFC 5530: temporary, not the credentials
-                raise ImapError(f"login: {text}")
-            raise LoginRefused(f"login as {username} refused: {text}")
+                raise ImapError(f"{what}: {text}")
+            raise LoginRefused(f"{what} refused: {text}")
+        self.client.protocol.state = aioimaplib.AUTH  # LOGIN sets it itself; AUTHENTICATE does not
         await self.unless_lost(self.client.protocol.capability())  # they change after login
 
     async def select(self, folder: str) -> int:
@@ -445,6 +477,26 @@ class Session:
         transport = self.client.protocol.transport
         if transport is not None:
             transport.close()
+
+
+class SaslCommand(Command):
+    """AUTHENTICATE with an initial response (RFC 4959). A challenge after it is an error report
+    (XOAUTH2's JSON status): answered with an empty response, the server ends the exchange
+    with its tagged NO."""
+
+    def __init__(self, protocol: aioimaplib.IMAP4ClientProtocol, mechanism: str, initial: str) -> None:
+        super().__init__("AUTHENTICATE", protocol.new_tag(), mechanism, initial, loop=protocol.loop)
+        self.protocol = protocol
+
+    def append_to_resp(self, line: bytes, result: str = "Pending") -> None:
+        super().append_to_resp(line, result)
+        if result == "Pending" and line.startswith(b"+"):
+            self.protocol.transport.write(b"\r\n")
+
+
+def xoauth2_response(username: str, token: str) -> str:
+    """The XOAUTH2 initial client response: ``user=U^Aauth=Bearer T^A^A`` in base64."""
+    return base64.b64encode(f"user={username}\x01auth=Bearer {token}\x01\x01".encode()).decode("ascii")
 
 
 async def first_done(*awaitables: Awaitable[Any], timeout: float | None = None) -> asyncio.Future[Any] | None:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import ssl
 import time
@@ -17,6 +18,7 @@ from urllib.parse import urlparse
 
 import aiosmtplib
 
+from maild.oauth2 import TokenError, TokenSource, with_token
 from maild.store.private import make_dirs, write_file
 
 Outcome = Literal["sent", "temporary", "permanent"]
@@ -58,9 +60,15 @@ class MaildirTransport:
 
 
 class SmtpTransport:
-    """A smarthost over SMTP: STARTTLS or implicit TLS, AUTH, one connection reused."""
+    """A smarthost over SMTP: STARTTLS or implicit TLS, AUTH, one connection reused.
 
-    def __init__(self, url: str, starttls: bool, username: str, password: str, ca_file: str = "", timeout: float = 60) -> None:
+    With ``tokens``, AUTH is XOAUTH2 with its access token instead of the password.
+    """
+
+    def __init__(
+        self, url: str, starttls: bool, username: str, password: str, ca_file: str = "", timeout: float = 60,
+        tokens: TokenSource | None = None,
+    ) -> None:
         parsed = urlparse(url)
         self.implicit_tls = parsed.scheme == "smtps"
         self.host = parsed.hostname or "localhost"
@@ -70,6 +78,7 @@ class SmtpTransport:
         self.password = password
         self.context = ssl.create_default_context(cafile=ca_file or None)
         self.timeout = timeout
+        self.tokens = tokens
         self._smtp: aiosmtplib.SMTP | None = None
 
     async def _connection(self) -> aiosmtplib.SMTP:
@@ -82,12 +91,20 @@ class SmtpTransport:
         await smtp.connect()
         if self.username:
             try:
-                await smtp.login(self.username, self.password)
-            except aiosmtplib.SMTPException:
+                await self._log_in(smtp)
+            except (aiosmtplib.SMTPException, TokenError):
                 smtp.close()
                 raise
         self._smtp = smtp
         return smtp
+
+    async def _log_in(self, smtp: aiosmtplib.SMTP) -> None:
+        """AUTH with the password, or XOAUTH2 with a token (a refused one is replaced once)."""
+        if self.tokens is None:
+            await smtp.login(self.username, self.password)
+            return
+        login = functools.partial(smtp.auth_xoauth2, self.username)
+        await with_token(self.tokens, login, aiosmtplib.SMTPAuthenticationError, f"smarthost {self.host}")
 
     async def deliver(self, return_path: str, recipient: str, raw: bytes) -> Result:
         try:
@@ -95,6 +112,8 @@ class SmtpTransport:
             errors, response = await smtp.sendmail(return_path, [recipient], raw)
         except aiosmtplib.SMTPAuthenticationError as exc:  # our configuration, not the mail: keep it
             return Result("temporary", f"authentication failed: {exc.code} {exc.message}")
+        except TokenError as exc:
+            return Result("temporary", f"no OAuth2 token: {exc}")
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0] if exc.recipients else None
             code = refused.code if refused else 550
@@ -126,12 +145,14 @@ class SmtpTransport:
         self._smtp = None
 
 
-def make_transport(url: str, starttls: bool, username: str, password: str, base: Path, ca_file: str = "") -> Transport:
+def make_transport(
+    url: str, starttls: bool, username: str, password: str, base: Path, ca_file: str = "", tokens: TokenSource | None = None
+) -> Transport:
     """The transport a ``[outbound] transport`` URL names; a relative maildir is under ``base``."""
     path = maildir_path(url, base)
     if path is not None:
         return MaildirTransport(path)
-    return SmtpTransport(url, starttls, username, password, ca_file)
+    return SmtpTransport(url, starttls, username, password, ca_file, tokens=tokens)
 
 
 def maildir_path(url: str, base: Path) -> Path | None:
