@@ -20,6 +20,7 @@ from sqlmodel import Session
 from maild import views
 from maild.app import App, NotMigrated, TemplatesError
 from maild.core import threader
+from maild.core.bounces import UNDELIVERABLE_FOR
 from maild.core.commands import Command
 from maild.config import ConfigError, Settings, load_settings
 from maild.rules.loader import RulesError
@@ -279,14 +280,23 @@ def members(
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """members show ADDRESS: a member's tickets, open ones first."""
+    """members show ADDRESS: a member's name, whether their address bounces, and their
+    tickets, open ones first."""
     if action != "show":
         _fail(f"unknown action {action!r}: use `maild members show ADDRESS`")
     instance = _app(config)
     with Session(instance.engine) as session:
-        rows = views.ticket_rows(session, instance.settings.instance.tag_prefix, requester=address)
-    rows.sort(key=lambda row: (row["status"] not in ("new", "open", "pending"), -row["number"]))
-    _ticket_table(rows, as_json)
+        member = views.member_detail(session, instance.settings.instance.tag_prefix, address)
+    if member is None:
+        _fail(f"no member {address.strip().lower()}: no ticket and no contact has that address")
+    if as_json:
+        _print_json(member)
+        return
+    out.print(f"{member['address']}{' (' + member['name'] + ')' if member['name'] else ''}", markup=False)
+    if member["undeliverable_since"]:
+        out.print(f"  undeliverable since {member['undeliverable_since']}: maild's mail to it bounced; no "
+                  f"acknowledgements or reminders go there for {UNDELIVERABLE_FOR.days} days", markup=False)
+    _ticket_table(member["tickets"], False)
 
 
 # --- quarantine ------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from sqlmodel import Session
 from maild.core import threader
 from maild.core.assignment import pick_assignee
 from maild.core.authres import proves_sender
-from maild.core.bounces import Bounce, parse_bounce, verp_token
+from maild.core.bounces import Bounce, parse_bounce, undeliverable, verp_token
 from maild.core.classify import classify, no_member_mail
 from maild.core.lifecycle import next_status
 from maild.core.parse import ParseError, parse_message
@@ -59,6 +59,15 @@ class Reading:
     kept: tuple[str, str] | None = None
     bounce: Bounce | None = None
     bounced_outbox_id: int | None = None  # from the VERP address the bounce came back to
+
+
+@dataclass(frozen=True)
+class BouncedMail:
+    """maild's own outgoing mail that a bounce returns: its ticket, and those of the addresses
+    that mail went to which the bounce says failed (the only ones it may mark, contract 4.4)."""
+
+    ticket: Ticket
+    failed: tuple[str, ...]
 
 
 @dataclass
@@ -154,11 +163,11 @@ class Pipeline:
         parsed, verdict, sender = reading.parsed, reading.verdict, reading.sender
         subject = parsed.subject if parsed else ""
         if reading.kept and reading.kept[0] == "bounce" and parsed is not None:
-            ticket = self._bounced_ticket(session, reading)
-            if ticket is not None:
-                self._record_bounce(session, ticket, inbound, reading)
+            bounced = self._bounced_mail(session, reading)
+            if bounced is not None:
+                self._record_bounce(session, bounced, inbound, reading)
                 inbound.state = "done"
-                return f"bounce:{ticket.number}"
+                return f"bounce:{bounced.ticket.number}"
         if reading.kept:
             kind, reason = reading.kept
             store.quarantine(session, kind, reason, inbound, from_addr=sender, subject=subject)
@@ -197,34 +206,41 @@ class Pipeline:
                 return found
         return None
 
-    def _bounced_ticket(self, session: Session, reading: Reading) -> Ticket | None:
-        """The ticket whose outgoing mail bounced: by VERP address, else by the returned Message-ID."""
+    def _bounced_mail(self, session: Session, reading: Reading) -> BouncedMail | None:
+        """The mail of maild's that bounced: by the VERP address the bounce came back to, else by
+        the returned Message-ID when maild generated it. A bounce of any other message (one that
+        maild received, an attacker's own) is not ours: it goes to the quarantine (contract 4.4)."""
         if reading.bounced_outbox_id is not None:
             row = session.get(Outbox, reading.bounced_outbox_id)
-            if row is not None and row.ticket_id is not None:
-                return session.get(Ticket, row.ticket_id)
+            ticket = session.get(Ticket, row.ticket_id) if row is not None and row.ticket_id is not None else None
+            if row is not None and ticket is not None:
+                return BouncedMail(ticket, (row.recipient,))  # the DSN may name a forward target
         original = reading.bounce.original_message_id if reading.bounce else None
-        return store.ticket_for_message_ids(session, (original,)) if original else None
+        message = store.outgoing_message(session, original) if original else None
+        ticket = session.get(Ticket, message.ticket_id) if message is not None else None
+        if message is None or ticket is None:
+            return None
+        listed = set(reading.bounce.recipients) if reading.bounce else set()
+        return BouncedMail(ticket, tuple(a for a in store.sent_to(session, message) if a in listed))
 
-    def _record_bounce(self, session: Session, ticket: Ticket, inbound: Inbound, reading: Reading) -> None:
-        """Keep the bounce on its ticket; a permanent failure marks the address undeliverable."""
+    def _record_bounce(self, session: Session, bounced: BouncedMail, inbound: Inbound, reading: Reading) -> None:
+        """Keep the bounce on its ticket; a permanent failure marks the addresses that maild's
+        mail went to undeliverable, for ``UNDELIVERABLE_FOR``."""
         assert reading.parsed and reading.verdict
+        ticket, now = bounced.ticket, utcnow()
         self._store_message(session, ticket, inbound, reading.parsed, "bounce", reading.verdict, threader.fingerprint(reading.parsed))
         bounce = reading.bounce
-        recipients = list(bounce.recipients) if bounce else []
-        if reading.bounced_outbox_id is not None:
-            row = session.get(Outbox, reading.bounced_outbox_id)
-            recipients = recipients or ([row.recipient] if row else [])
         permanent = bounce.permanent if bounce else True
+        marked = list(bounced.failed) if permanent else []
         store.add_event(
-            session, ticket, "bounce", recipients=recipients, permanent=permanent,
-            status=bounce.status if bounce else None, diagnostic=(bounce.diagnostic[:500] if bounce else ""),
+            session, ticket, "bounce", recipients=list(bounce.recipients if bounce else bounced.failed),
+            permanent=permanent, undeliverable=marked, status=bounce.status if bounce else None,
+            diagnostic=(bounce.diagnostic[:500] if bounce else ""),
         )
-        if permanent:
-            for address in recipients:
-                store.contact(session, address).undeliverable = True
-            if ticket.requester in recipients:
-                store.add_event(session, ticket, "requester_undeliverable", address=ticket.requester)
+        for address in marked:
+            store.mark_undeliverable(session, address, now)
+        if ticket.requester in marked:
+            store.add_event(session, ticket, "requester_undeliverable", address=ticket.requester)
 
     def _lookup(self, session: Session, keys: threader.ThreadKeys) -> threader.Found:
         """The store's answers to what threading asked (``keys``)."""
@@ -370,7 +386,7 @@ class Pipeline:
             return f"{verdict.kind}: {verdict.reason}"
         if decision.ack is False:
             return "turned off by a rule"
-        if store.contact(session, ticket.requester).undeliverable:
+        if undeliverable(store.contact(session, ticket.requester).undeliverable_since, now):
             return "the requester's address bounces"
         if outbox.acks_sent_since(session, ticket.requester, now - timedelta(hours=1)) >= self.ack_limit_per_hour:
             return f"{self.ack_limit_per_hour} acknowledgements to this sender in the last hour"
@@ -519,8 +535,8 @@ class Pipeline:
         contact = store.contact_of(session, ticket.requester)
         ticket_id = ticket.id or 0
         reason = "its queue is no longer in the rules" if queue is None else no_member_mail(
-            ticket.requester, contact.undeliverable, store.opened_by_machine(session, [ticket_id]).get(ticket_id),
-            self.rules.addresses())
+            ticket.requester, undeliverable(contact.undeliverable_since, now),
+            store.opened_by_machine(session, [ticket_id]).get(ticket_id), self.rules.addresses())
         if reason:
             store.add_event(session, ticket, "resolved_notice_skipped", at=now, reason=reason)
             return
