@@ -267,6 +267,14 @@ def tickets_reopen(number: int, actor: ActorOpt = None, config: ConfigOpt = None
     _act(number, Command("open"), actor, config)
 
 
+@tickets_app.command("move")
+def tickets_move(number: int, queue: Annotated[str, typer.Argument(metavar="QUEUE", help="The queue's id.")],
+                 actor: ActorOpt = None, config: ConfigOpt = None) -> None:
+    """Move a ticket to another queue, as #queue does: it takes that queue's confidentiality,
+    and an assignee who is not staff there is dropped (on a confidential queue, the CCs too)."""
+    _act(number, Command("queue", queue), actor, config)
+
+
 @tickets_app.command("note")
 def tickets_note(number: int, text: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
     """Add an internal note; nothing is sent to the member."""
