@@ -268,11 +268,23 @@ def tickets_reopen(number: int, actor: ActorOpt = None, config: ConfigOpt = None
 
 
 @tickets_app.command("move")
-def tickets_move(number: int, queue: Annotated[str, typer.Argument(metavar="QUEUE", help="The queue's id.")],
-                 actor: ActorOpt = None, config: ConfigOpt = None) -> None:
+def tickets_move(number: int, queue: Annotated[str, typer.Argument(help="The queue's id.")], actor: ActorOpt = None,
+                 config: ConfigOpt = None) -> None:
     """Move a ticket to another queue, as #queue does: it takes that queue's confidentiality,
     and an assignee who is not staff there is dropped (on a confidential queue, the CCs too)."""
     _act(number, Command("queue", queue), actor, config)
+
+
+@tickets_app.command("cc")
+def tickets_cc(number: int, address: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
+    """Send the ticket's mail to this address too (as #cc)."""
+    _act(number, Command("cc", address), actor, config)
+
+
+@tickets_app.command("uncc")
+def tickets_uncc(number: int, address: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
+    """Stop sending the ticket's mail to this address (as #uncc)."""
+    _act(number, Command("uncc", address), actor, config)
 
 
 @tickets_app.command("note")

@@ -105,7 +105,7 @@ def check(
     if name == "priority" and argument.lower() not in PRIORITIES:
         return None, f"priority must be one of {', '.join(PRIORITIES)}"
     if name == "queue" and argument not in queues:
-        return None, f"no queue {argument!r}"
+        return None, f"no queue {argument!r} (queues: {', '.join(sorted(queues))})"
     if name in ("cc", "uncc"):
         return _cc(name, argument, context)
     return Command(name, argument.lower() if name in ("assign", "priority") else argument), None

@@ -227,6 +227,9 @@ def test_tickets_move_from_the_shell(make_instance, sqlite_url: str) -> None:  #
     assert wrong.returncode == 1 and b"no queue 'olematon'" in wrong.stderr and b"Traceback" not in wrong.stderr
     missing = run_maild("tickets", "move", "7", "lakineuvonta", "--config", str(config))
     assert missing.returncode == 1 and b"no ticket 7" in missing.stderr
+    own = run_maild("tickets", "cc", "1", "laskutus@liitto.fi", "--config", str(config))
+    assert own.returncode == 1 and b"our own address" in own.stderr
+    assert run_maild("tickets", "cc", "1", "Naapuri@example.fi", "--config", str(config)).returncode == 0
 
     moved = run_maild("tickets", "move", "1", "lakineuvonta", "--as", "anna@liitto.fi", "--config", str(config))
     assert moved.returncode == 0, moved.stderr
@@ -234,7 +237,9 @@ def test_tickets_move_from_the_shell(make_instance, sqlite_url: str) -> None:  #
     assert (shown["queue"], shown["confidential"], shown["assignee"], shown["cc"]) == ("lakineuvonta", True, None, [])
     moves = [(e["actor"], e["data"]) for e in shown["events"] if e["kind"] == "queue"]
     assert moves == [("anna@liitto.fi", {"old": "jasenasiat", "new": "lakineuvonta"})]
-    assert {e["kind"] for e in shown["events"]} >= {"unassigned", "confidential", "cc_removed"}
+    assert {e["kind"] for e in shown["events"]} >= {"unassigned", "confidential", "cc_added"}
+    dropped = [e["data"]["address"] for e in shown["events"] if e["kind"] == "cc_removed"]
+    assert dropped == ["puoliso@example.fi", "naapuri@example.fi"]
 
 
 def test_a_follow_up_goes_to_the_queues_staff_when_the_assignee_is_not_staff_there(app: App) -> None:

@@ -81,6 +81,7 @@ def test_commands_after_queue_are_checked_against_the_new_queues_staff() -> None
 
 
 def test_check_one_command_as_the_shell_does() -> None:
-    assert check(Command("queue", "olematon"), QUEUES, STAFF, CONTEXT) == (None, "no queue 'olematon'")
+    assert check(Command("queue", "olematon"), QUEUES, STAFF, CONTEXT) == (
+        None, "no queue 'olematon' (queues: jasenasiat, lakineuvonta)")
     assert check(Command("queue", "lakineuvonta"), QUEUES, STAFF) == (Command("queue", "lakineuvonta"), None)
     assert check(Command("assign", "Pekka@liitto.fi"), QUEUES, STAFF) == (Command("assign", "pekka@liitto.fi"), None)
