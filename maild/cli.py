@@ -21,6 +21,7 @@ from sqlmodel import Session
 from maild import views
 from maild.app import App, NotMigrated, TemplatesError
 from maild.core import threader
+from maild.core.bounces import UNDELIVERABLE_FOR
 from maild.core.commands import Command
 from maild.store import tickets as store
 from maild.config import ConfigError, Settings, load_settings
@@ -362,6 +363,26 @@ def tickets_reopen(number: int, actor: ActorOpt = None, config: ConfigOpt = None
     _act(number, Command("open"), actor, config)
 
 
+@tickets_app.command("move")
+def tickets_move(number: int, queue: Annotated[str, typer.Argument(help="The queue's id.")], actor: ActorOpt = None,
+                 config: ConfigOpt = None) -> None:
+    """Move a ticket to another queue, as #queue does: it takes that queue's confidentiality,
+    and an assignee who is not staff there is dropped (on a confidential queue, the CCs too)."""
+    _act(number, Command("queue", queue), actor, config)
+
+
+@tickets_app.command("cc")
+def tickets_cc(number: int, address: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
+    """Send the ticket's mail to this address too (as #cc)."""
+    _act(number, Command("cc", address), actor, config)
+
+
+@tickets_app.command("uncc")
+def tickets_uncc(number: int, address: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
+    """Stop sending the ticket's mail to this address (as #uncc)."""
+    _act(number, Command("uncc", address), actor, config)
+
+
 @tickets_app.command("note")
 def tickets_note(number: int, text: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
     """Add an internal note; nothing is sent to the member."""
@@ -375,14 +396,23 @@ def members(
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """members show ADDRESS: a member's tickets, open ones first."""
+    """members show ADDRESS: a member's name, whether their address bounces, and their
+    tickets, open ones first."""
     if action != "show":
         _fail(f"unknown action {action!r}: use `maild members show ADDRESS`")
     instance = _read_app(config)
     with Session(instance.engine) as session:
-        rows = views.ticket_rows(session, instance.settings.instance.tag_prefix, requester=address)
-    rows.sort(key=lambda row: (row["status"] not in ("new", "open", "pending"), -row["number"]))
-    _ticket_table(rows, as_json)
+        member = views.member_detail(session, instance.settings.instance.tag_prefix, address)
+    if member is None:
+        _fail(f"no member {address.strip().lower()}: no ticket and no contact has that address")
+    if as_json:
+        _print_json(member)
+        return
+    out.print(f"{member['address']}{' (' + member['name'] + ')' if member['name'] else ''}", markup=False)
+    if member["undeliverable_since"]:
+        out.print(f"  undeliverable since {member['undeliverable_since']}: maild's mail to it bounced; no "
+                  f"acknowledgements or reminders go there for {UNDELIVERABLE_FOR.days} days", markup=False)
+    _ticket_table(member["tickets"], False)
 
 
 # --- quarantine ------------------------------------------------------------------------------

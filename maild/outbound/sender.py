@@ -77,10 +77,10 @@ class Sender:
         else:
             row.state = "failed"
             log.error("mail %s to %s failed: %s", row_id, row.recipient, result.detail)
-            self._record_failure(session, row, result)
+            self._record_failure(session, row, result, now)
 
     @staticmethod
-    def _record_failure(session: Session, row: Outbox, result: Result) -> None:
+    def _record_failure(session: Session, row: Outbox, result: Result, now: datetime) -> None:
         if row.ticket_id is None:
             return
         ticket = session.get(Ticket, row.ticket_id)
@@ -88,7 +88,7 @@ class Sender:
             return
         store.add_event(session, ticket, "delivery_failed", recipient=row.recipient, error=result.detail[:500], mail=row.kind)
         if row.recipient == ticket.requester:
-            store.contact(session, row.recipient).undeliverable = True
+            store.mark_undeliverable(session, row.recipient, now)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Send until ``stopping``; mail in flight is finished, the rest stays queued."""

@@ -148,8 +148,8 @@ def test_shell_operations_and_members_show(make_instance, sqlite_url: str) -> No
     assert cli(config, "tickets", "reopen", "1").returncode == 0
     assert json.loads(cli(config, "tickets", "show", "1", "--json").stdout)["status"] == "open"
     assert cli(config, "tickets", "close", "2").returncode == 0
-    listed = json.loads(cli(config, "members", "show", "matti@example.fi", "--json").stdout)
-    assert [(t["number"], t["status"]) for t in listed] == [(1, "open"), (2, "resolved")]
+    member = json.loads(cli(config, "members", "show", "matti@example.fi", "--json").stdout)
+    assert [(t["number"], t["status"]) for t in member["tickets"]] == [(1, "open"), (2, "resolved")]
 
 
 def test_jobs_list_and_run_at_a_time(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
