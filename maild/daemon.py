@@ -85,9 +85,9 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
 
     committer = GroupCommitter(app.engine, app.raw_store)
     committer.start()
-    handler = IntakeHandler(committer.accept, settings.smtp.accept_domains)
+    handler = IntakeHandler(committer.accept, settings.smtp.accept_domains, settings.smtp.max_recipients)
     host, port = settings.smtp.host_port()
-    server = await start_listener(handler, host, port, settings.smtp.max_message_bytes, settings.instance.hostname)
+    server = await start_listener(handler, settings.smtp, settings.instance.hostname)
     pollers = start_pollers(settings, committer.accept_many, app.engine, stopping)  # one per [[imap]]
     waker = asyncio.create_task(wake_processor(processor, committer.committed), name="waker")
     sending = asyncio.create_task(sender.run(stopping), name="sender")
