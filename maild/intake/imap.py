@@ -241,33 +241,50 @@ class Poller:
             await self._after(session, waiting)
 
     async def _sync(self, session: Session, state: FolderState) -> FolderState:
-        """Fetch and store everything above ``last_uid``; returns the new state."""
+        """Fetch and store everything above ``last_uid``; returns the new state.
+
+        ``last_uid`` moves only over stored messages: a UID that the server left out of a
+        reply (of sizes or of messages) holds it below, so that it is fetched again."""
         await session.noop()  # lets the server report what arrived since the last command
         found = await session.search("UID", f"{state.last_uid + 1}:*", *self._unmarked)
         uids = [uid for uid in found if uid > state.last_uid]  # "n:*" also matches the highest UID
+        waiting = list(uids)  # found but not stored yet, in UID order
         for chunk in chunks(uids, BATCH_UIDS):
             if self.stopping.is_set():
                 break
             for batch in by_size(chunk, await session.sizes(chunk), BATCH_BYTES):
-                state = await self._store_batch(session, state, batch)
+                stored, failure = await self._store_batch(session, batch)
+                done = set(stored)
+                waiting = [uid for uid in waiting if uid not in done]
+                state = await self._save(state, waiting[0] - 1 if waiting else uids[-1])
+                if stored:
+                    log.info("mailbox %s: stored %d messages (UID %d-%d)", self.box.name, len(stored), stored[0], stored[-1])
+                    await self._after(session, stored)  # exactly these: stored, so safe to move
+                if failure:
+                    raise failure
         return state
 
-    async def _store_batch(self, session: Session, state: FolderState, uids: list[int]) -> FolderState:
-        """Fetch, store, remember, then move/flag/delete what was stored (in that order)."""
+    async def _store_batch(self, session: Session, uids: list[int]) -> tuple[list[int], StoreFailed | None]:
+        """Fetch and store; returns the UIDs stored and, if one could not be, why."""
         fetched = await session.fetch(uids)
+        missing = sorted(set(uids) - {uid for uid, _ in fetched})
+        if missing:
+            log.warning("mailbox %s: the server sent no message for UID %s; fetched again later",
+                        self.box.name, uid_set(missing))
         results = await self.accept([(raw, imap_envelope(raw, self.box)) for _, raw in fetched])
         failed = {uid: result for (uid, _), result in zip(fetched, results) if isinstance(result, BaseException)}
         stored = [uid for uid, _ in fetched if uid not in failed]
-        last_uid = min(failed) - 1 if failed else max(uids)
-        if last_uid > state.last_uid:
-            state = FolderState(state.uidvalidity, last_uid)
-            await asyncio.to_thread(save_state, self.engine, self.box.name, self.box.folder, state)
-        if stored:
-            log.info("mailbox %s: stored %d messages (UID %d-%d)", self.box.name, len(stored), stored[0], stored[-1])
-            await self._after(session, stored)
-        if failed:
-            first = min(failed)
-            raise StoreFailed(f"could not store UID {first}: {describe(failed[first])}; it stays in {self.box.folder}")
+        if not failed:
+            return stored, None
+        first = min(failed)
+        return stored, StoreFailed(f"could not store UID {first}: {describe(failed[first])}; it stays in {self.box.folder}")
+
+    async def _save(self, state: FolderState, last_uid: int) -> FolderState:
+        """Remember that everything up to ``last_uid`` is stored (when that is news)."""
+        if last_uid <= state.last_uid:
+            return state
+        state = FolderState(state.uidvalidity, last_uid)
+        await asyncio.to_thread(save_state, self.engine, self.box.name, self.box.folder, state)
         return state
 
     async def _after(self, session: Session, uids: list[int]) -> None:
