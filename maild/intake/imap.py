@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import random
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -40,6 +39,8 @@ from aioimaplib.aioimaplib import Command, Response, quoted
 from maild.config import ConfigError, Imap, Settings
 from maild.intake.imap_state import FolderState, load_state, save_state
 from maild.mail import Envelope
+from maild.supervise import Backoff, Supervisor, Tracker
+from maild.supervise import describe as describe_error
 
 log = logging.getLogger("maild.imap")
 
@@ -81,18 +82,17 @@ class StoreFailed(Exception):
 
 
 def start_pollers(
-    settings: Settings, accept: Accept, engine: sa.Engine, stopping: asyncio.Event
+    settings: Settings, accept: Accept, engine: sa.Engine, supervisor: Supervisor
 ) -> list[asyncio.Task[None]]:
-    """One task per ``[[imap]]`` entry; each returns after ``stopping`` once its batch is stored."""
+    """One supervised task per ``[[imap]]`` entry (``imap:<name>``); each returns after
+    ``stopping`` once its batch is stored."""
     # aioimaplib reports routine protocol chatter (untagged responses it ignores) at INFO.
     logging.getLogger("aioimaplib").setLevel(logging.WARNING)
-    return [
-        asyncio.create_task(
-            Poller(box, accept, engine, stopping, str(settings.path(box.ca_file)) if box.ca_file else None).run(),
-            name=f"imap:{box.name}",
-        )
-        for box in settings.imap
-    ]
+    tasks = []
+    for box in settings.imap:
+        poller = Poller(box, accept, engine, supervisor.stopping, str(settings.path(box.ca_file)) if box.ca_file else None)
+        tasks.append(supervisor.spawn(f"imap:{box.name}", poller.run))
+    return tasks
 
 
 async def stop_pollers(tasks: list[asyncio.Task[None]], timeout: float) -> None:
@@ -110,25 +110,10 @@ async def stop_pollers(tasks: list[asyncio.Task[None]], timeout: float) -> None:
     await asyncio.gather(*late, return_exceptions=True)
 
 
-class Backoff:
-    """Exponential delays with jitter: each is between half and all of base * 2**attempt."""
-
-    def __init__(self, base: float, cap: float) -> None:
-        self.base = base
-        self.cap = cap
-        self.attempts = 0
-
-    def next(self) -> float:
-        ceiling = min(self.cap, self.base * 2**self.attempts)
-        self.attempts += 1
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-    def reset(self) -> None:
-        self.attempts = 0
-
-
 class Poller:
-    """Polls one mailbox until ``stopping`` is set. Never raises: errors are logged and retried."""
+    """Polls one mailbox until ``stopping`` is set. Network, protocol and storage errors are
+    logged and retried here (reconnecting after a backoff); anything else is raised, for the
+    supervisor to log and start the poller again."""
 
     def __init__(
         self, box: Imap, accept: Accept, engine: sa.Engine, stopping: asyncio.Event, ca_file: str | None
@@ -140,9 +125,11 @@ class Poller:
         self.ca_file = ca_file
         self.retry = Backoff(*RETRY_SECONDS)
         self.login_retry = Backoff(*LOGIN_RETRY_SECONDS)
+        self.health = Tracker(f"imap:{box.name}")
 
-    async def run(self) -> None:
+    async def run(self, health: Tracker | None = None) -> None:
         box = self.box
+        self.health = health or self.health
         log.info("mailbox %s: polling %s as %s on %s:%d (%s)", box.name, box.folder, box.username, box.host, box.port, box.security)
         while not self.stopping.is_set():
             delay = await self._attempt()
@@ -163,18 +150,17 @@ class Poller:
         except LoginRefused as exc:
             delay = self.login_retry.next()
             log.error("mailbox %s: %s; check the username and password; next try in %.0f s", name, exc, delay)
+            self.health.failed(exc)
             return delay
         except StoreFailed as exc:
             delay = self.retry.next()
             log.error("mailbox %s: %s; next try in %.1f s", name, exc, delay)
+            self.health.failed(exc)
             return delay
         except (OSError, ImapError, aioimaplib.AioImapException) as exc:  # TimeoutError is an OSError
             delay = self.retry.next()
             log.warning("mailbox %s: %s; reconnecting in %.1f s", name, describe(exc), delay)
-            return delay
-        except Exception:
-            delay = self.retry.next()
-            log.exception("mailbox %s: unexpected error; reconnecting in %.1f s", name, delay)
+            self.health.failed(describe(exc))
             return delay
         finally:
             if session is not None:
@@ -197,6 +183,7 @@ class Poller:
         while not self.stopping.is_set():
             state = await self._sync(session, state)
             self.retry.reset()
+            self.health.ok()
             await session.wait_for_news(box.poll_seconds, self.stopping, box.idle)
 
     async def _resume(self, uidvalidity: int) -> FolderState:
@@ -592,4 +579,4 @@ def describe(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, ImapError) and text:
         return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return describe_error(exc)

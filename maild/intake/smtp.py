@@ -19,6 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session as SmtpSession
 from maild.config import Smtp
 from maild.intake.smtp_data import TooMuchData, read_data
 from maild.mail import Envelope
+from maild.supervise import Tracker
 
 log = logging.getLogger("maild.smtp")
 
@@ -36,10 +37,13 @@ def domain_accepted(address: str, domains: frozenset[str]) -> bool:
 class IntakeHandler:
     """aiosmtpd handler: RCPT checks the domain, DATA spools durably."""
 
-    def __init__(self, accept: Accept, accept_domains: list[str], max_recipients: int = 100) -> None:
+    def __init__(
+        self, accept: Accept, accept_domains: list[str], max_recipients: int = 100, health: Tracker | None = None
+    ) -> None:
         self.accept = accept
         self.domains = frozenset(d.lower().rstrip(".") for d in accept_domains)
         self.max_recipients = max_recipients
+        self.health = health or Tracker("listener")  # stored (ok) or not (the error)
         self.in_flight = 0
 
     async def handle_RCPT(
@@ -66,9 +70,11 @@ class IntakeHandler:
             inbound_id = await self.accept(raw, ours)
         except Exception as exc:
             log.error("could not store a message from %s: %s", ours.mail_from or "<>", exc)
+            self.health.failed(exc)
             return "451 4.3.0 Temporary storage failure, please try again later"
         finally:
             self.in_flight -= 1
+        self.health.ok()
         return f"250 2.0.0 Ok: queued as {inbound_id}"
 
 
