@@ -235,20 +235,22 @@ class Poller:
         await session.noop()  # lets the server report what arrived since the last command
         found = await session.search("UID", f"{state.last_uid + 1}:*", *self._unmarked)
         uids = [uid for uid in found if uid > state.last_uid]  # "n:*" also matches the highest UID
-        waiting = list(uids)  # found but not stored yet, in UID order
+        hold: int | None = None  # the first UID found but not stored: last_uid stays below it
         for chunk in chunks(uids, BATCH_UIDS):
             if self.stopping.is_set():
                 break
+            done: set[int] = set()
             for batch in by_size(chunk, await session.sizes(chunk), BATCH_BYTES):
                 stored, failure = await self._store_batch(session, batch)
-                done = set(stored)
-                waiting = [uid for uid in waiting if uid not in done]
-                state = await self._save(state, waiting[0] - 1 if waiting else uids[-1])
+                done.update(stored)
+                hold = hold or next((uid for uid in chunk if uid <= batch[-1] and uid not in done), None)
+                state = await self._save(state, hold - 1 if hold else batch[-1])
                 if stored:
                     log.info("mailbox %s: stored %d messages (UID %d-%d)", self.box.name, len(stored), stored[0], stored[-1])
                     await self._after(session, stored)  # exactly these: stored, so safe to move
                 if failure:
                     raise failure
+            hold = hold or next((uid for uid in chunk if uid not in done), None)  # sizes left out at its end
         return state
 
     async def _store_batch(self, session: Session, uids: list[int]) -> tuple[list[int], StoreFailed | None]:
