@@ -4,6 +4,7 @@ server, a dead processor child is started again, and the daemon's health is in t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -18,7 +19,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from maild.app import App
+from maild.config import load_settings
+from maild.daemon import run_sweeps
 from maild.store import db, health
+from maild.supervise import Health
 from tests.conftest import PG_URL
 from tests.integration.dovecot import Dovecot, children
 from tests.integration.smtp_sink import Sink, smtp_sink  # noqa: F401  (fixture)
@@ -173,3 +178,34 @@ def test_heartbeat_while_running_and_stopped_after_a_clean_stop(daemon, sqlite_u
     running.start()
     assert running.proc is not None
     wait_for(lambda: {row["instance"].rsplit(":", 1)[1] for row in components(sqlite_url).values()} == {str(running.proc.pid)})
+
+
+def test_a_failing_sweep_is_retried_after_its_own_backoff_and_the_scheduler_goes_on(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    app = App(load_settings(str(make_instance(sqlite_url))))
+    db.upgrade(sqlite_url)
+    path = sqlite_url.removeprefix("sqlite:///")
+
+    def rename(old: str, new: str) -> None:
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute(f"alter table {old} rename to {new}")
+
+    async def go() -> Health:
+        monitor = Health(app.engine)
+        stopping = asyncio.Event()
+        scheduler = monitor.track("scheduler")
+        rename("tickets", "tickets_away")  # every sweep that reads tickets fails
+        task = asyncio.create_task(run_sweeps(app, monitor, stopping, scheduler))
+        while monitor.trackers.get("sweep:close") is None or not monitor.trackers["sweep:close"].failing:
+            await asyncio.sleep(0.05)
+        rename("tickets_away", "tickets")
+        while monitor.trackers["sweep:close"].failing:  # tried again after its backoff (about a second)
+            await asyncio.sleep(0.05)
+        stopping.set()
+        await task
+        return monitor
+
+    monitor = asyncio.run(go())
+    close = monitor.trackers["sweep:close"].state
+    assert close.last_error == "OperationalError: no such table: tickets"
+    assert close.last_success_at and close.last_error_at and close.last_success_at > close.last_error_at
+    assert monitor.trackers["scheduler"].state.restarts == 0 and not monitor.trackers["scheduler"].failing
