@@ -28,7 +28,7 @@ from maild.supervise import RESTART_SECONDS, Backoff, Health, Supervisor, Tracke
 log = logging.getLogger("maild")
 
 DRAIN_SECONDS = 30.0
-SWEEP_SECONDS = 5 * 60.0
+SWEEP_MINUTES = 5  # also what `maild jobs list` shows
 PROCESSOR_CHECK_SECONDS = 1.0
 
 
@@ -52,7 +52,7 @@ async def run_sweeps(app: App, health: Health, stopping: asyncio.Event, schedule
                 continue
             backoff.reset()
             tracker.ok()
-            due[name] = time.monotonic() + SWEEP_SECONDS
+            due[name] = time.monotonic() + SWEEP_MINUTES * 60
             for action in actions:
                 log.info("%s: %s", name, action)
         scheduler.ok()
