@@ -52,14 +52,19 @@ def recovered(row: dict[str, Any]) -> bool:
     return bool(row["last_error_at"] and row["last_success_at"] and row["last_success_at"] > row["last_error_at"])
 
 
-def all_sent(url: str) -> int:
-    """The number of mails sent, once every queued one is."""
+def query(url: str, sql: str) -> Any:
+    """The one row of ``sql``."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            total, sent = conn.exec_driver_sql("select count(*), sum(case when state = 'sent' then 1 else 0 end) from outbox").one()
+            return conn.exec_driver_sql(sql).one()
     finally:
         engine.dispose()
+
+
+def all_sent(url: str) -> int:
+    """The number of mails sent, once every queued one is."""
+    total, sent = query(url, "select count(*), sum(case when state = 'sent' then 1 else 0 end) from outbox")
     return sent if total and total == sent else 0
 
 
@@ -92,6 +97,8 @@ def test_the_sender_outlives_a_sqlite_lock_longer_than_the_busy_timeout(daemon, 
     sender = component_when(sqlite_url, "sender", recovered)
     assert sender["last_error"] == "OperationalError: database is locked"
     assert sender["restarts"] == 1 and sender["running"]
+    send(running.port, mail(subject="Lukon jälkeen"))  # and intake and processing work again
+    wait_for(lambda: query(sqlite_url, "select count(*) from tickets") == (2,))
 
 
 @pytest.mark.postgres
@@ -121,6 +128,8 @@ def test_the_sender_outlives_postgresql_refusing_connections(daemon, smtp_sink, 
     assert re.search(r"sender failed: OperationalError: .*; restart \d+ in [\d.]+ s", running.log.read_text())
     sender = component_when(db_url, "sender", recovered)
     assert "OperationalError" in sender["last_error"] and sender["restarts"] >= 1
+    send(running.port, mail(subject="Katkon jälkeen"))  # and intake and processing work again
+    wait_for(lambda: query(db_url, "select count(*) from tickets") == (2,))
 
 
 @pytest.fixture
