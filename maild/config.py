@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_FILE = "maild.toml"
@@ -180,6 +180,9 @@ class Smtp(_Section):
     listen: str = "127.0.0.1:2525"
     max_message_bytes: int = 26214400
     accept_domains: list[str] = []
+    max_recipients: PositiveInt = 100  # RCPTs per message; 452 beyond
+    max_connections: PositiveInt = 100  # sessions at once; 421 beyond
+    timeout_seconds: PositiveInt = 300  # an idle session is closed after this
 
     @field_validator("listen")
     @classmethod

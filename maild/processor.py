@@ -141,3 +141,12 @@ class Processor:
                 self._process.terminate()
                 self._process.join()
         return self._process.exitcode
+
+    def restart_if_dead(self) -> int | None:
+        """Start the child again if it has exited (the daemon's watch: no wake may come for a
+        while); returns the exit code it had, None while it runs."""
+        process = self._process
+        if process is not None and process.is_alive():
+            return None
+        self._ensure_running()
+        return process.exitcode if process is not None else None

@@ -8,11 +8,13 @@ TLS. Mail is put in by APPEND over IMAP with Python's imaplib, as any other clie
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -41,6 +43,16 @@ def require_dovecot() -> str:
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
     return binary
+
+
+def children(parent: int) -> list[int]:
+    """The pids of a process's children, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(entry.name))
+    return found
 
 
 def free_port() -> int:
@@ -197,6 +209,21 @@ class Dovecot:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("dovecot did not start listening")
+
+    def halt(self) -> None:
+        """Stop the server, its client connections too, but keep its configuration and mail:
+        ``resume`` starts it again. (The master leaves running imap processes behind.)"""
+        assert self.proc is not None
+        serving = children(self.proc.pid)
+        self.proc.terminate()
+        self.proc.wait(10)
+        for pid in serving:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def resume(self) -> None:
+        """The same server again, on the same ports, with the same mail."""
+        self._run()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
