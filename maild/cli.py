@@ -605,9 +605,8 @@ def status(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
 
     instance = _read_app(config, code=health.CRITICAL)
     settings = instance.settings
-    with Session(instance.engine) as session:
-        report, problems = health.collect(session, mailboxes=[(box.name, box.poll_seconds) for box in settings.imap],
-                                          jobs=list(JOBS))
+    report, problems = health.collect(instance.engine, mailboxes=[(box.name, box.poll_seconds) for box in settings.imap],
+                                      jobs=list(JOBS))
     level = health.level_of(problems)
     document = {"version": _version(), "config_file": settings.source, "database": instance.database_label,
                 "status": ("ok", "warning", "critical")[level], **report, "problems": [p.text for p in problems]}

@@ -9,18 +9,17 @@ follows the monitoring-plugin convention (0 ok, 1 warning, 2 critical).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from maild.store.tables import Component, Inbound, Outbox, Quarantine, utcnow
+from maild.store import health
+from maild.store.tables import Inbound, Outbox, Quarantine, utcnow
 
 OK, WARNING, CRITICAL = 0, 1, 2
 
-# A daemon whose heartbeat is older than this is taken for dead (it beats every few seconds).
-HEARTBEAT_STALE = timedelta(seconds=120)
 SPOOL_WARN, SPOOL_CRITICAL = timedelta(minutes=2), timedelta(minutes=15)
 OUTBOX_WARN, OUTBOX_CRITICAL = timedelta(minutes=30), timedelta(hours=4)
 RECENT = timedelta(hours=24)  # failures younger than this are worth a warning
@@ -32,6 +31,9 @@ class Problem:
     text: str
 
 
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -40,29 +42,24 @@ def _age(now: datetime, value: datetime | None) -> float | None:
     return round((now - value).total_seconds(), 1) if value else None
 
 
-def _components(session: Session) -> list[Component]:
-    return list(session.exec(select(Component).order_by(col(Component.heartbeat_at).desc())))
-
-
-def _latest(rows: list[Component], name: str) -> Component | None:
+def _latest(rows: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     """The freshest row of a component across daemon instances."""
-    found = [row for row in rows if row.name == name]
-    return max(found, key=lambda row: row.last_success_at or row.heartbeat_at or row.started_at or datetime.min.replace(tzinfo=utcnow().tzinfo), default=None)
+    found = [row for row in rows if row["name"] == name]
+    return max(found, key=lambda row: row["last_success_at"] or row["heartbeat_at"] or _EPOCH, default=None)
 
 
-def _daemon(rows: list[Component], now: datetime) -> dict[str, Any]:
-    daemons = [row for row in rows if row.name == "daemon"]
-    alive = [row for row in daemons if row.heartbeat_at and now - row.heartbeat_at <= HEARTBEAT_STALE]
+def _daemon(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    daemons = sorted((row for row in rows if row["name"] == "daemon"),
+                     key=lambda row: row["heartbeat_at"] or _EPOCH, reverse=True)
+    alive = [row for row in daemons if row["running"]]
     newest = (alive or daemons or [None])[0]
     return {
         "running": bool(alive),
-        "pid": newest.pid if newest else None,
-        "started_at": _iso(newest.started_at) if newest else None,
-        "heartbeat_at": _iso(newest.heartbeat_at) if newest else None,
-        "instances": [
-            {"instance": row.instance, "pid": row.pid, "started_at": _iso(row.started_at),
-             "heartbeat_at": _iso(row.heartbeat_at)} for row in alive
-        ],
+        "pid": newest["pid"] if newest else None,
+        "started_at": _iso(newest["started_at"]) if newest else None,
+        "heartbeat_at": _iso(newest["heartbeat_at"]) if newest else None,
+        "instances": [{"instance": row["instance"], "pid": row["pid"], "started_at": _iso(row["started_at"]),
+                       "heartbeat_at": _iso(row["heartbeat_at"])} for row in alive],
     }
 
 
@@ -94,40 +91,42 @@ def _quarantine(session: Session, now: datetime) -> dict[str, Any]:
     return {"count": count, "errors_last_24h": errors}
 
 
-def _health(row: Component | None) -> dict[str, Any]:
+def _health(row: dict[str, Any] | None) -> dict[str, Any]:
     return {
-        "last_success_at": _iso(row.last_success_at) if row else None,
-        "last_error": row.last_error if row else None,
-        "last_error_at": _iso(row.last_error_at) if row else None,
-        "restarts": row.restarts if row else 0,
+        "last_success_at": _iso(row["last_success_at"]) if row else None,
+        "last_error": row["last_error"] if row else None,
+        "last_error_at": _iso(row["last_error_at"]) if row else None,
+        "restarts": row["restarts"] if row else 0,
     }
 
 
-def _failing(row: Component | None) -> bool:
+def _failing(row: dict[str, Any] | None) -> bool:
     """The part's latest news is an error."""
-    return bool(row and row.last_error_at and (row.last_success_at is None or row.last_error_at > row.last_success_at))
+    return bool(row and row["last_error_at"]
+                and (row["last_success_at"] is None or row["last_error_at"] > row["last_success_at"]))
 
 
-def collect(session: Session, *, mailboxes: list[tuple[str, int]], jobs: list[str], now: datetime | None = None
+def collect(engine: sa.Engine, *, mailboxes: list[tuple[str, int]], jobs: list[str], now: datetime | None = None
             ) -> tuple[dict[str, Any], list[Problem]]:
     """Everything ``status`` reports, and what is wrong. ``mailboxes`` are the configured
     ``(name, poll_seconds)``; ``jobs`` the sweep names."""
     now = now or utcnow()
-    rows = _components(session)
-    report: dict[str, Any] = {
-        "daemon": _daemon(rows, now),
-        "spool": _spool(session, now),
-        "quarantine": _quarantine(session, now),
-        "outbox": _outbox(session, now),
-        "imap": [],
-        "sweeps": [],
-        "components": [],
-    }
+    rows = health.read(engine, now)
+    with Session(engine) as session:
+        report: dict[str, Any] = {
+            "daemon": _daemon(rows),
+            "spool": _spool(session, now),
+            "quarantine": _quarantine(session, now),
+            "outbox": _outbox(session, now),
+            "imap": [],
+            "sweeps": [],
+            "components": [],
+        }
     problems: list[Problem] = []
     running = report["daemon"]["running"]
     if not running:
         problems.append(Problem(CRITICAL, "the daemon is not running (no heartbeat in the last "
-                                          f"{int(HEARTBEAT_STALE.total_seconds())} s)"))
+                                          f"{int(health.STALE_AFTER.total_seconds())} s)"))
     problems += _age_problems("spool: oldest message waiting to be filed", report["spool"]["oldest_pending_seconds"],
                               SPOOL_WARN, SPOOL_CRITICAL)
     problems += _age_problems("outbox: oldest mail waiting to be sent", report["outbox"]["oldest_queued_seconds"],
@@ -144,16 +143,16 @@ def collect(session: Session, *, mailboxes: list[tuple[str, int]], jobs: list[st
         problems += _imap_problems(name, row, poll_seconds, now, running)
     for job in jobs:
         row = _latest(rows, f"sweep:{job}")
-        report["sweeps"].append({"job": job, "last_run_at": _iso(row.last_success_at) if row else None,
-                                 "last_error": row.last_error if _failing(row) else None})
-        if _failing(row):
-            problems.append(Problem(WARNING, f"sweep {job}: {row.last_error}"))  # type: ignore[union-attr]
+        report["sweeps"].append({"job": job, "last_run_at": _iso(row["last_success_at"]) if row else None,
+                                 "last_error": row["last_error"] if row and _failing(row) else None})
+        if row and _failing(row):
+            problems.append(Problem(WARNING, f"sweep {job}: {row['last_error']}"))
     for row in rows:
-        if row.name == "daemon" or row.name.startswith(("imap:", "sweep:")):
+        if row["name"] == "daemon" or row["name"].startswith(("imap:", "sweep:")) or not row["running"]:
             continue
-        report["components"].append({"instance": row.instance, "name": row.name, **_health(row)})
-        if running and _failing(row):
-            problems.append(Problem(WARNING, f"{row.name}: {row.last_error}"))
+        report["components"].append({"instance": row["instance"], "name": row["name"], **_health(row)})
+        if _failing(row):
+            problems.append(Problem(WARNING, f"{row['name']}: {row['last_error']}"))
     return report, problems
 
 
@@ -164,16 +163,16 @@ def _age_problems(what: str, seconds: float | None, warn: timedelta, critical: t
     return [Problem(level, f"{what} for {_duration(seconds)}")]
 
 
-def _imap_problems(name: str, row: Component | None, poll_seconds: int, now: datetime, running: bool) -> list[Problem]:
+def _imap_problems(name: str, row: dict[str, Any] | None, poll_seconds: int, now: datetime, running: bool
+                   ) -> list[Problem]:
     if not running:
         return []
-    if _failing(row):
-        assert row is not None
-        since = row.last_success_at
+    if row is not None and _failing(row):
+        since = row["last_success_at"]
         silent = (now - since) if since else None
         level = CRITICAL if silent is None or silent > max(timedelta(seconds=10 * poll_seconds), timedelta(minutes=15)) else WARNING
-        return [Problem(level, f"IMAP {name}: {row.last_error}")]
-    if row is None or row.last_success_at is None:
+        return [Problem(level, f"IMAP {name}: {row['last_error']}")]
+    if row is None or row["last_success_at"] is None:
         return [Problem(WARNING, f"IMAP {name}: no successful poll yet")]
     return []
 

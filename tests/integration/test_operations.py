@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,22 @@ def test_an_interrupted_or_altered_backup_is_refused(make_instance, tmp_path: Pa
     (tmp_path / "c.partial").mkdir()
     leftover = cli(config, "backup", str(tmp_path / "c"))
     assert leftover.returncode == 1 and "interrupted" in leftover.stderr.decode()
+
+
+def test_status_of_a_running_daemon_is_ok_from_any_shell(daemon) -> None:  # type: ignore[no-untyped-def]
+    running = daemon()
+    deadline = time.monotonic() + 30
+    while True:
+        result = cli(running.config, "status", "--json")
+        report = json.loads(result.stdout)
+        swept = all(sweep["last_run_at"] for sweep in report["sweeps"])  # each runs once at start
+        if (result.returncode == 0 and swept) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert result.returncode == 0, report["problems"]
+    assert report["status"] == "ok" and report["daemon"]["running"] is True
+    assert report["daemon"]["pid"] == running.proc.pid
+    assert swept, report["sweeps"]
+    assert running.stop() == 0
+    stopped = cli(running.config, "status", "--json")
+    assert stopped.returncode == 2 and json.loads(stopped.stdout)["daemon"]["running"] is False
