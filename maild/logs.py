@@ -1,7 +1,7 @@
 """Logging for the daemon: ``[log] level`` and ``format`` ("text" or "json"), one line per event.
 
 Under systemd (``JOURNAL_STREAM`` set) the journal stamps each line itself, so text lines carry
-no timestamp of their own. Third-party libraries (alembic, apscheduler, aiosmtpd, aioimaplib)
+no timestamp of their own. Third-party libraries (alembic, aiosmtpd, aioimaplib, msal)
 only speak up for warnings unless the level is DEBUG. Fields given as ``extra=`` (spool id,
 source, outcome, ticket) become keys of a JSON line and ``key=value`` pairs of a text line.
 """
@@ -14,7 +14,7 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
-QUIET = ("alembic", "apscheduler", "mail.log", "aiosmtpd", "aioimaplib", "aiosmtplib", "asyncio", "msal", "urllib3")
+QUIET = ("alembic", "mail.log", "aiosmtpd", "aioimaplib", "aiosmtplib", "asyncio", "msal", "urllib3")
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
