@@ -48,15 +48,17 @@ def start_scheduler(app: App) -> AsyncIOScheduler:
     return scheduler
 
 
-def reload_rules(app: App, processor: Processor) -> None:
-    """SIGHUP: check the new rules here; only valid ones reach the processor."""
+def reload_rules(app: App, processor: Processor | None) -> None:
+    """SIGHUP: check the new rules here; only valid ones reach the processor (none yet while
+    the daemon starts: it starts with the app's rules)."""
     try:
         rules = app.reload_rules()
     except (RulesError, TemplatesError) as exc:
         for error in exc.errors:
             log.error("rules and templates not reloaded: %s", error)
         return
-    processor.reload(app.rules_text)
+    if processor:
+        processor.reload(app.rules_text)
     log.info("rules reloaded from %s: %d queues, %d rules", rules.path, len(rules.queues), len(rules.rules))
 
 
@@ -79,15 +81,17 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
-    processor = Processor(settings, app.rules_text)
-    processor.start()
-    loop.add_signal_handler(signal.SIGHUP, reload_rules, app, processor)
-
+    loop.add_signal_handler(signal.SIGHUP, reload_rules, app, None)
     committer = GroupCommitter(app.engine, app.raw_store)
     committer.start()
     handler = IntakeHandler(committer.accept, settings.smtp.accept_domains)
     host, port = settings.smtp.host_port()
     server = await start_listener(handler, host, port, settings.smtp.max_message_bytes, settings.instance.hostname)
+    # Only now the child: a port in use must end the start-up with no process left behind.
+    # (No await from here to the handler: a SIGHUP cannot fall between the two.)
+    processor = Processor(settings, app.rules_text)
+    processor.start()
+    loop.add_signal_handler(signal.SIGHUP, reload_rules, app, processor)
     pollers = start_pollers(settings, committer.accept_many, app.engine, stopping)  # one per [[imap]]
     waker = asyncio.create_task(wake_processor(processor, committer.committed), name="waker")
     sending = asyncio.create_task(sender.run(stopping), name="sender")
