@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from maild import sdnotify
 from maild.app import App, TemplatesError
 from maild.intake.imap import start_pollers, stop_pollers
 from maild.intake.smtp import IntakeHandler, start_listener
@@ -99,8 +100,12 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     log.info("maild listening on %s:%d (SMTP), database %s", host, port, app.engine.url.render_as_string())
     if ready:
         ready.set()
+    sdnotify.notify(f"READY=1\nSTATUS=listening on {host}:{port}")
+    watchdog = sdnotify.watchdog_seconds()
+    feeding = asyncio.create_task(sdnotify.keep_watchdog_fed(watchdog), name="watchdog") if watchdog else None
 
     await stopping.wait()
+    sdnotify.notify("STOPPING=1")
     log.info("stopping: no new connections; finishing messages in flight")
     scheduler.shutdown(wait=False)
     server.close()
@@ -114,6 +119,8 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     waker.cancel()
     code = await asyncio.get_running_loop().run_in_executor(None, processor.stop, DRAIN_SECONDS * 4)
     log.info("stopped (processor exit code %s)", code)
+    if feeding:
+        feeding.cancel()
 
 
 def run(app: App) -> None:
