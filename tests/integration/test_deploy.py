@@ -335,3 +335,37 @@ def test_compose_runs_maild_with_postgresql_as_non_root() -> None:
 def test_version() -> None:
     result = run_maild("--version")
     assert result.returncode == 0 and result.stdout.decode() == f"maild {maild.__version__}\n", result.stderr
+
+
+# --- from SQLite to PostgreSQL ---------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_sqlite_to_postgresql_copies_an_instance_that_then_carries_on(make_instance, sqlite_url: str, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the PostgreSQL half of db_url")
+    config = make_instance(sqlite_url)
+    files = []
+    for number, raw in enumerate((mail(subject="Jäsenmaksu", body="Paljonko jäsenmaksu on?"), mail(subject="VS: [JP#1] Jäsenmaksu", body="Kiitos!"),
+                                  mail(subject="Lasku puuttuu", sender="liisa@example.fi"))):
+        files.append(config.with_name(f"{number}.eml"))
+        files[-1].write_bytes(raw)
+    assert run_maild("--config", str(config), "ingest", *map(str, files)).returncode == 0
+    pg_config = config.with_name("maild-pg.toml")  # same directory: the same data_dir
+    pg_config.write_text(config.read_text().replace(sqlite_url, db_url))
+    assert run_maild("--config", str(pg_config), "db", "upgrade").returncode == 0
+    script = [sys.executable, str(DEPLOY / "sqlite_to_postgresql.py")]
+
+    copied = subprocess.run([*script, sqlite_url, db_url], capture_output=True, text=True, timeout=120, env=maild_env())
+    assert copied.returncode == 0, copied.stderr
+    assert "tickets: 2" in copied.stdout.splitlines()
+    before, after = (run_maild("--config", str(c), "tickets", "show", "1", "--json") for c in (config, pg_config))
+    assert before.returncode == after.returncode == 0 and json.loads(before.stdout) == json.loads(after.stdout)
+    assert len(json.loads(after.stdout)["messages"]) == 5  # two from the member, the ack, two notifications
+    # the PostgreSQL instance carries on: the next ticket is 3, its rows take fresh ids
+    assert run_maild("--config", str(pg_config), "ingest", input=mail(subject="Osoitteenmuutos", sender="uusi@example.fi")).returncode == 0
+    listed = json.loads(run_maild("--config", str(pg_config), "tickets", "list", "--json").stdout)
+    assert sorted(t["number"] for t in listed) == [1, 2, 3]
+
+    again = subprocess.run([*script, sqlite_url, db_url], capture_output=True, text=True, timeout=120, env=maild_env())
+    assert again.returncode == 1 and "already has rows in: " in again.stderr
