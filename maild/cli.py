@@ -55,8 +55,24 @@ class _State:
     config: str | None = None
 
 
+def _version(value: bool) -> None:
+    """``--version``: the installed distribution's version, else the source tree's."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("maild")
+    except PackageNotFoundError:
+        from maild import __version__ as number
+    out.print(f"maild {number}", markup=False)
+    raise typer.Exit()
+
+
 @app.callback()
-def _global(config: ConfigOpt = None) -> None:
+def _global(config: ConfigOpt = None,
+            show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                       help="Print the version and exit.")] = False) -> None:
     _State.config = config
 
 

@@ -16,6 +16,7 @@ import signal
 import time
 from datetime import datetime, timezone
 
+from maild import sdnotify
 from maild.app import App, TemplatesError
 from maild.intake.imap import first_done, start_pollers, stop_pollers
 from maild.intake.smtp import IntakeHandler, start_listener
@@ -82,15 +83,17 @@ async def tend_processor(processor: Processor, committed: asyncio.Event, stoppin
             processor.wake()
 
 
-def reload_rules(app: App, processor: Processor) -> None:
-    """SIGHUP: check the new rules here; only valid ones reach the processor."""
+def reload_rules(app: App, processor: Processor | None) -> None:
+    """SIGHUP: check the new rules here; only valid ones reach the processor (none yet while
+    the daemon starts: it starts with the app's rules)."""
     try:
         rules = app.reload_rules()
     except (RulesError, TemplatesError) as exc:
         for error in exc.errors:
             log.error("rules and templates not reloaded: %s", error)
         return
-    processor.reload(app.rules_text)
+    if processor:
+        processor.reload(app.rules_text)
     log.info("rules reloaded from %s: %d queues, %d rules", rules.path, len(rules.queues), len(rules.rules))
 
 
@@ -105,13 +108,10 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_rules, app, None)
     health = Health(app.engine)
     await health.prune()
     supervisor = Supervisor(health, stopping)
-    processor = Processor(settings, app.rules_text)
-    processor.start()
-    loop.add_signal_handler(signal.SIGHUP, reload_rules, app, processor)
-
     committer = GroupCommitter(app.engine, app.raw_store)
     committer.start()
     handler = IntakeHandler(committer.accept, settings.smtp.accept_domains, settings.smtp.max_recipients,
@@ -123,6 +123,11 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
 
         metrics_server = serve_metrics(app.engine, settings.metrics.listen)
     server = await start_listener(handler, settings.smtp, settings.instance.hostname)
+    # Only now the child: a port in use must end the start-up with no process left behind.
+    # (No await from here to the handler: a SIGHUP cannot fall between the two.)
+    processor = Processor(settings, app.rules_text)
+    processor.start()
+    loop.add_signal_handler(signal.SIGHUP, reload_rules, app, processor)
     pollers = start_pollers(settings, committer.accept_many, app.engine, supervisor)  # one per [[imap]]
     tending = supervisor.spawn("processor", lambda tracker: tend_processor(processor, committer.committed, stopping, tracker))
     sending = supervisor.spawn("sender", lambda tracker: sender.run(stopping, tracker))
@@ -131,8 +136,12 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     log.info("maild listening on %s:%d (SMTP), database %s", host, port, app.engine.url.render_as_string())
     if ready:  # everything has started
         ready.set()
+    sdnotify.notify(f"READY=1\nSTATUS=listening on {host}:{port}")
+    watchdog = sdnotify.watchdog_seconds()
+    feeding = asyncio.create_task(sdnotify.keep_watchdog_fed(watchdog), name="watchdog") if watchdog else None
 
     await stopping.wait()
+    sdnotify.notify("STOPPING=1")
     log.info("stopping: no new connections; finishing messages in flight")
     server.close()
     if metrics_server is not None:
@@ -150,6 +159,8 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     heartbeat.cancel()
     await health.close()
     log.info("stopped (processor exit code %s)", code)
+    if feeding:
+        feeding.cancel()
 
 
 def run(app: App) -> None:
