@@ -55,23 +55,28 @@ class _State:
     config: str | None = None
 
 
-def _version(value: bool) -> None:
-    """``--version``: the installed distribution's version, else the source tree's."""
-    if not value:
-        return
+def _version() -> str:
+    """The installed distribution's version, else the source tree's."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        number = version("maild")
+        return version("maild")
     except PackageNotFoundError:
-        from maild import __version__ as number
-    out.print(f"maild {number}", markup=False)
-    raise typer.Exit()
+        from maild import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    """``--version``."""
+    if value:
+        out.print(f"maild {_version()}", markup=False)
+        raise typer.Exit()
 
 
 @app.callback()
 def _global(config: ConfigOpt = None,
-            show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+            show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                                        help="Print the version and exit.")] = False) -> None:
     _State.config = config
 
@@ -647,15 +652,6 @@ def status(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     for line in lines:
         out.print(line, markup=False)
     raise typer.Exit(level)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("maild")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 # --- jobs ----------------------------------------------------------------------------------
