@@ -57,6 +57,8 @@ class Parsed:
     html: str | None
     attachments: tuple[Attachment, ...] = ()
     defects: tuple[str, ...] = ()
+    cleaned: tuple[str, ...] = ()  # what parsing cleaned or left out for control characters (contract 4.5a)
+    fingerprint: str = ""  # identity of the whole content below the trace headers (contract 4.1)
 
     def header(self, name: str) -> str | None:
         """First value of a header, or None."""
