@@ -167,9 +167,7 @@ class Pipeline:
         found = self._lookup(session, reading.keys)
         choice = threader.choose(reading.keys, found)
         if choice.action == "duplicate":
-            inbound.state = "done"
-            inbound.error = "duplicate"
-            return "duplicate"
+            return self._duplicate(session, inbound, reading.keys)
         if choice.action == "follow_up" and choice.ticket is not None:
             ticket = store.ticket_by_number(session, choice.ticket.number)
             assert ticket is not None
@@ -188,6 +186,24 @@ class Pipeline:
         ticket = self._new_ticket(session, inbound, parsed, sender, verdict, decision, choice)
         inbound.state = "done"
         return f"new:{ticket.number}"
+
+    def _duplicate(self, session: Session, inbound: Inbound, keys: threader.ThreadKeys) -> str:
+        """A copy of a stored message is stored once, and never invisibly (contract 4.1): the
+        ticket of the first copy records where and when the copy came; the spool row says of what."""
+        first = store.first_copy(session, keys.message_id, (keys.fingerprint, keys.legacy_fingerprint))
+        assert first is not None  # threading found it a moment ago, in this transaction
+        ticket = session.get(Ticket, first.ticket_id)
+        assert ticket is not None
+        tag = threader.format_tag(self.mailer.tag_prefix, ticket.number)
+        store.add_event(
+            session, ticket, "duplicate_received", source=inbound.source, mailbox=inbound.mailbox,
+            received_at=inbound.received_at.isoformat(), inbound_id=inbound.id, message_id=keys.message_id,
+            first_message=first.id,
+        )
+        inbound.state = "done"
+        inbound.error = f"duplicate of message {first.id} on {tag}"
+        log.info("inbound %s: duplicate of message %s on %s", inbound.id, first.id, tag)
+        return "duplicate"
 
     def _verp_outbox_id(self, recipients: tuple[str, ...]) -> int | None:
         for address in recipients:
@@ -273,6 +289,8 @@ class Pipeline:
         session.add(message)
         session.flush()
         save_attachments(session, self.raw_store.root, message, parsed.attachments)
+        if parsed.cleaned:  # contract 4.5a: what was cleaned or left out is on the record
+            store.add_event(session, ticket, "mail_values_cleaned", message=message.id, notes=list(parsed.cleaned))
         return message
 
     def _new_ticket(
