@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -41,8 +43,40 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(rules_app, name="rules")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# C0 controls but newline and tab, DEL and C1 controls: ESC, CSI and OSC sequences drive a terminal.
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_JSON_CONTROL = re.compile(r"[\x7f-\x9f]")  # what json.dumps(ensure_ascii=False) leaves raw
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character that could drive a terminal shown as ``\\xNN`` (contract 6)."""
+    return _TERMINAL_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _shown(value: Any) -> Any:
+    """A string as plain text (never rich markup: a subject "[link=...]" stays text), escaped."""
+    return Text(terminal_safe(value)) if isinstance(value, str) else value
+
+
+class _Console(Console):
+    """The one way the CLI writes text: every string may come from mail (contract 6)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().print(*map(_shown, objects), **kwargs)
+
+    def rule(self, title: Any = "", **kwargs: Any) -> None:  # type: ignore[override]
+        super().rule(_shown(title), **kwargs)
+
+
+class _Table(Table):
+    """A table whose cells are plain, escaped text."""
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().add_row(*map(_shown, cells), **kwargs)
+
+
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="maild.toml to use.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
@@ -69,7 +103,8 @@ def _app(config: str | None, migrate: bool = True) -> App:
 
 
 def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
+    text = json.dumps(value, ensure_ascii=False, indent=2, default=str)  # escapes C0 controls itself
+    sys.stdout.write(_JSON_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -207,7 +242,7 @@ def _ticket_table(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         _print_json(rows)
         return
-    table = Table("tag", "status", "queue", "priority", "category", "requester", "assignee", "msgs", "subject")
+    table = _Table("tag", "status", "queue", "priority", "category", "requester", "assignee", "msgs", "subject")
     for row in rows:
         table.add_row(row["tag"], row["status"], row["queue"], row["priority"], row["category"] or "",
                       row["requester"], row["assignee"] or "", str(row["message_count"]), row["subject"])
@@ -301,7 +336,7 @@ def quarantine_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "kind", "received_at", "from", "subject", "size", "reason")
+    table = _Table("id", "kind", "received_at", "from", "subject", "size", "reason")
     for row in rows:
         table.add_row(str(row["id"]), row["kind"], row["received_at"], row["from"], row["subject"], str(row["size"]),
                       row["reason"].splitlines()[0] if row["reason"] else "")
@@ -317,8 +352,11 @@ def quarantine_show(qid: Annotated[int, typer.Argument(metavar="ID")], raw: bool
     if row is None:
         _fail(f"no quarantined message {qid}")
     content = instance.raw_store.read(row["raw_path"]) if row["raw_path"] else b""
-    if raw:
+    if raw and not sys.stdout.isatty():  # to a file or a pipe: the bytes as they came
         sys.stdout.buffer.write(content)
+        return
+    if raw:
+        out.print(content.decode("utf-8", "replace"), markup=False)
         return
     for key in ("id", "kind", "received_at", "from", "subject", "size", "released_at"):
         out.print(f"{key}: {row[key]}", markup=False)
@@ -366,7 +404,7 @@ def outbox_list(
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "ticket", "kind", "recipient", "state", "tries", "next attempt", "subject", "last error")
+    table = _Table("id", "ticket", "kind", "recipient", "state", "tries", "next attempt", "subject", "last error")
     for row in rows:
         table.add_row(str(row["id"]), row["ticket"] or "", row["kind"], row["recipient"], row["state"], str(row["attempts"]),
                       row["next_attempt_at"] or "", row["subject"], (row["last_error"] or "")[:60])
@@ -400,7 +438,7 @@ def jobs_list(at: Annotated[Optional[str], typer.Option("--at", help="As if it w
     if as_json:
         _print_json(rows)
         return
-    table = Table("job", "schedule", "due now")
+    table = _Table("job", "schedule", "due now")
     for row in rows:
         table.add_row(row["job"], row["schedule"], str(len(row["due_now"])))
     out.print(table)
