@@ -98,12 +98,15 @@ def _headers(raw: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
 
 def _cleaning_notes(raw: dict[str, tuple[str, ...]], decoded: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
     """What parsing left out or cleaned because of control characters (contract 4.5a), for the record."""
+    def has_control(values: tuple[str, ...]) -> bool:
+        return any(CONTROL.search(v.replace("\t", " ")) for v in values)  # a tab is header whitespace
+
     notes = []
     for name in _ADDRESS_HEADERS:
-        if any(CONTROL.search(v) for v in decoded.get(name, ())):
+        if has_control(decoded.get(name, ())):
             notes.append(f"{name}: control characters; names were cleaned, addresses with them left out")
     for name in _ID_HEADERS:
-        if any(CONTROL.search(v) for v in raw.get(name, ())):
+        if has_control(raw.get(name, ())):
             notes.append(f"{name}: control characters; identifiers with them left out")
     return tuple(notes)
 

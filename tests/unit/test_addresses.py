@@ -110,6 +110,11 @@ def test_message_id_headers_are_not_decoded_and_their_cleaning_is_noted() -> Non
     assert parsed.cleaned == ("message-id: control characters; identifiers with them left out",)
 
 
+def test_tabs_are_whitespace_not_control_characters() -> None:
+    parsed, _ = parse_message(b"From: Matti\t<m@x.fi>\r\nReferences: <r1@x>\r\n\t<r2@x>\r\n\tmore\r\n\r\nb\r\n")
+    assert (parsed.from_name, parsed.from_addr, parsed.references, parsed.cleaned) == ("Matti", "m@x.fi", ("r1@x", "r2@x"), ())
+
+
 def test_return_path_is_parsed_not_decoded() -> None:
     raw = b"Return-Path: <=?utf-8?q?postmaster?=@x.fi>\r\nFrom: a@x.fi\r\nSubject: Hei\r\n\r\nb\r\n"
     parsed, message = parse_message(raw)
