@@ -359,16 +359,20 @@ class Pipeline:
         self.queue_mail(session, ticket, "notification", lambda: notices.staff_followup(
             self.mailer, queue, ticket, parsed, requester_name, kind == "third_party", recipients, utcnow()))
 
-    def queue_mail(self, session: Session, ticket: Ticket | None, kind: str, compose: Callable[[], list[Outgoing]]) -> None:
-        """Queue mail about a ticket; a mail that cannot be written is an event, never a lost ticket."""
+    def queue_mail(
+        self, session: Session, ticket: Ticket | None, kind: str, compose: Callable[[], list[Outgoing]]
+    ) -> Message | None:
+        """Queue mail about a ticket and return its message on the ticket (None when nothing was
+        queued); a mail that cannot be written is an event, never a lost ticket."""
         try:
-            outbox.enqueue_many(session, ticket, kind, compose(), self.mailer.secret, self.mailer.hostname)
+            return outbox.enqueue_many(session, ticket, kind, compose(), self.mailer.secret, self.mailer.hostname)
         except SQLAlchemyError:
             raise
         except Exception as exc:  # a broken template or value must not cost the member their ticket
             log.error("ticket %s: %s not sent: %s", ticket.number if ticket else "-", kind, exc)
             if ticket is not None:
                 store.add_event(session, ticket, f"{kind}_failed", error=f"{type(exc).__name__}: {exc}")
+            return None
 
     def _acknowledge(
         self, session: Session, ticket: Ticket, queue: Queue, parsed: Parsed, verdict: Verdict, decision: Decision,
@@ -549,10 +553,11 @@ class Pipeline:
         """The staff member's answer to the member and the ticket's CCs, from the queue."""
         ticket.first_response_at = ticket.first_response_at or utcnow()
         last = store.last_member_message(session, ticket)
-        self.queue_mail(session, ticket, "staff", lambda: [notices.relayed_answer(
+        relayed = self.queue_mail(session, ticket, "staff", lambda: [notices.relayed_answer(
             self.mailer, queue, ticket, answer, last.message_id if last else None,
             tuple(last.references) if last else (), utcnow())])
-        store.add_event(session, ticket, "relayed", actor=writer, to=[ticket.requester, *ticket.cc])
+        if relayed is not None:  # recorded as relayed only when queued, to whom it was queued
+            store.add_event(session, ticket, "relayed", actor=writer, to=[*relayed.to, *relayed.cc])
 
     def _add_ccs(self, ticket: Ticket, parsed: Parsed, sender: str) -> None:
         """A member who adds a CC adds a recipient of the ticket."""

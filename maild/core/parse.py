@@ -29,6 +29,7 @@ TRACE_HEADERS = frozenset({
     "received", "return-path", "delivered-to", "x-original-to", "authentication-results", "dkim-signature",
 })
 _TRACE_BYTES = frozenset(name.encode("ascii") for name in TRACE_HEADERS)
+_CHUNK = 1 << 20
 FINGERPRINT_PREFIX = "v2:"  # fingerprints stored before it were of sender, date and body text only
 _ID_HEADERS = ("message-id", "in-reply-to", "references")
 # Headers where RFC 2047 allows no encoded words: kept as sent, so that an encoded word never
@@ -54,18 +55,34 @@ def content_fingerprint(raw: bytes) -> str:
     Line ends are made alike (SMTP gives CRLF, an IMAP server or a file may give LF), header
     names lower-case and each header value unfolded with its whitespace runs made one space, so
     the same mail by SMTP and by IMAP has one fingerprint, and two mails that differ in any
-    subject, body or attachment byte have two.
+    subject, body or attachment byte have two. The body is hashed in chunks: no copy of a big
+    message is made.
     """
-    text = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    head, _, body = text.partition(b"\n\n")
+    ends = [(at, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (at := raw.find(sep)) >= 0]
+    head_end, separator = min(ends) if ends else (len(raw), 0)
     digest = hashlib.sha256(b"maild content v2\n")
+    head = raw[:head_end].replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip(b"\n")
     for field in re.split(rb"\n(?![ \t])", head):
         name, colon, value = field.partition(b":")
         if colon and name.strip().lower() in _TRACE_BYTES:
             continue
         digest.update(name.strip().lower() + colon + b" ".join(value.split()) + b"\n")
-    digest.update(b"\n" + body.rstrip(b"\n"))
+    digest.update(b"\n")
+    _hash_body(digest, memoryview(raw)[head_end + separator :])
     return FINGERPRINT_PREFIX + digest.hexdigest()[: 64 - len(FINGERPRINT_PREFIX)]
+
+
+def _hash_body(digest: Any, body: memoryview) -> None:
+    """``body`` into ``digest`` with line ends made LF and the line ends at its very end left out."""
+    end = len(body)
+    while end and body[end - 1] in b"\r\n":
+        end -= 1
+    carry = b""
+    for start in range(0, end, _CHUNK):
+        piece = carry + bytes(body[start : min(start + _CHUNK, end)])
+        piece, carry = (piece[:-1], b"\r") if piece.endswith(b"\r") else (piece, b"")  # CRLF may straddle chunks
+        digest.update(piece.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
+    digest.update(carry.replace(b"\r", b"\n"))
 
 
 def message_ids(value: str | None) -> tuple[str, ...]:

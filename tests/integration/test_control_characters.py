@@ -114,6 +114,7 @@ def test_bad_values_already_stored_are_left_out_of_the_relay_and_recorded(app: A
         session.commit()
     assert staff_reply(app) == "follow_up:1"
     assert [r for k, r in outbox(app) if k == "staff"] == ["matti@example.fi", "toinen@example.fi"]
+    assert [e["to"] for e in events(app, "relayed")] == [["matti@example.fi", "toinen@example.fi"]]
     [left_out] = events(app, "outgoing_values_left_out")
     assert left_out["mail"] == "staff"
     assert left_out["notes"] == [

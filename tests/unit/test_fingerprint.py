@@ -66,3 +66,14 @@ def test_an_old_row_with_the_same_message_id_still_counts() -> None:
     keys = threader.keys(parsed, Envelope("smtp"), "JP", frozenset())
     assert threader.choose(keys, threader.Found(same_message_id=(keys.legacy_fingerprint,))).action == "duplicate"
     assert threader.choose(keys, threader.Found(same_message_id=("v2:other",))).collision
+
+
+def test_line_ends_straddling_chunks_and_messages_without_body() -> None:
+    from maild.core import parse
+
+    body = b"x" * (parse._CHUNK - 1) + b"\r\n" + b"y\r\n" * 10 + b"\r\n\r\n"
+    raw = b"From: a@x.fi\r\nSubject: iso\r\n\r\n" + body
+    assert content_fingerprint(raw) == content_fingerprint(raw.replace(b"\r\n", b"\n"))
+    assert content_fingerprint(raw) != content_fingerprint(raw.replace(b"y", b"z"))
+    assert content_fingerprint(b"From: a@x.fi\r\n") == content_fingerprint(b"From: a@x.fi\n\n")
+    assert content_fingerprint(b"From: a@x.fi\r\n\r\nb\rc") == content_fingerprint(b"From: a@x.fi\n\nb\nc\n")
