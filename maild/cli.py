@@ -68,6 +68,13 @@ class _Console(Console):
         super().rule(_shown(title), **kwargs)
 
 
+class _LogFormatter(logging.Formatter):
+    """The daemon's log lines carry values from mail (a sweep's subjects, a server's reply) too."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
+
+
 class _Table(Table):
     """A table whose cells are plain, escaped text."""
 
@@ -132,7 +139,9 @@ def run(config: ConfigOpt = None) -> None:
     """The daemon: SMTP listener and spool processor, in the foreground."""
     from maild.daemon import run as run_daemon
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
     instance = App(_settings(config))
     instance.rules  # refuse to start on bad rules  # noqa: B018
