@@ -40,7 +40,9 @@ class Attachment:
 
 @dataclass(frozen=True)
 class Parsed:
-    """The readable parts of one message. Header names in ``headers`` are lower-case."""
+    """The readable parts of one message. Header names in ``headers`` are lower-case; values are
+    unfolded and RFC 2047-decoded, except identifiers and trace headers, which are as sent.
+    Addresses (``from_addr``, ``to``, ...) are read from the raw headers, never from ``headers``."""
 
     message_id: str | None
     in_reply_to: tuple[str, ...]
