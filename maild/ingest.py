@@ -362,8 +362,9 @@ class Pipeline:
     def queue_mail(
         self, session: Session, ticket: Ticket | None, kind: str, compose: Callable[[], list[Outgoing]]
     ) -> Message | None:
-        """Queue mail about a ticket and return its message on the ticket (None when nothing was
-        queued); a mail that cannot be written is an event, never a lost ticket."""
+        """Queue mail about a ticket and return its message on the ticket (None for mail of no
+        ticket, or when it could not be written); a mail that cannot be written is an event, never
+        a lost ticket."""
         try:
             return outbox.enqueue_many(session, ticket, kind, compose(), self.mailer.secret, self.mailer.hostname)
         except SQLAlchemyError:
