@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from maild.core import threader
+from maild.core.addresses import parse_address
 from maild.core.assignment import pick_assignee
 from maild.core.authres import proves_sender
 from maild.core.bounces import Bounce, parse_bounce, verp_token
@@ -134,7 +135,7 @@ class Pipeline:
             parsed, message = parse_message(self.raw_store.read(inbound.raw_path))
         except ParseError as exc:
             return Reading(envelope, kept=("unparseable", str(exc)), sender=inbound.mail_from or "")
-        sender = parsed.from_addr or (envelope.mail_from or "").lower()
+        sender = parsed.from_addr or parse_address(envelope.mail_from or "") or ""  # MAIL FROM is read alike
         verdict = classify(parsed, envelope, message, self.rules.addresses())
         if verdict.kind == "bounce":
             return Reading(

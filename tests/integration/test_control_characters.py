@@ -129,3 +129,14 @@ def test_bad_values_already_stored_are_left_out_of_the_relay_and_recorded(app: A
     for message in relayed:
         assert (str(message["To"]), str(message["Cc"]), message["Bcc"]) == ("matti@example.fi", "toinen@example.fi", None)
         assert message["In-Reply-To"] is None and str(message["References"]) == "<ok@example.fi>"
+
+
+def test_an_envelope_sender_is_read_like_a_header(app: App) -> None:
+    """Without a readable From the envelope sender stands in; aiosmtpd hands MAIL FROM on with
+    control characters (and decodes encoded words in it), so it is read with the same rules."""
+    raw = b"From: =?utf-8?q?x?=\r\nTo: jasenpalvelu@liitto.fi\r\nSubject: Hei\r\n\r\nTeksti\r\n"
+    inbound = spool_sync(app.engine, app.raw_store, raw, Envelope("smtp", "matti\x0b@example.fi", ("jasenpalvelu@liitto.fi",)))
+    assert app.pipeline.process(inbound) == "quarantined:unparseable"
+    inbound = spool_sync(app.engine, app.raw_store, raw, Envelope("smtp", "Matti@Example.fi", ("jasenpalvelu@liitto.fi",)))
+    assert app.pipeline.process(inbound) == "new:1"
+    assert ("ack", "matti@example.fi") in outbox(app)
