@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -23,6 +25,7 @@ from maild.app import App, NotMigrated, TemplatesError
 from maild.core import threader
 from maild.core.bounces import UNDELIVERABLE_FOR
 from maild.core.commands import Command
+from maild.terminal import terminal_safe
 from maild.store import tickets as store
 from maild.config import ConfigError, Settings, load_settings
 from maild.rules.loader import RulesError
@@ -44,8 +47,33 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(rules_app, name="rules")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+_JSON_CONTROL = re.compile(r"[\x7f-\x9f]")  # what json.dumps(ensure_ascii=False) leaves raw
+
+
+def _shown(value: Any) -> Any:
+    """A string as plain text (never rich markup: a subject "[link=...]" stays text), escaped."""
+    return Text(terminal_safe(value)) if isinstance(value, str) else value
+
+
+class _Console(Console):
+    """The one way the CLI writes text: every string may come from mail (contract 6)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().print(*map(_shown, objects), **kwargs)
+
+    def rule(self, title: Any = "", **kwargs: Any) -> None:  # type: ignore[override]
+        super().rule(_shown(title), **kwargs)
+
+
+class _Table(Table):
+    """A table whose cells are plain, escaped text."""
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().add_row(*map(_shown, cells), **kwargs)
+
+
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="maild.toml to use.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
@@ -110,7 +138,8 @@ def _read_app(config: str | None, code: int = 1) -> App:
 
 
 def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
+    text = json.dumps(value, ensure_ascii=False, indent=2, default=str)  # escapes C0 controls itself
+    sys.stdout.write(_JSON_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -300,13 +329,13 @@ def _table(headers: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> None:
     """A listing: a table on a terminal; elsewhere (a pipe, a file) plain tab-separated lines,
     so that no column is ever cut."""
     if out.is_terminal:
-        table = Table(*headers)
+        table = _Table(*headers)
         for row in rows:
             table.add_row(*row)
         out.print(table)
         return
     for row in (headers, *rows):
-        sys.stdout.write("\t".join(value.replace("\t", " ").replace("\n", " ") for value in row) + "\n")
+        sys.stdout.write("\t".join(terminal_safe(value.replace("\t", " ").replace("\n", " ")) for value in row) + "\n")
 
 
 def _ticket_table(rows: list[dict[str, Any]], as_json: bool) -> None:
@@ -462,8 +491,11 @@ def quarantine_show(qid: Annotated[int, typer.Argument(metavar="ID")], raw: bool
     if row is None:
         _fail(f"no quarantined message {qid}")
     content = instance.raw_store.read(row["raw_path"]) if row["raw_path"] else b""
-    if raw:
+    if raw and not sys.stdout.isatty():  # to a file or a pipe: the bytes as they came
         sys.stdout.buffer.write(content)
+        return
+    if raw:
+        out.print(content.decode("utf-8", "replace"), markup=False)
         return
     for key in ("id", "kind", "received_at", "from", "subject", "size", "released_at"):
         out.print(f"{key}: {row[key]}", markup=False)

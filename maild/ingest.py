@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from maild.core import threader
+from maild.core.addresses import parse_address
 from maild.core.assignment import pick_assignee
 from maild.core.authres import proves_sender
 from maild.core.bounces import Bounce, parse_bounce, undeliverable, verp_token
@@ -144,7 +145,7 @@ class Pipeline:
             parsed, message = parse_message(self.raw_store.read(inbound.raw_path))
         except ParseError as exc:
             return Reading(envelope, kept=("unparseable", str(exc)), sender=inbound.mail_from or "")
-        sender = parsed.from_addr or (envelope.mail_from or "").lower()
+        sender = parsed.from_addr or parse_address(envelope.mail_from or "") or ""  # MAIL FROM is read alike
         verdict = classify(parsed, envelope, message, self.rules.addresses())
         if verdict.kind == "bounce":
             return Reading(
@@ -177,9 +178,7 @@ class Pipeline:
         found = self._lookup(session, reading.keys)
         choice = threader.choose(reading.keys, found)
         if choice.action == "duplicate":
-            inbound.state = "done"
-            inbound.error = "duplicate"
-            return "duplicate"
+            return self._duplicate(session, inbound, reading.keys)
         if choice.action == "follow_up" and choice.ticket is not None:
             ticket = store.ticket_by_number(session, choice.ticket.number)
             assert ticket is not None
@@ -198,6 +197,24 @@ class Pipeline:
         ticket = self._new_ticket(session, inbound, parsed, sender, verdict, decision, choice)
         inbound.state = "done"
         return f"new:{ticket.number}"
+
+    def _duplicate(self, session: Session, inbound: Inbound, keys: threader.ThreadKeys) -> str:
+        """A copy of a stored message is stored once, and never invisibly (contract 4.1): the
+        ticket of the first copy records where and when the copy came; the spool row says of what."""
+        first = store.first_copy(session, keys.message_id, (keys.fingerprint, keys.legacy_fingerprint))
+        assert first is not None  # threading found it a moment ago, in this transaction
+        ticket = session.get(Ticket, first.ticket_id)
+        assert ticket is not None
+        tag = threader.format_tag(self.mailer.tag_prefix, ticket.number)
+        store.add_event(
+            session, ticket, "duplicate_received", source=inbound.source, mailbox=inbound.mailbox,
+            received_at=inbound.received_at.isoformat(), inbound_id=inbound.id, message_id=keys.message_id,
+            first_message=first.id,
+        )
+        inbound.state = "done"
+        inbound.error = f"duplicate of message {first.id} on {tag}"
+        log.info("inbound %s: duplicate of message %s on %s", inbound.id, first.id, tag)
+        return "duplicate"
 
     def _verp_outbox_id(self, recipients: tuple[str, ...]) -> int | None:
         for address in recipients:
@@ -290,6 +307,8 @@ class Pipeline:
         session.add(message)
         session.flush()
         save_attachments(session, self.raw_store.root, message, parsed.attachments)
+        if parsed.cleaned:  # contract 4.5a: what was cleaned or left out is on the record
+            store.add_event(session, ticket, "mail_values_cleaned", message=message.id, notes=list(parsed.cleaned))
         return message
 
     def _new_ticket(
@@ -373,16 +392,21 @@ class Pipeline:
         found = dict.fromkeys((parsed.from_addr, *parsed.to, *parsed.cc))
         return tuple(a for a in found if a and a not in known and self.rules.queue_for_address(a) is None)
 
-    def queue_mail(self, session: Session, ticket: Ticket | None, kind: str, compose: Callable[[], list[Outgoing]]) -> None:
-        """Queue mail about a ticket; a mail that cannot be written is an event, never a lost ticket."""
+    def queue_mail(
+        self, session: Session, ticket: Ticket | None, kind: str, compose: Callable[[], list[Outgoing]]
+    ) -> Message | None:
+        """Queue mail about a ticket and return its message on the ticket (None for mail of no
+        ticket, or when it could not be written); a mail that cannot be written is an event, never
+        a lost ticket."""
         try:
-            outbox.enqueue_many(session, ticket, kind, compose(), self.mailer.secret, self.mailer.hostname)
+            return outbox.enqueue_many(session, ticket, kind, compose(), self.mailer.secret, self.mailer.hostname)
         except SQLAlchemyError:
             raise
         except Exception as exc:  # a broken template or value must not cost the member their ticket
             log.error("ticket %s: %s not sent: %s", ticket.number if ticket else "-", kind, exc)
             if ticket is not None:
                 store.add_event(session, ticket, f"{kind}_failed", error=f"{type(exc).__name__}: {exc}")
+            return None
 
     def _acknowledge(
         self, session: Session, ticket: Ticket, queue: Queue, parsed: Parsed, verdict: Verdict, decision: Decision,
@@ -604,10 +628,11 @@ class Pipeline:
         """The staff member's answer to the member and the ticket's CCs, from the queue."""
         ticket.first_response_at = ticket.first_response_at or utcnow()
         last = store.last_member_message(session, ticket)
-        self.queue_mail(session, ticket, "staff", lambda: [notices.relayed_answer(
+        relayed = self.queue_mail(session, ticket, "staff", lambda: [notices.relayed_answer(
             self.mailer, queue, ticket, answer, last.message_id if last else None,
             tuple(last.references) if last else (), utcnow())])
-        store.add_event(session, ticket, "relayed", actor=writer, to=[ticket.requester, *ticket.cc])
+        if relayed is not None:  # recorded as relayed only when queued, to whom it was queued
+            store.add_event(session, ticket, "relayed", actor=writer, to=[*relayed.to, *relayed.cc])
 
 
 def secret_key(settings_key: str, data_dir: Path) -> bytes:

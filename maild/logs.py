@@ -14,6 +14,8 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
+from maild.terminal import terminal_safe
+
 QUIET = ("alembic", "mail.log", "aiosmtpd", "aioimaplib", "aiosmtplib", "asyncio", "msal", "urllib3")
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -31,7 +33,9 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extra = fields(record)
-        return line + "".join(f" {key}={value}" for key, value in extra.items()) if extra else line
+        if extra:
+            line += "".join(f" {key}={value}" for key, value in extra.items())
+        return terminal_safe(line)  # log lines carry values from mail (subjects, a server's reply)
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,7 +49,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
-        return json.dumps(document, ensure_ascii=False, default=str)
+        return terminal_safe(json.dumps(document, ensure_ascii=False, default=str))
 
 
 def configure(level: str = "info", fmt: str = "text") -> None:

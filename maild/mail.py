@@ -40,7 +40,9 @@ class Attachment:
 
 @dataclass(frozen=True)
 class Parsed:
-    """The readable parts of one message. Header names in ``headers`` are lower-case."""
+    """The readable parts of one message. Header names in ``headers`` are lower-case; values are
+    unfolded and RFC 2047-decoded, except identifiers and trace headers, which are as sent.
+    Addresses (``from_addr``, ``to``, ...) are read from the raw headers, never from ``headers``."""
 
     message_id: str | None
     in_reply_to: tuple[str, ...]
@@ -59,6 +61,8 @@ class Parsed:
     defects: tuple[str, ...] = ()
     # as written (no RFC 2047 decoding), topmost first: syntax for the staff proof, not text
     authentication_results: tuple[str, ...] = ()
+    cleaned: tuple[str, ...] = ()  # what parsing cleaned or left out for control characters (contract 4.5a)
+    fingerprint: str = ""  # identity of the whole content below the trace headers (contract 4.1)
 
     def header(self, name: str) -> str | None:
         """First value of a header, or None."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import email.message
-import email.utils
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from email.parser import HeaderParser
 from typing import Literal
 
 from flufl.bounce import all_failures
+
+from maild.core.addresses import parse_address
 
 _STATUS_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
 _ATTACHED_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
@@ -227,8 +228,7 @@ def _dsn_address(value: object) -> str | None:
     """``rfc822; user@example.com`` (address type optional, angle brackets allowed) -> address."""
     if value is None:
         return None
-    address = email.utils.parseaddr(str(value).rsplit(";", 1)[-1].strip())[1].strip().lower()
-    return address if "@" in address else None
+    return parse_address(str(value).rsplit(";", 1)[-1].strip())
 
 
 def _diagnostic(block: email.message.Message) -> str:

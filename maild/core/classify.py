@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from maild.core.addresses import parse_address
 from maild.core.bounces import (
     has_returned_copy,
     heuristic_failures,
@@ -346,7 +347,12 @@ def _envelope_sender(ev: Evidence) -> str | None:
     if ev.envelope.mail_from is not None:
         return normalize_address(ev.envelope.mail_from)
     return_path = ev.values("return-path")
-    return normalize_address(return_path[0]) if return_path else None
+    if not return_path:
+        return None
+    if return_path[0].strip() in ("", "<>"):
+        return ""
+    address = parse_address(return_path[0])
+    return normalize_address(address) if address else None
 
 
 def _sender_addresses(ev: Evidence) -> tuple[str, ...]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email.header
 import email.message
-import email.utils
 import hashlib
 import re
 from datetime import datetime, timezone
@@ -18,11 +17,25 @@ from typing import Any
 
 import mailparser
 
+from maild.core.addresses import CONTROL, Mailbox, is_message_id, mailboxes
 from maild.core.html_text import html_to_text
 from maild.mail import Attachment, Parsed
 
-_MSGID = re.compile(r"<([^<>\s]+)>")
+_MSGID = re.compile(r"<([^<>]*)>")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+# Written on the way (contract 4.1): the same mail fetched by IMAP and received by SMTP differs here.
+TRACE_HEADERS = frozenset({
+    "received", "return-path", "delivered-to", "x-original-to", "authentication-results", "dkim-signature",
+})
+_TRACE_BYTES = frozenset(name.encode("ascii") for name in TRACE_HEADERS)
+_CHUNK = 1 << 20
+FINGERPRINT_PREFIX = "v2:"  # fingerprints stored before it were of sender, date and body text only
+_ID_HEADERS = ("message-id", "in-reply-to", "references")
+# Headers where RFC 2047 allows no encoded words: kept as sent, so that an encoded word never
+# turns into an identifier, a trace address or a line break.
+_RAW_HEADERS = TRACE_HEADERS | frozenset(_ID_HEADERS) | {"resent-message-id"}
+_ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
 
 
 class ParseError(Exception):
@@ -35,25 +48,60 @@ def clean(value: Any) -> str:
     return _SURROGATES.sub("\ufffd", text.replace("\x00", ""))
 
 
+def content_fingerprint(raw: bytes) -> str:
+    """The identity of a message's content (contract 4.1): every header but the trace headers,
+    and the whole body with every part and attachment, as sent.
+
+    Line ends are made alike (SMTP gives CRLF, an IMAP server or a file may give LF), header
+    names lower-case and each header value unfolded with its whitespace runs made one space, so
+    the same mail by SMTP and by IMAP has one fingerprint, and two mails that differ in any
+    subject, body or attachment byte have two. The body is hashed in chunks: no copy of a big
+    message is made.
+    """
+    ends = [(at, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (at := raw.find(sep)) >= 0]
+    head_end, separator = min(ends) if ends else (len(raw), 0)
+    digest = hashlib.sha256(b"maild content v2\n")
+    head = raw[:head_end].replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip(b"\n")
+    for field in re.split(rb"\n(?![ \t])", head):
+        name, colon, value = field.partition(b":")
+        if colon and name.strip().lower() in _TRACE_BYTES:
+            continue
+        digest.update(name.strip().lower() + colon + b" ".join(value.split()) + b"\n")
+    digest.update(b"\n")
+    _hash_body(digest, memoryview(raw)[head_end + separator :])
+    return FINGERPRINT_PREFIX + digest.hexdigest()[: 64 - len(FINGERPRINT_PREFIX)]
+
+
+def _hash_body(digest: Any, body: memoryview) -> None:
+    """``body`` into ``digest`` with line ends made LF and the line ends at its very end left out."""
+    end = len(body)
+    while end and body[end - 1] in b"\r\n":
+        end -= 1
+    carry = b""
+    for start in range(0, end, _CHUNK):
+        piece = carry + bytes(body[start : min(start + _CHUNK, end)])
+        piece, carry = (piece[:-1], b"\r") if piece.endswith(b"\r") else (piece, b"")  # CRLF may straddle chunks
+        digest.update(piece.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
+    digest.update(carry.replace(b"\r", b"\n"))
+
+
 def message_ids(value: str | None) -> tuple[str, ...]:
-    """The Message-IDs named in a header value, in order, without angle brackets."""
+    """The Message-IDs named in a raw header value, in order, without angle brackets.
+
+    An identifier with whitespace or control characters in it is left out."""
     if not value:
         return ()
     found = _MSGID.findall(value)
-    if not found and value.strip() and " " not in value.strip():
+    if not found and value.strip():
         found = [value.strip()]  # some clients omit the brackets
-    return tuple(dict.fromkeys(clean(item) for item in found))
+    return tuple(dict.fromkeys(item for item in found if is_message_id(item)))
 
 
-def _addresses(values: list[str]) -> tuple[str, ...]:
-    pairs = email.utils.getaddresses([clean(v) for v in values])
-    return tuple(dict.fromkeys(addr.strip().lower() for _, addr in pairs if "@" in addr))
-
-
-def _headers(message: email.message.Message) -> dict[str, tuple[str, ...]]:
+def _raw_headers(message: email.message.Message) -> dict[str, tuple[str, ...]]:
+    """Every header as sent (8-bit bytes read as text), unfolded, by lower-case name."""
     headers: dict[str, list[str]] = {}
     for name, value in message.raw_items() if hasattr(message, "raw_items") else message.items():
-        headers.setdefault(name.lower(), []).append(_decode_header(value))
+        headers.setdefault(name.lower(), []).append(_FOLD.sub("", _eight_bit(str(value))).strip())
     return {name: tuple(values) for name, values in headers.items()}
 
 
@@ -62,6 +110,29 @@ def _undecoded(message: email.message.Message, name: str) -> tuple[str, ...]:
     or a ``)`` into a structured header (the parser would then read a result that is not there)."""
     return tuple(clean(re.sub(r"\r?\n(?=[ \t])", "", _eight_bit(str(value)))).strip()
                  for key, value in message.raw_items() if key.lower() == name)
+
+
+def _headers(raw: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """Header values for reading: encoded words decoded, except where RFC 2047 allows none."""
+    return {
+        name: tuple(clean(v) if name in _RAW_HEADERS else _decode_header(v) for v in values)
+        for name, values in raw.items()
+    }
+
+
+def _cleaning_notes(raw: dict[str, tuple[str, ...]], decoded: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """What parsing left out or cleaned because of control characters (contract 4.5a), for the record."""
+    def has_control(values: tuple[str, ...]) -> bool:
+        return any(CONTROL.search(v.replace("\t", " ")) for v in values)  # a tab is header whitespace
+
+    notes = []
+    for name in _ADDRESS_HEADERS:
+        if has_control(decoded.get(name, ())):
+            notes.append(f"{name}: control characters; names were cleaned, addresses with them left out")
+    for name in _ID_HEADERS:
+        if has_control(raw.get(name, ())):
+            notes.append(f"{name}: control characters; identifiers with them left out")
+    return tuple(notes)
 
 
 def _eight_bit(value: str) -> str:
@@ -76,9 +147,8 @@ def _eight_bit(value: str) -> str:
         return raw.decode("windows-1252", "replace")
 
 
-def _decode_header(value: Any) -> str:
+def _decode_header(value: str) -> str:
     """A header value with RFC 2047 words decoded, whatever their charset."""
-    value = _eight_bit(str(value))
     try:
         decoded = str(email.header.make_header(email.header.decode_header(value)))
     except Exception:  # bad charset names, broken encoded words: keep the raw text
@@ -118,7 +188,7 @@ def _attachment(part: email.message.Message) -> Attachment:
         data = payload if isinstance(payload, bytes) else b""
         default_name = "attachment"
     return Attachment(
-        filename=clean(_decode_header(part.get_filename() or default_name)),
+        filename=clean(_decode_header(_eight_bit(part.get_filename() or default_name))),
         content_type=part.get_content_type(),
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
@@ -160,6 +230,14 @@ def _body_and_attachments(message: email.message.Message) -> tuple[list[str], li
     return plain, html, attachments
 
 
+def _mailboxes(raw_headers: dict[str, tuple[str, ...]], name: str) -> tuple[Mailbox, ...]:
+    return mailboxes(clean(v) for v in raw_headers.get(name, ()))
+
+
+def _addresses(raw_headers: dict[str, tuple[str, ...]], name: str) -> tuple[str, ...]:
+    return tuple(m.address for m in _mailboxes(raw_headers, name))
+
+
 def parse_message(raw: bytes) -> tuple[Parsed, email.message.Message]:
     """Parse one raw message; raise ParseError when nothing useful can be read."""
     if not raw.strip():
@@ -169,12 +247,11 @@ def parse_message(raw: bytes) -> tuple[Parsed, email.message.Message]:
     except Exception as exc:
         raise ParseError(f"mail-parser failed: {type(exc).__name__}: {exc}") from exc
     message = mail.message
-    headers = _headers(message)
-    if not headers:
+    raw_headers = _raw_headers(message)
+    if not raw_headers:
         raise ParseError("no headers")
-    from_values = list(headers.get("from", ()))
-    from_pairs = email.utils.getaddresses(from_values)
-    from_name, from_addr = next(((n, a) for n, a in from_pairs if "@" in a), ("", ""))
+    headers = _headers(raw_headers)
+    sender = next(iter(_mailboxes(raw_headers, "from")), Mailbox("", ""))
     plain_parts, html_parts, attachments = _body_and_attachments(message)
     html = "\n".join(html_parts) or None
     text = "\n".join(plain_parts).strip()
@@ -186,11 +263,11 @@ def parse_message(raw: bytes) -> tuple[Parsed, email.message.Message]:
         in_reply_to=message_ids(headers.get("in-reply-to", ("",))[0]),
         references=message_ids(" ".join(headers.get("references", ()))),
         subject=subject,
-        from_addr=clean(from_addr).strip().lower(),
-        from_name=clean(from_name).strip(),
-        to=_addresses(list(headers.get("to", ()))),
-        cc=_addresses(list(headers.get("cc", ()))),
-        reply_to=_addresses(list(headers.get("reply-to", ()))),
+        from_addr=sender.address,
+        from_name=sender.name,
+        to=_addresses(raw_headers, "to"),
+        cc=_addresses(raw_headers, "cc"),
+        reply_to=_addresses(raw_headers, "reply-to"),
         date=_date(mail.date),
         headers=headers,
         text=text,
@@ -198,5 +275,7 @@ def parse_message(raw: bytes) -> tuple[Parsed, email.message.Message]:
         attachments=tuple(attachments),
         defects=tuple(clean(d) for d in (mail.defects_categories or [])),
         authentication_results=_undecoded(message, "authentication-results"),
+        cleaned=_cleaning_notes(raw_headers, headers),
+        fingerprint=content_fingerprint(raw),
     )
     return parsed, message

@@ -54,7 +54,15 @@ def reply_tokens(recipients: tuple[str, ...], queue_addresses: frozenset[str]) -
 
 
 def fingerprint(parsed: Parsed) -> str:
-    """Identity of a message's content: sender, date and body (contract 4.1 dedup)."""
+    """Identity of a message's content (contract 4.1 dedup): the whole message below its trace
+    headers, computed from the raw bytes when it was parsed (``parse.content_fingerprint``)."""
+    return parsed.fingerprint
+
+
+def legacy_fingerprint(parsed: Parsed) -> str:
+    """The fingerprint that messages stored before the ``v2:`` ones carry: sender, date and body
+    text only. It still matches an old row with the same Message-ID (what the contract counted
+    as the same message then), never a message without one: that rule dropped different mails."""
     body = unicodedata.normalize("NFC", " ".join((parsed.text or parsed.html or "").split()))
     date = parsed.date.isoformat() if parsed.date else ""
     material = "\x1f".join((parsed.from_addr, date, body))
@@ -70,6 +78,7 @@ class ThreadKeys:
     tokens: tuple[str, ...]
     tags: tuple[int, ...]
     referenced: tuple[str, ...]  # In-Reply-To first, then References newest first
+    legacy_fingerprint: str = ""  # for rows stored before the v2: fingerprints, with a Message-ID only
 
 
 def keys(parsed: Parsed, envelope: Envelope, prefix: str, queue_addresses: frozenset[str]) -> ThreadKeys:
@@ -78,6 +87,7 @@ def keys(parsed: Parsed, envelope: Envelope, prefix: str, queue_addresses: froze
     return ThreadKeys(
         message_id=parsed.message_id,
         fingerprint=fingerprint(parsed),
+        legacy_fingerprint=legacy_fingerprint(parsed),
         tokens=reply_tokens(recipients, queue_addresses),
         tags=subject_tags(parsed.subject, prefix),
         referenced=referenced,
@@ -120,7 +130,9 @@ class Choice:
 
 def choose(found_keys: ThreadKeys, found: Found) -> Choice:
     """What the lookups mean: a duplicate, a follow-up (and by what), or a new ticket."""
-    if found.same_message_id and found_keys.fingerprint in found.same_message_id:
+    if found_keys.fingerprint in found.same_message_id or (
+        found_keys.message_id and found_keys.legacy_fingerprint in found.same_message_id
+    ):
         return Choice("duplicate")
     collision = bool(found.same_message_id)
     for via, ticket in (

@@ -29,7 +29,6 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from email.utils import getaddresses
 from typing import Any
 
 import aioimaplib
@@ -37,6 +36,7 @@ import sqlalchemy as sa
 from aioimaplib.aioimaplib import Command, Response, quoted
 
 from maild.config import ConfigError, Imap, Settings
+from maild.core.addresses import mailboxes
 from maild.intake.imap_state import FolderState, load_state, save_state
 from maild.mail import Envelope
 from maild.oauth2 import TokenError, token_source, with_token
@@ -526,7 +526,7 @@ def envelope_recipients(raw: bytes, username: str) -> tuple[str, ...]:
     address: what SMTP would have given as RCPT TO, so that queue selection works alike."""
     headers = BytesHeaderParser(policy=compat32).parsebytes(header_block(raw))
     values = [str(value) for name in RECIPIENT_HEADERS for value in headers.get_all(name, [])]
-    found = [address.lower() for _, address in getaddresses(values) if "@" in address]
+    found = [mailbox.address for mailbox in mailboxes(values)]
     if "@" in username:
         found.append(username.lower())
     return tuple(dict.fromkeys(found))

@@ -7,6 +7,7 @@ systems do not answer it, and carries our loop marker so that we never answer ou
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,8 +19,9 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import SMTPUTF8, compat32
 from email.utils import format_datetime, formataddr
-from typing import Literal
+from typing import Callable, Literal
 
+from maild.core.addresses import is_address, is_message_id
 from maild.core.classify import LOOP_HEADER
 from maild.outbound.templates import header_safe
 
@@ -46,6 +48,27 @@ class Outgoing:
     reply_to: str | None = None
     auto: AutoKind | None = None  # None: a person wrote it (a relayed staff reply)
     date: datetime | None = None
+
+
+def checked(mail: Outgoing) -> tuple[Outgoing, tuple[str, ...]]:
+    """``mail`` without the values taken from mail that cannot go into a header (a recipient or
+    Message-ID with control characters or whitespace), and what was left out (contract 4.5a).
+
+    A bad value never stops the mail: it goes to the recipients that remain, without the bad
+    threading reference; the caller records the notes on the ticket.
+    """
+    notes: list[str] = []
+
+    def keep(header: str, values: tuple[str, ...], valid: Callable[[str], bool]) -> tuple[str, ...]:
+        bad = [value for value in values if not valid(value)]
+        notes.extend(f"{header}: left out {value[:200]!r}" for value in bad)  # repr shows controls
+        return tuple(value for value in values if valid(value))
+
+    to, cc = keep("To", mail.to, is_address), keep("Cc", mail.cc, is_address)
+    in_reply_to = keep("In-Reply-To", (mail.in_reply_to,) if mail.in_reply_to else (), is_message_id)
+    references = keep("References", mail.references, is_message_id)
+    fixed = dataclasses.replace(mail, to=to, cc=cc, in_reply_to=(in_reply_to or (None,))[0], references=references)
+    return fixed, tuple(notes)
 
 
 def _address(addr: str, name: str = "") -> str:

@@ -13,8 +13,9 @@ from sqlmodel import Session, col, select
 
 from maild.core.bounces import verp_address
 from maild.core.tokens import outbox_token
-from maild.outbound.compose import Outgoing, build
+from maild.outbound.compose import Outgoing, build, checked
 from maild.store.tables import Message, Outbox, Ticket, utcnow
+from maild.store.tickets import add_event
 
 BOUNCE_PREFIX = "bounces"
 MAX_ATTEMPTS = 30  # with the backoff below: about three days of retrying
@@ -35,6 +36,9 @@ def enqueue_many(
     its own reply address): one message on the ticket, addressed to them all."""
     if not mails:
         return None
+    checks = [checked(mail) for mail in mails]  # a bad value from mail is left out, never fatal
+    mails = [mail for mail, _ in checks]
+    left_out = list(dict.fromkeys(note for _, notes in checks for note in notes))
     raws = [build(mail) for mail in mails]  # before anything touches the session
     first = mails[0]
     message = None
@@ -57,6 +61,8 @@ def enqueue_many(
             session.add(row)
             session.flush()
             row.return_path = verp_address(outbox_token(secret, row.id or 0), domain, BOUNCE_PREFIX)
+    if left_out and ticket is not None:  # contract 4.5a: what was left out is on the record
+        add_event(session, ticket, "outgoing_values_left_out", mail=kind, notes=left_out)
     return message
 
 

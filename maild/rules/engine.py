@@ -18,8 +18,8 @@ How one decision is made (contract section 3):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from email.utils import getaddresses
 
+from maild.core.addresses import mailboxes
 from maild.mail import Parsed
 from maild.rules.model import ASSIGN_STRATEGIES, Actions, Decision, Facts, Queue, RuleHit, RuleSet
 from maild.rules.text import FactsView
@@ -27,7 +27,7 @@ from maild.rules.text import FactsView
 
 def facts_from(parsed: Parsed, envelope_recipients: tuple[str, ...]) -> Facts:
     """What the rules may look at in ``parsed``; recipients in routing order, without repeats."""
-    delivered_to = [address for _, address in getaddresses(list(parsed.headers.get("delivered-to", ())))]
+    delivered_to = [mailbox.address for mailbox in mailboxes(parsed.headers.get("delivered-to", ()))]
     recipients = (*parsed.to, *parsed.cc, *envelope_recipients, *delivered_to)
     return Facts(
         from_addr=parsed.from_addr.lower(),

@@ -72,6 +72,14 @@ def fingerprints_for(session: Session, message_id: str | None, fingerprint: str)
     return tuple(fp for fp in session.exec(query) if fp)
 
 
+def first_copy(session: Session, message_id: str | None, fingerprints: Iterable[str]) -> Message | None:
+    """The earliest received message that a duplicate repeats: same Message-ID (or none) and
+    one of these fingerprints."""
+    query = select(Message).where(Message.direction == "in", col(Message.fingerprint).in_([f for f in fingerprints if f]))
+    query = query.where(Message.message_id == message_id if message_id else col(Message.message_id).is_(None))
+    return session.exec(query.order_by(col(Message.id)).limit(1)).first()
+
+
 def ticket_for_message_ids(session: Session, message_ids: tuple[str, ...]) -> Ticket | None:
     """The ticket of the first of these Message-IDs that maild received or sent."""
     if not message_ids:

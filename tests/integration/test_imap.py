@@ -300,7 +300,7 @@ def test_restart_resumes_after_the_saved_uid_and_a_new_uidvalidity_rescans(dovec
     listed = tickets(running.config)
     assert sorted(t["subject"] for t in listed) == [f"Viesti {i}" for i in range(4)]
     assert all(t["message_count"] == 1 for t in listed)
-    assert sql(sqlite_url, "select count(*) from inbound where error = 'duplicate'") == [(4,)]
+    assert sql(sqlite_url, "select count(*) from inbound where error like 'duplicate of message %'") == [(4,)]
     assert sql(sqlite_url, "select uidvalidity, last_uid from imap_state") == [(uidvalidity + 1000, 4)]
     assert "UIDVALIDITY of INBOX changed" in running.log.read_text()
 
@@ -314,7 +314,8 @@ def test_the_same_message_by_imap_and_smtp_is_stored_once(dovecot: Dovecot, daem
     wait_for(lambda: processed(sqlite_url, 2))
     [ticket] = tickets(running.config)
     assert ticket["subject"] == "Kahta reittiä" and ticket["message_count"] == 1
-    assert sql(sqlite_url, "select source, error from inbound order by id")[1:] in ([("imap", "duplicate")], [("smtp", "duplicate")])
+    assert sql(sqlite_url, "select source, error from inbound order by id")[1:] in (
+        [("imap", "duplicate of message 1 on [JP#1]")], [("smtp", "duplicate of message 1 on [JP#1]")])
 
 
 def test_a_conversation_fetched_in_one_batch_is_filed_in_mailbox_order(dovecot: Dovecot, daemon, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
