@@ -29,6 +29,14 @@ TRACE_HEADERS = frozenset({
     "received", "return-path", "delivered-to", "x-original-to", "authentication-results", "dkim-signature",
 })
 _TRACE_BYTES = frozenset(name.encode("ascii") for name in TRACE_HEADERS)
+# Beside the contract's trace headers: what each receiving hop prepends to a mail of its own
+# accord (Microsoft 365's and Google's filtering and routing stamps, ARC sets, spam and virus
+# verdicts). The same mail fetched from two hosted mailboxes carries different ones, and
+# two mails alike in all else are the same mail to the member.
+_HOP_PREFIXES = (b"received-spf", b"arc-", b"x-received", b"x-ms-exchange-", b"x-ms-office365-",
+                 b"x-ms-publictraffictype", b"x-ms-traffictypediagnostic", b"x-microsoft-antispam",
+                 b"x-forefront-antispam", b"x-eopattributedmessage", b"x-eoptenantattributedmessage",
+                 b"x-spam-", b"x-virus-", b"x-gm-", b"x-google-smtp-source", b"x-original-authentication-results")
 _CHUNK = 1 << 20
 FINGERPRINT_PREFIX = "v2:"  # fingerprints stored before it were of sender, date and body text only
 _ID_HEADERS = ("message-id", "in-reply-to", "references")
@@ -49,8 +57,8 @@ def clean(value: Any) -> str:
 
 
 def content_fingerprint(raw: bytes) -> str:
-    """The identity of a message's content (contract 4.1): every header but the trace headers,
-    and the whole body with every part and attachment, as sent.
+    """The identity of a message's content (contract 4.1): every header but the trace headers
+    (and the stamps receiving hops add), and the whole body with every part and attachment, as sent.
 
     Line ends are made alike (SMTP gives CRLF, an IMAP server or a file may give LF), header
     names lower-case and each header value unfolded with its whitespace runs made one space, so
@@ -64,7 +72,8 @@ def content_fingerprint(raw: bytes) -> str:
     head = raw[:head_end].replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip(b"\n")
     for field in re.split(rb"\n(?![ \t])", head):
         name, colon, value = field.partition(b":")
-        if colon and name.strip().lower() in _TRACE_BYTES:
+        key = name.strip().lower()
+        if colon and (key in _TRACE_BYTES or key.startswith(_HOP_PREFIXES)):
             continue
         digest.update(name.strip().lower() + colon + b" ".join(value.split()) + b"\n")
     digest.update(b"\n")

@@ -41,6 +41,19 @@ def test_line_ends_trace_headers_and_refolding_do_not_matter() -> None:
     assert len({content_fingerprint(r) for r in (raw, as_lf, traced, traced.rstrip(b"\n") + b"\n\n", refolded)}) == 1
 
 
+def test_stamps_of_hosted_mailboxes_do_not_matter() -> None:
+    """The same mail fetched from two Microsoft 365 mailboxes (it was sent to two queues)."""
+    raw = scan("Jäsenhakemus", b"%PDF-1.4 one")
+    stamps = [
+        b"X-MS-Exchange-Organization-Network-Message-Id: 1111\nX-MS-Exchange-CrossTenant-id: aaa\n"
+        b"ARC-Seal: i=1; a=rsa-sha256; s=arcselector; cv=none; b=xyz\nX-Forefront-Antispam-Report: CIP:1.2.3.4\n"
+        b"X-Microsoft-Antispam: BCL:0;\nReceived-SPF: Pass (protection.outlook.com)\n",
+        b"X-MS-Exchange-Organization-Network-Message-Id: 2222\nX-MS-Exchange-CrossTenant-id: bbb\n"
+        b"ARC-Seal: i=1; a=rsa-sha256; s=other; cv=none; b=uvw\nX-Spam-Status: No\nX-Received: by 10.0.0.1\n",
+    ]
+    assert len({content_fingerprint(stamp + raw) for stamp in stamps} | {content_fingerprint(raw)}) == 1
+
+
 def test_any_other_header_counts() -> None:
     raw = scan("Jäsenhakemus", b"%PDF-1.4 one")
     assert content_fingerprint(raw) != content_fingerprint(b"X-Mailer: other\n" + raw)
