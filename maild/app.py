@@ -91,6 +91,7 @@ class App:
             ack_limit_per_hour=self.settings.outbound.auto_reply_limit_per_hour,
             staff_proof=self.settings.staff.authentication,
             trusted_authserv_ids=frozenset(i.lower() for i in self.settings.staff.trusted_authserv_ids),
+            message_timeout=self.settings.processing.message_timeout_seconds,
         )
 
     def check_templates(self) -> list[str]:

@@ -7,6 +7,16 @@ as soon as there is time. The parent marks each spool commit in a shared value (
 and talks to it over a pipe: ``reload`` with the rules text the parent validated on SIGHUP
 (the child never reads a rules file itself: it may have changed since), ``stop`` at
 shutdown (finish what is pending, then exit).
+
+Contract 6, no one message holds up the others: the child shows in shared memory which
+message it is on and since when (``Watch``). A watchdog thread in the parent kills a child
+that has been on one message longer than ``[processing] message_timeout_seconds`` and
+quarantines that message; it restarts a child that died, whatever killed it (a segfault in
+a C extension, the kernel's OOM killer). The attempt that died was counted in the database
+before the work began, so a message that keeps killing the processor is quarantined by the
+third restart's child when it comes up again (``Pipeline.process``). Stopping from outside
+works on anything, even C code that never looks at signals; so the child reads messages
+with no in-process time limit of its own.
 """
 
 from __future__ import annotations
@@ -15,14 +25,21 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
+import sqlalchemy as sa
+
 from maild.app import App, TemplatesError
 from maild.config import Settings
+from maild.ingest import quarantine_error
 from maild.rules.loader import RulesError
+from maild.store import db
 
 log = logging.getLogger("maild.processor")
 
@@ -32,9 +49,51 @@ WAKE_CHECK_SECONDS = 0.1
 INTAKE_QUIET_SECONDS = 0.25  # intake counts as busy this long after its last commit
 YIELD_SECONDS = 0.05  # pause between messages while intake is busy
 NICENESS = 5
+WATCH_SECONDS = 0.25  # how often the parent looks at the child
+RESTART_BACKOFF_SECONDS = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0)  # after deaths in a row, each soon after its start
+STEADY_SECONDS = 60.0  # a child that ran this long before dying starts the backoff afresh
 
 
-def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last_intake: Synchronized) -> None:
+class Watch:
+    """What the child is on, in memory shared with the parent: an inbound id (0: none) and
+    since when (``time.monotonic()``, one clock for every process on the machine).
+
+    Two plain values and no lock: a child killed while holding a lock would hang the parent.
+    The child writes the time before the id, the parent reads the id before the time, so a
+    time read with an id is never older than that message's start: no message is ever
+    judged overdue early.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self.inbound = context.Value("q", 0, lock=False)
+        self.since = context.Value("d", 0.0, lock=False)
+
+    @contextmanager
+    def on(self, inbound_id: int) -> Iterator[None]:
+        """In the child: processing ``inbound_id``."""
+        self.since.value = time.monotonic()
+        self.inbound.value = inbound_id
+        try:
+            yield
+        finally:
+            self.inbound.value = 0
+
+    def overdue(self, limit: float) -> int | None:
+        """In the parent: the message the child has been on for over ``limit`` seconds, if any."""
+        inbound_id = self.inbound.value
+        if inbound_id and time.monotonic() - self.since.value > limit:
+            return int(inbound_id)
+        return None
+
+    def current(self) -> int:
+        return int(self.inbound.value)
+
+    def clear(self) -> None:
+        self.inbound.value = 0
+
+
+def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last_intake: Synchronized,
+          watch: Watch) -> None:
     """The child's main loop.
 
     Intake first: while mail is arriving (``last_intake`` is recent), process one message
@@ -49,6 +108,7 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
     app = App(Settings.model_validate(settings_data))
     app.use_rules(rules_text)
     pipeline = app.pipeline
+    pipeline.message_timeout = 0  # the parent bounds each message from outside (see the module docstring)
     stopping = False
     seen_intake = -1.0
     last_look = 0.0
@@ -57,7 +117,7 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
         intake = last_intake.value
         if intake != seen_intake or now - last_look >= IDLE_RECHECK_SECONDS or stopping:
             busy = now - intake < INTAKE_QUIET_SECONDS and not stopping
-            done = pipeline.process_some(1 if busy else BATCH)
+            done = pipeline.process_some(1 if busy else BATCH, watch.on)
             last_look = now
             if not done:
                 seen_intake = intake
@@ -89,40 +149,63 @@ def _reload(app: App, rules_text: str) -> None:
 
 
 class Processor:
-    """The parent's handle on the child: start, wake, reload, stop, restart if it died."""
+    """The parent's handle on the child: start, wake, reload, stop; a watchdog thread restarts
+    it when it dies and kills it when it is stuck on one message (see the module docstring)."""
 
     def __init__(self, settings: Settings, rules_text: str) -> None:
         self.settings_data = settings.model_dump()
+        self.database_url = settings.database_url
+        self.timeout = settings.processing.message_timeout_seconds
         self.rules_text = rules_text
         self._context = multiprocessing.get_context("spawn")
         self.last_intake = self._context.Value("d", 0.0, lock=False)  # time.monotonic() of the last commit
+        self.watch = Watch(self._context)
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        self._lock = threading.RLock()  # the watchdog and the event loop both restart the child
+        self._stopping = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._engine: sa.Engine | None = None
+        self._started_at = 0.0
+        self._deaths = 0  # deaths in a row, each soon after its start: the backoff
 
     def start(self) -> None:
+        with self._lock:
+            self._start_child()
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch, name="maild-processor-watchdog", daemon=True)
+            self._watchdog.start()
+
+    def _start_child(self) -> None:
         parent, child = self._context.Pipe()
-        self._process = self._context.Process(target=serve, args=(self.settings_data, self.rules_text, child, self.last_intake), name="maild-processor")
+        self.watch.clear()
+        self._process = self._context.Process(
+            target=serve, args=(self.settings_data, self.rules_text, child, self.last_intake, self.watch),
+            name="maild-processor")
         self._process.start()
         child.close()
         self._conn = parent
+        self._started_at = time.monotonic()
 
     def _ensure_running(self) -> None:
-        if self._process is None or not self._process.is_alive():
-            log.error("spool processor exited (code %s); restarting it", self._process and self._process.exitcode)
-            self.start()
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                log.error("spool processor exited (code %s); restarting it", self._process and self._process.exitcode)
+                self._start_child()
 
     def _send(self, command: object) -> None:
-        self._ensure_running()
-        assert self._conn is not None
-        try:
-            self._conn.send(command)
-        except (BrokenPipeError, OSError):
-            log.error("spool processor unreachable; restarting it")
-            self.start()
+        with self._lock:
+            self._ensure_running()
+            assert self._conn is not None
+            try:
+                self._conn.send(command)
+            except (BrokenPipeError, OSError):
+                log.error("spool processor unreachable; restarting it")
+                self._start_child()
 
     def wake(self) -> None:
-        """New mail is in the spool (and intake is busy): the child sees it within 0.1 s."""
-        self._ensure_running()
+        """New mail is in the spool (and intake is busy): the child sees it within 0.1 s.
+        Never waits: a dead child is the watchdog's to restart."""
         self.last_intake.value = time.monotonic()
 
     def reload(self, rules_text: str) -> None:
@@ -131,6 +214,9 @@ class Processor:
 
     def stop(self, timeout: float) -> int | None:
         """Ask the child to finish pending messages and exit; return its exit code."""
+        self._stopping.set()
+        if self._watchdog is not None:
+            self._watchdog.join()
         if self._process is None:
             return None
         if self._process.is_alive():
@@ -141,3 +227,50 @@ class Processor:
                 self._process.terminate()
                 self._process.join()
         return self._process.exitcode
+
+    def _watch(self) -> None:
+        """The watchdog: every WATCH_SECONDS, a stuck child is killed, a dead one restarted."""
+        while not self._stopping.wait(WATCH_SECONDS):
+            try:
+                self._look()
+            except Exception:  # the database may be away for a moment: look again next time
+                log.exception("spool processor watchdog")
+
+    def _look(self) -> None:
+        stuck = self.watch.overdue(self.timeout)
+        if stuck is not None:
+            self._kill_stuck(stuck)
+        process = self._process
+        if process is None or process.is_alive():
+            return
+        on = self.watch.current()
+        ran = time.monotonic() - self._started_at
+        self._deaths = 1 if ran >= STEADY_SECONDS else self._deaths + 1
+        pause = RESTART_BACKOFF_SECONDS[min(self._deaths, len(RESTART_BACKOFF_SECONDS)) - 1]
+        log.error("spool processor died (exit code %s)%s; restarting it in %.0f s", process.exitcode,
+                  f" while on inbound message {on}" if on else "", pause)
+        if self._stopping.wait(pause):
+            return
+        with self._lock:
+            if self._process is process:  # nobody restarted it meanwhile
+                self._start_child()
+
+    def _kill_stuck(self, inbound_id: int) -> None:
+        """Kill the child stuck on ``inbound_id``, quarantine that message, start a new child."""
+        with self._lock:
+            process = self._process
+            if process is None or self.watch.overdue(self.timeout) != inbound_id:
+                return  # it moved on meanwhile
+            log.error("message %s took over %g s; killing the spool processor and quarantining it",
+                      inbound_id, self.timeout)
+            process.kill()
+            process.join()
+            self.watch.clear()
+            outcome = quarantine_error(self._database(), inbound_id, f"took over {self.timeout:g} s")
+            log.info("message %s: %s", inbound_id, outcome)
+            self._start_child()
+
+    def _database(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = db.make_engine(self.database_url)
+        return self._engine
