@@ -21,6 +21,7 @@ with no in-process time limit of its own.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -49,6 +50,7 @@ WAKE_CHECK_SECONDS = 0.1
 INTAKE_QUIET_SECONDS = 0.25  # intake counts as busy this long after its last commit
 YIELD_SECONDS = 0.05  # pause between messages while intake is busy
 NICENESS = 5
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 WATCH_SECONDS = 0.25  # how often the parent looks at the child
 RESTART_BACKOFF_SECONDS = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0)  # after deaths in a row, each soon after its start
 STEADY_SECONDS = 60.0  # a child that ran this long before dying starts the backoff afresh
@@ -103,6 +105,7 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.nice(NICENESS)
     app = App(Settings.model_validate(settings_data))
@@ -137,6 +140,19 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
                 _reload(app, command[1])
         if stopping and not done:
             return
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this child when the daemon dies (SIGKILL, OOM). Otherwise a child
+    stuck on a message would run on for hours with no one to stop it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pipe's EOF still ends an idle child
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the request took effect
+        os._exit(1)
 
 
 def _reload(app: App, rules_text: str) -> None:

@@ -125,3 +125,26 @@ def test_maild_ingest_bounds_the_time_of_a_message(make_instance: MakeInstance, 
     assert time.monotonic() - started < 30
     assert b"1: quarantined:error" in result.stderr
     assert quarantined(engine_of(sqlite_url)) == [("error", "took over 1 s")]
+
+
+def test_the_processor_dies_with_the_daemon(daemon: Callable[..., Daemon], sqlite_url: str) -> None:
+    """SIGKILL of `maild run` (the OOM killer, an operator) takes the child along, even while it
+    is stuck on a message; the message stays pending, its attempt counted, for the next start."""
+    running = daemon(rules=SLOW_RULES)
+    engine = engine_of(sqlite_url)
+    send(running.port, mail(subject=SLOW_SUBJECT))
+    wait_for(lambda: attempts(engine) == 1, what="the processor on the message")
+    child = wait_for(lambda: processor_child(running), what="the processor child")
+    running.stop(signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{child}").exists() or b"Z" in _state(child), timeout=10,
+             what="the child gone")
+    with Session(engine) as session:
+        assert [row.state for row in session.exec(select(Inbound))] == ["pending"]
+
+
+def _state(pid: object) -> bytes:
+    """The state letter in /proc/PID/stat (Z: a zombie, dead but not yet reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return b"Z"
