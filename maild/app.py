@@ -14,6 +14,7 @@ from maild.outbound.notices import Mailer
 from maild.outbound.sender import Sender
 from maild.outbound.templates import Templates
 from maild.outbound.transport import Transport, make_transport
+from maild.oauth2 import token_source
 from maild.ingest import Pipeline, secret_key
 from maild.intake.spool import RawStore
 from maild.rules.loader import parse_rules, read_rules_text
@@ -94,6 +95,13 @@ class App:
             message_timeout=self.settings.processing.message_timeout_seconds,
         )
 
+    def queue_ids(self) -> list[str]:
+        """The queues of the rules, or none when the rules cannot be read (a listing still works)."""
+        try:
+            return list(self.rules.queues)
+        except Exception:  # RulesError, OSError: the caller falls back on the database's queues
+            return []
+
     def check_templates(self) -> list[str]:
         """Every template problem as ``path:line: message`` (empty: all render)."""
         if not self.settings.templates_dir.is_dir():
@@ -102,14 +110,32 @@ class App:
 
     def sender(self) -> Sender:
         out = self.settings.outbound
-        password = out.secret() if out.username else ""
+        password = out.secret() if out.username and out.oauth2 is None else ""
+        tokens = None
+        if out.oauth2 is not None:
+            out.oauth2.check()  # a secret that cannot be read stops the start, as a password does
+            tokens = token_source(out.oauth2)
         base = Path(self.settings.base_dir)
 
         def transport() -> Transport:
-            return make_transport(out.transport, out.starttls, out.username, password, base, out.ca_file)
+            return make_transport(out.transport, out.starttls, out.username, password, base, out.ca_file, tokens)
 
         connections = 1 if out.transport.startswith("maildir:") else out.connections
         return Sender(self.engine, transport, timedelta(seconds=out.inflight_timeout_seconds), connections)
+
+    @property
+    def database_label(self) -> str:
+        """The database URL without its password (for messages)."""
+        return sa.engine.make_url(self.settings.database_url).render_as_string(hide_password=True)
+
+    def database_exists(self) -> bool:
+        """False only when the embedded SQLite file is missing (a server database is asked)."""
+        path = db.sqlite_file(self.settings.database_url)
+        return path is None or path.is_file()
+
+    def database_is_current(self) -> bool:
+        """Whether the schema is at the newest migration; creates nothing."""
+        return db.is_current(self.engine)
 
     def prepare_database(self) -> None:
         """Migrate the embedded SQLite by itself; a server database must be upgraded explicitly."""

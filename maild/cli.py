@@ -9,6 +9,7 @@ import sys
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Annotated, Any, Optional
 
 import typer
@@ -20,7 +21,9 @@ from sqlmodel import Session
 from maild import views
 from maild.app import App, NotMigrated, TemplatesError
 from maild.core import threader
+from maild.core.bounces import UNDELIVERABLE_FOR
 from maild.core.commands import Command
+from maild.store import tickets as store
 from maild.config import ConfigError, Settings, load_settings
 from maild.rules.loader import RulesError
 
@@ -52,8 +55,24 @@ class _State:
     config: str | None = None
 
 
+def _version(value: bool) -> None:
+    """``--version``: the installed distribution's version, else the source tree's."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("maild")
+    except PackageNotFoundError:
+        from maild import __version__ as number
+    out.print(f"maild {number}", markup=False)
+    raise typer.Exit()
+
+
 @app.callback()
-def _global(config: ConfigOpt = None) -> None:
+def _global(config: ConfigOpt = None,
+            show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                       help="Print the version and exit.")] = False) -> None:
     _State.config = config
 
 
@@ -65,6 +84,23 @@ def _app(config: str | None, migrate: bool = True) -> App:
     instance = App(_settings(config))
     if migrate:
         instance.prepare_database()
+    return instance
+
+
+def _read_app(config: str | None, code: int = 1) -> App:
+    """An instance for a command that only reads: it never creates a database, a data
+    directory or a configuration, and says what it tried when there is nothing to read."""
+    settings = _settings(config)
+    instance = App(settings)
+    tried = f"config {settings.source}, database {instance.database_label}"
+    if not instance.database_exists():
+        _fail(f"no database to read ({tried}); `maild run` or `maild db upgrade` creates it", code)
+    try:
+        current = instance.database_is_current()
+    except SQLAlchemyError as exc:
+        _fail(f"cannot read the database ({tried}): {type(exc).__name__}: {str(exc).splitlines()[0]}", code)
+    if not current:
+        _fail(f"the database schema is not current ({tried}): run `maild db upgrade`", code)
     return instance
 
 
@@ -93,18 +129,54 @@ def init(directory: Annotated[Path, typer.Argument(help="Where to write the inst
 
 
 @app.command()
-def run(config: ConfigOpt = None) -> None:
+def run(config: ConfigOpt = None,
+        log_level: Annotated[Optional[str], typer.Option("--log-level", help="debug|info|warning|error (default: [log] level)")] = None,
+        ) -> None:
     """The daemon: SMTP listener and spool processor, in the foreground."""
+    from maild import logs
     from maild.daemon import run as run_daemon
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
-    instance = App(_settings(config))
+    settings = _settings(config)
+    if log_level is not None:
+        _choice("--log-level", log_level.lower(), ("debug", "info", "warning", "error"))
+        settings.log.level = log_level.lower()  # type: ignore[assignment]  # also what the processor child uses
+    logs.configure(settings.log.level, settings.log.format)
+    instance = App(settings)
     instance.rules  # refuse to start on bad rules  # noqa: B018
     problems = instance.check_templates()
     if problems:
         raise TemplatesError(problems)
+    _make_private(instance.settings)
     run_daemon(instance)
+
+
+def _make_private(settings: Settings) -> None:
+    """Data at rest is private (contract 6), also what an older maild left open: the data
+    directory (a private directory keeps others out of everything in it), the SQLite files and
+    the outbox maildir are made private. Outside the data directory, maild only warns."""
+    from maild.outbound.transport import maildir_path
+    from maild.store import db, private
+
+    log = logging.getLogger("maild.cli")
+    data_dir = settings.data_dir
+    paths = [data_dir]
+    database = db.sqlite_file(settings.database_url)
+    if database is not None:
+        paths += [database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")]
+    maildir = maildir_path(settings.outbound.transport, Path(settings.base_dir))
+    if maildir is not None:
+        paths.append(maildir)
+    for path in paths:
+        inside = path.resolve().is_relative_to(data_dir.resolve())
+        try:
+            mode = private.tighten(path) if inside else private.exposed_mode(path)
+        except OSError as exc:
+            log.warning("%s: cannot make it private: %s", path, exc)
+            continue
+        if mode is not None and inside:
+            log.warning("%s was open to others (mode %o): made private", path, mode)
+        elif mode is not None:
+            log.warning("%s is open to others (mode %o) and outside data_dir: make it private (chmod go=)", path, mode)
 
 
 @app.command()
@@ -180,47 +252,88 @@ def ingest(
 # --- tickets ---------------------------------------------------------------------------------
 
 
+STATUSES = ("new", "open", "pending", "resolved", "closed")
+OUTBOX_STATES = ("queued", "sending", "sent", "failed", "held")
+
+
+def _choice(option: str, value: str | None, allowed: Iterable[str]) -> None:
+    """Refuse a value that is not one of ``allowed``, naming them."""
+    choices = list(allowed)
+    if value is not None and value not in choices:
+        _fail(f"{option} {value!r}: not one of {', '.join(choices) or '(none)'}")
+
+
 @tickets_app.command("list")
 def tickets_list(
     status: Annotated[Optional[str], typer.Option(help="new|open|pending|resolved|closed")] = None,
     queue: Annotated[Optional[str], typer.Option(help="Queue id.")] = None,
     assignee: Annotated[Optional[str], typer.Option(help="Staff address.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many tickets.")] = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Tickets, every status unless filtered."""
-    instance = _app(config)
+    """Tickets, open ones first, newest first; every status unless filtered."""
+    _choice("--status", status, STATUSES)
+    instance = _read_app(config)
     with Session(instance.engine) as session:
-        rows = views.ticket_rows(session, instance.settings.instance.tag_prefix, status=status, queue=queue, assignee=assignee)
+        if queue is not None:
+            _choice("--queue", queue, sorted(set(instance.queue_ids()) | set(store.queue_ids(session))))
+        rows = views.ticket_rows(session, instance.settings.instance.tag_prefix, status=status, queue=queue,
+                                 assignee=assignee, limit=limit)
     _ticket_table(rows, as_json)
 
 
 @tickets_app.command("search")
 def tickets_search(text: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Tickets whose subject, text or addresses match TEXT."""
-    instance = _app(config)
+    instance = _read_app(config)
     with Session(instance.engine) as session:
         rows = views.ticket_rows(session, instance.settings.instance.tag_prefix, text=text)
     _ticket_table(rows, as_json)
+
+
+def _table(headers: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> None:
+    """A listing: a table on a terminal; elsewhere (a pipe, a file) plain tab-separated lines,
+    so that no column is ever cut."""
+    if out.is_terminal:
+        table = Table(*headers)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        return
+    for row in (headers, *rows):
+        sys.stdout.write("\t".join(value.replace("\t", " ").replace("\n", " ") for value in row) + "\n")
 
 
 def _ticket_table(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         _print_json(rows)
         return
-    table = Table("tag", "status", "queue", "priority", "category", "requester", "assignee", "msgs", "subject")
-    for row in rows:
-        table.add_row(row["tag"], row["status"], row["queue"], row["priority"], row["category"] or "",
-                      row["requester"], row["assignee"] or "", str(row["message_count"]), row["subject"])
-    out.print(table)
+    _table(("tag", "status", "queue", "priority", "category", "requester", "assignee", "msgs", "subject"),
+           ((row["tag"], row["status"], row["queue"], row["priority"], row["category"] or "", row["requester"],
+             row["assignee"] or "", str(row["message_count"]), row["subject"]) for row in rows))
+
+
+def _ticket_number(value: str, prefix: str) -> int:
+    """``12``, ``JP#12`` or ``[JP#12]`` (any case) as 12."""
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    numbers = threader.subject_tags(text if text.startswith("[") else f"[{text}]", prefix)
+    if len(numbers) != 1:
+        _fail(f"{value!r}: not a ticket number (12, {prefix}#12 or [{prefix}#12])")
+    return numbers[0]
 
 
 @tickets_app.command("show")
-def tickets_show(number: int, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+def tickets_show(ticket: Annotated[str, typer.Argument(metavar="NUMBER", help="12, JP#12 or [JP#12].")],
+                 as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """One ticket with its messages and events, oldest first."""
-    instance = _app(config)
+    instance = _read_app(config)
+    prefix = instance.settings.instance.tag_prefix
+    number = _ticket_number(ticket, prefix)
     with Session(instance.engine) as session:
-        detail = views.ticket_detail(session, instance.settings.instance.tag_prefix, number)
+        detail = views.ticket_detail(session, prefix, number)
     if detail is None:
         _fail(f"no ticket {number}")
     if as_json:
@@ -267,6 +380,26 @@ def tickets_reopen(number: int, actor: ActorOpt = None, config: ConfigOpt = None
     _act(number, Command("open"), actor, config)
 
 
+@tickets_app.command("move")
+def tickets_move(number: int, queue: Annotated[str, typer.Argument(help="The queue's id.")], actor: ActorOpt = None,
+                 config: ConfigOpt = None) -> None:
+    """Move a ticket to another queue, as #queue does: it takes that queue's confidentiality,
+    and an assignee who is not staff there is dropped (on a confidential queue, the CCs too)."""
+    _act(number, Command("queue", queue), actor, config)
+
+
+@tickets_app.command("cc")
+def tickets_cc(number: int, address: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
+    """Send the ticket's mail to this address too (as #cc)."""
+    _act(number, Command("cc", address), actor, config)
+
+
+@tickets_app.command("uncc")
+def tickets_uncc(number: int, address: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
+    """Stop sending the ticket's mail to this address (as #uncc)."""
+    _act(number, Command("uncc", address), actor, config)
+
+
 @tickets_app.command("note")
 def tickets_note(number: int, text: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
     """Add an internal note; nothing is sent to the member."""
@@ -280,14 +413,23 @@ def members(
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """members show ADDRESS: a member's tickets, open ones first."""
+    """members show ADDRESS: a member's name, whether their address bounces, and their
+    tickets, open ones first."""
     if action != "show":
         _fail(f"unknown action {action!r}: use `maild members show ADDRESS`")
-    instance = _app(config)
+    instance = _read_app(config)
     with Session(instance.engine) as session:
-        rows = views.ticket_rows(session, instance.settings.instance.tag_prefix, requester=address)
-    rows.sort(key=lambda row: (row["status"] not in ("new", "open", "pending"), -row["number"]))
-    _ticket_table(rows, as_json)
+        member = views.member_detail(session, instance.settings.instance.tag_prefix, address)
+    if member is None:
+        _fail(f"no member {address.strip().lower()}: no ticket and no contact has that address")
+    if as_json:
+        _print_json(member)
+        return
+    out.print(f"{member['address']}{' (' + member['name'] + ')' if member['name'] else ''}", markup=False)
+    if member["undeliverable_since"]:
+        out.print(f"  undeliverable since {member['undeliverable_since']}: maild's mail to it bounced; no "
+                  f"acknowledgements or reminders go there for {UNDELIVERABLE_FOR.days} days", markup=False)
+    _ticket_table(member["tickets"], False)
 
 
 # --- quarantine ------------------------------------------------------------------------------
@@ -296,23 +438,21 @@ def members(
 @quarantine_app.command("list")
 def quarantine_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Messages kept in the quarantine, with the reason."""
-    instance = _app(config)
+    instance = _read_app(config)
     with Session(instance.engine) as session:
         rows = views.quarantine_rows(session)
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "kind", "received_at", "from", "subject", "size", "reason")
-    for row in rows:
-        table.add_row(str(row["id"]), row["kind"], row["received_at"], row["from"], row["subject"], str(row["size"]),
-                      row["reason"].splitlines()[0] if row["reason"] else "")
-    out.print(table)
+    _table(("id", "kind", "received_at", "from", "subject", "size", "reason"),
+           ((str(row["id"]), row["kind"], row["received_at"], row["from"], row["subject"], str(row["size"]),
+             row["reason"].splitlines()[0] if row["reason"] else "") for row in rows))
 
 
 @quarantine_app.command("show")
 def quarantine_show(qid: Annotated[int, typer.Argument(metavar="ID")], raw: bool = False, config: ConfigOpt = None) -> None:
     """One kept message: its reason and the raw message (--raw: only the raw bytes)."""
-    instance = _app(config)
+    instance = _read_app(config)
     with Session(instance.engine) as session:
         row = views.quarantine_row(session, qid)
     if row is None:
@@ -360,18 +500,163 @@ def outbox_list(
     config: ConfigOpt = None,
 ) -> None:
     """Outgoing mail: queued, being sent, failed (and with --all, sent)."""
-    instance = _app(config)
+    for value in state or ():
+        _choice("--state", value, OUTBOX_STATES)
+    instance = _read_app(config)
     states = tuple(state or ()) or (() if show_all else ("queued", "sending", "failed"))
     with Session(instance.engine) as session:
         rows = views.outbox_rows(session, instance.settings.instance.tag_prefix, states)
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "ticket", "kind", "recipient", "state", "tries", "next attempt", "subject", "last error")
-    for row in rows:
-        table.add_row(str(row["id"]), row["ticket"] or "", row["kind"], row["recipient"], row["state"], str(row["attempts"]),
-                      row["next_attempt_at"] or "", row["subject"], (row["last_error"] or "")[:60])
-    out.print(table)
+    _table(("id", "ticket", "kind", "recipient", "state", "tries", "next attempt", "subject", "last error"),
+           ((str(row["id"]), row["ticket"] or "", row["kind"], row["recipient"], row["state"], str(row["attempts"]),
+             row["next_attempt_at"] or "", row["subject"], (row["last_error"] or "")[:60]) for row in rows))
+
+
+def _outbox_ids(ids: list[str]) -> list[int] | None:
+    """``ALL`` (every row the action applies to) or row ids."""
+    if [value.upper() for value in ids] == ["ALL"]:
+        return None
+    if not ids or not all(value.isdigit() for value in ids):
+        _fail("give outbox ids (see `maild outbox list`) or ALL")
+    return [int(value) for value in ids]
+
+
+def _outbox_operate(action: str, ids: list[str], config: str | None) -> None:
+    from maild.outbound.outbox import OPERATOR_ACTIONS, operate
+
+    wanted = _outbox_ids(ids)
+    instance = _read_app(config)
+    with Session(instance.engine) as session:
+        changed = operate(session, action, wanted, datetime.now(timezone.utc))
+        session.commit()
+    states = "|".join(OPERATOR_ACTIONS[action][0])
+    out.print(f"{action}: {len(changed)} mail(s){' (' + ', '.join(map(str, changed)) + ')' if changed else ''}", markup=False)
+    missed = sorted(set(wanted or ()) - set(changed))
+    if missed:
+        _fail(f"{action}: not changed (no such mail, or not {states}): {', '.join(map(str, missed))}")
+
+
+OutboxIds = Annotated[list[str], typer.Argument(metavar="ID...|ALL")]
+
+
+@outbox_app.command("retry")
+def outbox_retry(ids: OutboxIds, config: ConfigOpt = None) -> None:
+    """Send held or failed mail again now (queued mail: now instead of after its backoff)."""
+    _outbox_operate("retry", ids, config)
+
+
+@outbox_app.command("hold")
+def outbox_hold(ids: OutboxIds, config: ConfigOpt = None) -> None:
+    """Keep queued mail from being sent until `maild outbox retry`."""
+    _outbox_operate("hold", ids, config)
+
+
+@outbox_app.command("delete")
+def outbox_delete(ids: OutboxIds, config: ConfigOpt = None) -> None:
+    """Remove queued, held or failed mail for good (mail being sent is left alone)."""
+    _outbox_operate("delete", ids, config)
+
+
+# --- backup --------------------------------------------------------------------------------
+
+
+@app.command()
+def backup(directory: Annotated[Path, typer.Argument(metavar="DIR", help="Where to write it; must not exist.")],
+           config: ConfigOpt = None) -> None:
+    """A consistent copy of the instance (database, raw mail, attachments, key, configuration)."""
+    from maild import backup as backups
+
+    instance = _read_app(config)
+    settings = instance.settings
+    config_files = [Path(settings.source)] if Path(settings.source).is_file() else []
+    config_files += [settings.rules_file, settings.templates_dir]
+    try:
+        manifest = backups.backup(settings.database_url, settings.data_dir, config_files, directory, _version())
+    except backups.BackupError as exc:
+        _fail(str(exc))
+    out.print(f"backup written to {directory}: {len(manifest['files'])} files, manifest {backups.MANIFEST}", markup=False)
+    if manifest["database"] != "sqlite":
+        out.print(f"the database ({instance.database_label}) is not in it: back it up with pg_dump", markup=False)
+
+
+@app.command()
+def restore(directory: Annotated[Path, typer.Argument(metavar="DIR", help="A backup written by `maild backup`.")],
+            config: ConfigOpt = None) -> None:
+    """Restore a backup into this instance, which must have no data yet."""
+    from sqlmodel import func, select
+
+    from maild import backup as backups
+    from maild.store.tables import Ticket
+
+    settings = _settings(config)
+    instance = App(settings)
+    tickets = None
+    if instance.database_exists():
+        try:
+            with Session(instance.engine) as session:
+                tickets = session.exec(select(func.count()).select_from(Ticket)).one()
+        except SQLAlchemyError:
+            tickets = None  # no schema yet: nothing to lose
+    try:
+        manifest = backups.restore(directory, settings.database_url, settings.data_dir, tickets)
+    except backups.BackupError as exc:
+        _fail(str(exc))
+    instance.prepare_database()  # a backup of an older maild is migrated (SQLite) or must be upgraded
+    out.print(f"restored {len(manifest['files'])} files from {directory} (taken {manifest['created_at']})", markup=False)
+    backed_config = directory / "config" / "maild.toml"
+    if backed_config.is_file():
+        out.print(f"the backup's configuration is in {backed_config}: reply addresses of old mail work only with "
+                  "its secret_key (or the data directory's secret.key)", markup=False)
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+@app.command()
+def status(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Is all well? Exit 0 ok, 1 warning, 2 critical (for monitoring)."""
+    from maild import status as health
+    from maild.schedule import JOBS
+
+    instance = _read_app(config, code=health.CRITICAL)
+    settings = instance.settings
+    report, problems = health.collect(instance.engine, mailboxes=[(box.name, box.poll_seconds) for box in settings.imap],
+                                      jobs=list(JOBS))
+    level = health.level_of(problems)
+    document = {"version": _version(), "config_file": settings.source, "database": instance.database_label,
+                "status": ("ok", "warning", "critical")[level], **report, "problems": [p.text for p in problems]}
+    if as_json:
+        _print_json(document)
+        raise typer.Exit(level)
+    daemon = report["daemon"]
+    spool, outbox, quarantine = report["spool"], report["outbox"], report["quarantine"]
+    lines = [
+        f"maild {document['version']}: {document['status'].upper()}",
+        f"config: {settings.source}; database: {instance.database_label}",
+        f"daemon: {'running, pid ' + str(daemon['pid']) + ' since ' + str(daemon['started_at']) if daemon['running'] else 'not running'}",
+        f"spool: {spool['pending']} waiting" + (f", oldest {spool['oldest_pending_seconds']:.0f} s" if spool["pending"] else ""),
+        f"outbox: {outbox['queued']} queued, {outbox['failed']} failed"
+        + (f", oldest {outbox['oldest_queued_seconds']:.0f} s" if outbox["queued"] else ""),
+        f"quarantine: {quarantine['count']} kept",
+        *(f"imap {box['name']}: last success {box['last_success_at'] or 'never'}"
+          + (f", last error {box['last_error']}" if box["last_error"] else "") for box in report["imap"]),
+        *(f"sweep {sweep['job']}: last run {sweep['last_run_at'] or 'never'}" for sweep in report["sweeps"]),
+        *(f"problem: {text}" for text in document["problems"]),
+    ]
+    for line in lines:
+        out.print(line, markup=False)
+    raise typer.Exit(level)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("maild")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 # --- jobs ----------------------------------------------------------------------------------
@@ -394,17 +679,14 @@ def jobs_list(at: Annotated[Optional[str], typer.Option("--at", help="As if it w
     from maild.daemon import SWEEP_MINUTES
     from maild.schedule import JOBS, run_job
 
-    instance = _app(config)
+    instance = _read_app(config)
     now = _at(at)
     rows = [{"job": name, "schedule": f"every {SWEEP_MINUTES} minutes" + (", sends on business days from 08:00" if name == "digest" else ""),
              "due_now": run_job(instance.pipeline, name, now, dry_run=True)} for name in JOBS]
     if as_json:
         _print_json(rows)
         return
-    table = Table("job", "schedule", "due now")
-    for row in rows:
-        table.add_row(row["job"], row["schedule"], str(len(row["due_now"])))
-    out.print(table)
+    _table(("job", "schedule", "due now"), ((row["job"], row["schedule"], str(len(row["due_now"]))) for row in rows))
 
 
 @jobs_app.command("run")
@@ -458,6 +740,7 @@ def rules_test(message: Annotated[Path, typer.Argument(metavar="FILE.eml")], as_
 
 def main() -> None:
     """Entry point: known errors become one line on stderr and a non-zero exit."""
+    os.umask(0o077)  # contract 6: whatever maild or a library under it creates is private
     try:
         app()
     except ConfigError as exc:

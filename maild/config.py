@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_FILE = "maild.toml"
@@ -48,6 +48,101 @@ class Secret(_Section):
         if self.password_file:
             return Path(self.password_file).read_text(encoding="utf-8").strip()
         return self.password
+
+
+MICROSOFT_TOKEN_PATH = "/oauth2/v2.0/token"  # after the authority: https://login.microsoftonline.com/{tenant}
+OAUTH2_KEYS = {  # what each provider uses, the keys it cannot do without first
+    "microsoft": (("tenant", "client_id"), ("client_secret_env", "client_secret_file", "token_url", "scope")),
+    "google": (("service_account_file", "subject"), ("token_url", "scope")),
+    "command": (("token_command",), ()),
+}
+
+
+class OAuth2(_Section):
+    """Where XOAUTH2 access tokens come from (contract 7). Secrets are named here, never written."""
+
+    provider: Literal["microsoft", "google", "command"]
+    tenant: str = ""
+    client_id: str = ""
+    client_secret_env: str = ""
+    client_secret_file: str = ""
+    service_account_file: str = ""
+    subject: str = ""  # google: the mailbox the service account acts for
+    token_command: str = ""
+    token_url: str = ""  # overrides the provider's token endpoint
+    scope: str = ""  # overrides the provider's scope
+
+    @model_validator(mode="after")
+    def _fits_provider(self) -> "OAuth2":
+        required, optional = OAUTH2_KEYS[self.provider]
+        # by value, not by what was given: a dumped and re-validated table (the processor's) has every key
+        stray = [name for name in type(self).model_fields if name != "provider" and getattr(self, name)
+                 and name not in required + optional]
+        if stray:
+            raise ValueError(f"provider {self.provider} does not use {', '.join(stray)}")
+        missing = [name for name in required if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"provider {self.provider} needs {', '.join(missing)}")
+        if self.provider == "microsoft" and bool(self.client_secret_env) == bool(self.client_secret_file):
+            raise ValueError("provider microsoft needs one of client_secret_env and client_secret_file")
+        if self.token_url and not re.match(r"^https://[^/\s]+/\S*$", self.token_url):
+            raise ValueError("token_url must be an https:// URL")
+        if self.provider == "microsoft" and self.token_url and not self.token_url.endswith(MICROSOFT_TOKEN_PATH):
+            raise ValueError(f"token_url of provider microsoft must end in {MICROSOFT_TOKEN_PATH}")
+        return self
+
+    def resolved(self, base: Path) -> "OAuth2":
+        """A copy with relative key files made absolute against ``base``."""
+        files = {
+            name: str(base / value)
+            for name in ("client_secret_file", "service_account_file")
+            if (value := getattr(self, name)) and not Path(value).expanduser().is_absolute()
+        }
+        return self.model_copy(update=files)
+
+    def client_secret(self) -> str:
+        """The Microsoft client secret, from its variable or file."""
+        if self.client_secret_env:
+            value = os.environ.get(self.client_secret_env)
+            if not value:
+                raise ConfigError([f"oauth2: environment variable {self.client_secret_env} is not set"])
+            return value
+        try:
+            value = Path(self.client_secret_file).expanduser().read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"oauth2: cannot read client_secret_file {self.client_secret_file}: {exc.__class__.__name__}"]) from exc
+        if not value:
+            raise ConfigError([f"oauth2: client_secret_file {self.client_secret_file} is empty"])
+        return value
+
+    def check(self) -> None:
+        """Raise ConfigError when a secret this provider needs cannot be read."""
+        if self.provider == "microsoft":
+            self.client_secret()
+        elif self.provider == "google" and not os.access(Path(self.service_account_file).expanduser(), os.R_OK):
+            raise ConfigError([f"oauth2: cannot read service_account_file {self.service_account_file}"])
+
+
+class Login(Secret):
+    """Credentials for a server: a password (see Secret) or, with ``auth = "xoauth2"``, OAuth2."""
+
+    username: str = ""
+    auth: Literal["password", "xoauth2"] = "password"
+    oauth2: OAuth2 | None = None
+
+    @model_validator(mode="after")
+    def _auth_fits(self) -> "Login":
+        if self.auth == "password":
+            if self.oauth2 is not None:
+                raise ValueError('an oauth2 table needs auth = "xoauth2"')
+            return self
+        if self.oauth2 is None:
+            raise ValueError('auth = "xoauth2" needs an oauth2 table')
+        if self.password or self.password_env or self.password_file:
+            raise ValueError('auth = "xoauth2" takes no password')
+        if not self.username:
+            raise ValueError('auth = "xoauth2" needs the username (the mailbox)')
+        return self
 
 
 class Instance(_Section):
@@ -85,6 +180,9 @@ class Smtp(_Section):
     listen: str = "127.0.0.1:2525"
     max_message_bytes: int = 26214400
     accept_domains: list[str] = []
+    max_recipients: PositiveInt = 100  # RCPTs per message; 452 beyond
+    max_connections: PositiveInt = 100  # sessions at once; 421 beyond
+    timeout_seconds: PositiveInt = 300  # an idle session is closed after this
 
     @field_validator("listen")
     @classmethod
@@ -99,7 +197,7 @@ class Smtp(_Section):
         return host.strip("[]"), int(port)
 
 
-class Imap(Secret):
+class Imap(Login):
     name: str
     host: str
     port: int = 993
@@ -119,7 +217,7 @@ class Imap(Secret):
         raise ValueError("after must be move:FOLDER, flag or delete")
 
 
-class Outbound(Secret):
+class Outbound(Login):
     transport: str = "maildir:var/outbox"
     starttls: bool = True
     username: str = ""
@@ -166,6 +264,23 @@ class Processing(_Section):
         return value
 
 
+class Metrics(_Section):
+    listen: str = ""  # HOST:PORT for Prometheus' /metrics; empty: off
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if value and (not sep or not host or not port.isdigit() or not 0 < int(port) < 65536):
+            raise ValueError("listen must be HOST:PORT, or empty for no metrics")
+        return value
+
+
+class Log(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
 class Settings(BaseSettings):
     """The whole configuration. Environment variables win over the file."""
 
@@ -181,6 +296,8 @@ class Settings(BaseSettings):
     staff: Staff = Staff()
     rules: Rules = Rules()
     processing: Processing = Processing()
+    log: Log = Log()
+    metrics: Metrics = Metrics()
     # Where the configuration came from, and what relative paths are relative to.
     source: str = "built-in defaults"
     base_dir: str = "."
@@ -195,6 +312,14 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _oauth2_files(self) -> "Settings":
+        """Relative key files of ``oauth2`` tables are relative to the configuration's directory."""
+        for login in (*self.imap, self.outbound):
+            if login.oauth2 is not None:
+                login.oauth2 = login.oauth2.resolved(Path(self.base_dir))
+        return self
 
     def path(self, value: str) -> Path:
         """A configured path, resolved against the configuration's directory."""
@@ -270,7 +395,7 @@ def _line_of(text: str, loc: list[str]) -> int:
     """The line of a key in a TOML text, found by section and key name (best effort)."""
     section = ""
     keys = [part for part in loc if not part.isdigit()]
-    wanted_section, wanted_key = (keys[0], keys[-1]) if len(keys) > 1 else ("", keys[0] if keys else "")
+    wanted_section, wanted_key = (".".join(keys[:-1]), keys[-1]) if len(keys) > 1 else ("", keys[0] if keys else "")
     table_index = int(loc[1]) if len(loc) > 1 and loc[1].isdigit() else None
     seen_tables = -1
     for number, line in enumerate(text.splitlines(), start=1):
@@ -278,9 +403,12 @@ def _line_of(text: str, loc: list[str]) -> int:
         header = re.match(r"^\[\[?\s*([\w.-]+)\s*\]\]?", stripped)
         if header:
             section = header.group(1)
-            if section == wanted_section and stripped.startswith("[["):
+            if keys and section == keys[0] and stripped.startswith("[["):
                 seen_tables += 1
-            if not wanted_key or (section == wanted_section and wanted_key == wanted_section):
+            this_table = table_index is None or seen_tables == table_index
+            # the table itself: a whole-table error, or an error in a sub-table such as [imap.oauth2]
+            table = section == (f"{wanted_section}.{wanted_key}" if wanted_section else wanted_key) and this_table
+            if not wanted_key or table:
                 return number
             continue
         key = re.match(r"^([\w-]+)\s*=", stripped)

@@ -2,6 +2,10 @@
 
 SIGTERM/SIGINT: stop accepting, finish what is in flight, exit 0. SIGHUP: reload rules;
 a bad new file keeps the old rules running and logs every error.
+
+The long-running parts (IMAP pollers, sender, scheduler, the processor child's tending) run
+under ``maild.supervise``: restarted after an error, with backoff; each part's health and the
+daemon's heartbeat are in the ``components`` table.
 """
 
 from __future__ import annotations
@@ -9,63 +13,88 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from datetime import datetime, timezone
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
+from maild import sdnotify
 from maild.app import App, TemplatesError
-from maild.intake.imap import start_pollers, stop_pollers
+from maild.intake.imap import first_done, start_pollers, stop_pollers
 from maild.intake.smtp import IntakeHandler, start_listener
 from maild.intake.spool import GroupCommitter
 from maild.processor import Processor
 from maild.rules.loader import RulesError
-from maild.schedule import run_all
+from maild.schedule import JOBS, run_job
+from maild.supervise import RESTART_SECONDS, Backoff, Health, Supervisor, Tracker, describe, pause
 
 log = logging.getLogger("maild")
 
 DRAIN_SECONDS = 30.0
-SWEEP_MINUTES = 5
+SWEEP_MINUTES = 5  # also what `maild jobs list` shows
+PROCESSOR_CHECK_SECONDS = 1.0
 
 
-def start_scheduler(app: App) -> AsyncIOScheduler:
-    """All sweeps every few minutes, and once right away (catching up on any missed while
-    the daemon was down). Each sweep decides from the database what is due."""
-    scheduler = AsyncIOScheduler(timezone=app.settings.instance.timezone)
-
-    async def sweep() -> None:
-        try:
-            results = await asyncio.to_thread(run_all, app.pipeline, datetime.now(timezone.utc))
-        except Exception:  # logged; the next run tries again
-            log.exception("sweeps failed")
-            return
-        for name, actions in results.items():
+async def run_sweeps(app: App, health: Health, stopping: asyncio.Event, scheduler: Tracker) -> None:
+    """Every sweep every few minutes, and each once right away (catching up on any missed while
+    the daemon was down); each decides from the database what is due. A sweep that fails is
+    tried again after a backoff of its own (``sweep:<job>`` in the health), the others go on."""
+    jobs = {name: (health.track(f"sweep:{name}"), Backoff(*RESTART_SECONDS)) for name in JOBS}
+    due = dict.fromkeys(JOBS, 0.0)
+    while not stopping.is_set():
+        for name, (tracker, backoff) in jobs.items():
+            if stopping.is_set() or due[name] > time.monotonic():
+                continue
+            try:
+                actions = await asyncio.to_thread(run_job, app.pipeline, name, datetime.now(timezone.utc))
+            except Exception as exc:
+                delay = backoff.next()
+                log.error("sweep %s failed: %s; next try in %.1f s", name, describe(exc), delay)
+                tracker.failed(exc)
+                due[name] = time.monotonic() + delay
+                continue
+            backoff.reset()
+            tracker.ok()
+            due[name] = time.monotonic() + SWEEP_MINUTES * 60
             for action in actions:
                 log.info("%s: %s", name, action)
-
-    scheduler.add_job(sweep, "interval", minutes=SWEEP_MINUTES, next_run_time=datetime.now(timezone.utc),
-                      max_instances=1, coalesce=True, id="sweeps")
-    scheduler.start()
-    return scheduler
+        scheduler.ok()
+        await pause(stopping, max(0.0, min(due.values()) - time.monotonic()))
 
 
-def reload_rules(app: App, processor: Processor) -> None:
-    """SIGHUP: check the new rules here; only valid ones reach the processor."""
+async def tend_processor(processor: Processor, committed: asyncio.Event, stopping: asyncio.Event, health: Tracker) -> None:
+    """Wake the processor child on every spool commit, and start it again when it died, also
+    while no mail comes; count its restarts. Pauses grow while it keeps dying (meanwhile the
+    child, once up, finds the spool's work by itself)."""
+    backoff = Backoff(*RESTART_SECONDS)
+    started = time.monotonic()
+    while not stopping.is_set():
+        code = processor.restart_if_dead()
+        if code is not None:
+            health.failed(f"spool processor exited (code {code})")
+            health.restarted()
+            started = time.monotonic()
+            await pause(stopping, backoff.next())
+            continue
+        if time.monotonic() - started > RESTART_SECONDS[1]:
+            backoff.reset()
+        health.ok()
+        await first_done(committed.wait(), stopping.wait(), timeout=PROCESSOR_CHECK_SECONDS)
+        if committed.is_set():
+            committed.clear()
+            processor.wake()
+
+
+def reload_rules(app: App, processor: Processor | None) -> None:
+    """SIGHUP: check the new rules here; only valid ones reach the processor (none yet while
+    the daemon starts: it starts with the app's rules)."""
     try:
         rules = app.reload_rules()
     except (RulesError, TemplatesError) as exc:
         for error in exc.errors:
             log.error("rules and templates not reloaded: %s", error)
         return
-    processor.reload(app.rules_text)
+    if processor:
+        processor.reload(app.rules_text)
     log.info("rules reloaded from %s: %d queues, %d rules", rules.path, len(rules.queues), len(rules.rules))
-
-
-async def wake_processor(processor: Processor, committed: asyncio.Event) -> None:
-    """Tell the processor about every spool commit."""
-    while True:
-        await committed.wait()
-        committed.clear()
-        processor.wake()
 
 
 async def serve(app: App, ready: asyncio.Event | None = None) -> None:
@@ -79,27 +108,44 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_rules, app, None)
+    health = Health(app.engine)
+    await health.prune()
+    supervisor = Supervisor(health, stopping)
+    committer = GroupCommitter(app.engine, app.raw_store)
+    committer.start()
+    handler = IntakeHandler(committer.accept, settings.smtp.accept_domains, settings.smtp.max_recipients,
+                            health.track("listener"))
+    host, port = settings.smtp.host_port()
+    metrics_server = None
+    if settings.metrics.listen:
+        from maild.metrics import serve as serve_metrics
+
+        metrics_server = serve_metrics(app.engine, settings.metrics.listen)
+    server = await start_listener(handler, settings.smtp, settings.instance.hostname)
+    # Only now the child: a port in use must end the start-up with no process left behind.
+    # (No await from here to the handler: a SIGHUP cannot fall between the two.)
     processor = Processor(settings, app.rules_text)
     processor.start()
     loop.add_signal_handler(signal.SIGHUP, reload_rules, app, processor)
-
-    committer = GroupCommitter(app.engine, app.raw_store)
-    committer.start()
-    handler = IntakeHandler(committer.accept, settings.smtp.accept_domains)
-    host, port = settings.smtp.host_port()
-    server = await start_listener(handler, host, port, settings.smtp.max_message_bytes, settings.instance.hostname)
-    pollers = start_pollers(settings, committer.accept_many, app.engine, stopping)  # one per [[imap]]
-    waker = asyncio.create_task(wake_processor(processor, committer.committed), name="waker")
-    sending = asyncio.create_task(sender.run(stopping), name="sender")
-    scheduler = start_scheduler(app)
+    pollers = start_pollers(settings, committer.accept_many, app.engine, supervisor)  # one per [[imap]]
+    tending = supervisor.spawn("processor", lambda tracker: tend_processor(processor, committer.committed, stopping, tracker))
+    sending = supervisor.spawn("sender", lambda tracker: sender.run(stopping, tracker))
+    sweeping = supervisor.spawn("scheduler", lambda tracker: run_sweeps(app, health, stopping, tracker))
+    heartbeat = asyncio.create_task(health.beat(), name="heartbeat")
     log.info("maild listening on %s:%d (SMTP), database %s", host, port, app.engine.url.render_as_string())
-    if ready:
+    if ready:  # everything has started
         ready.set()
+    sdnotify.notify(f"READY=1\nSTATUS=listening on {host}:{port}")
+    watchdog = sdnotify.watchdog_seconds()
+    feeding = asyncio.create_task(sdnotify.keep_watchdog_fed(watchdog), name="watchdog") if watchdog else None
 
     await stopping.wait()
+    sdnotify.notify("STOPPING=1")
     log.info("stopping: no new connections; finishing messages in flight")
-    scheduler.shutdown(wait=False)
     server.close()
+    if metrics_server is not None:
+        metrics_server.shutdown()
     for _ in range(int(DRAIN_SECONDS * 10)):
         if handler.in_flight == 0:
             break
@@ -107,9 +153,14 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     await stop_pollers(pollers, DRAIN_SECONDS)  # before the committer closes: they may be storing
     await committer.close()
     await sending  # finishes the mail in flight; the rest stays queued
-    waker.cancel()
+    await sweeping  # finishes the sweep in progress
+    await tending  # before the processor stops: nothing starts it again then
     code = await asyncio.get_running_loop().run_in_executor(None, processor.stop, DRAIN_SECONDS * 4)
+    heartbeat.cancel()
+    await health.close()
     log.info("stopped (processor exit code %s)", code)
+    if feeding:
+        feeding.cancel()
 
 
 def run(app: App) -> None:

@@ -25,11 +25,11 @@ from sqlmodel import Session
 from maild.core import threader
 from maild.core.assignment import pick_assignee
 from maild.core.authres import proves_sender
-from maild.core.bounces import Bounce, parse_bounce, verp_token
+from maild.core.bounces import Bounce, parse_bounce, undeliverable, verp_token
 from maild.core.classify import classify, no_member_mail
 from maild.core.lifecycle import next_status
 from maild.core.parse import ParseError, parse_message
-from maild.core.commands import Command, parse_staff_text
+from maild.core.commands import Command, Context, check, parse_staff_text
 from maild.core.tokens import read_outbox_token, read_staff_token, read_ticket_token
 from maild.intake.spool import RawStore
 from maild.mail import Envelope, Parsed, Verdict
@@ -39,6 +39,7 @@ from maild.outbound.outbox import BOUNCE_PREFIX
 from maild.outbound.compose import Outgoing
 from maild.outbound.notices import Mailer
 from maild.rules.model import Decision, Queue, RuleSet
+from maild.store import private
 from maild.store import tickets as store
 from maild.store.attachments import save_attachments
 from maild.store.tables import Inbound, Message, Outbox, Quarantine, Ticket, utcnow
@@ -110,6 +111,15 @@ class Reading:
     kept: tuple[str, str] | None = None
     bounce: Bounce | None = None
     bounced_outbox_id: int | None = None  # from the VERP address the bounce came back to
+
+
+@dataclass(frozen=True)
+class BouncedMail:
+    """maild's own outgoing mail that a bounce returns: its ticket, and those of the addresses
+    that mail went to which the bounce says failed (the only ones it may mark, contract 4.4)."""
+
+    ticket: Ticket
+    failed: tuple[str, ...]
 
 
 @dataclass
@@ -223,11 +233,11 @@ class Pipeline:
         parsed, verdict, sender = reading.parsed, reading.verdict, reading.sender
         subject = parsed.subject if parsed else ""
         if reading.kept and reading.kept[0] == "bounce" and parsed is not None:
-            ticket = self._bounced_ticket(session, reading)
-            if ticket is not None:
-                self._record_bounce(session, ticket, inbound, reading)
+            bounced = self._bounced_mail(session, reading)
+            if bounced is not None:
+                self._record_bounce(session, bounced, inbound, reading)
                 inbound.state = "done"
-                return f"bounce:{ticket.number}"
+                return f"bounce:{bounced.ticket.number}"
         if reading.kept:
             kind, reason = reading.kept
             store.quarantine(session, kind, reason, inbound, from_addr=sender, subject=subject)
@@ -266,34 +276,41 @@ class Pipeline:
                 return found
         return None
 
-    def _bounced_ticket(self, session: Session, reading: Reading) -> Ticket | None:
-        """The ticket whose outgoing mail bounced: by VERP address, else by the returned Message-ID."""
+    def _bounced_mail(self, session: Session, reading: Reading) -> BouncedMail | None:
+        """The mail of maild's that bounced: by the VERP address the bounce came back to, else by
+        the returned Message-ID when maild generated it. A bounce of any other message (one that
+        maild received, an attacker's own) is not ours: it goes to the quarantine (contract 4.4)."""
         if reading.bounced_outbox_id is not None:
             row = session.get(Outbox, reading.bounced_outbox_id)
-            if row is not None and row.ticket_id is not None:
-                return session.get(Ticket, row.ticket_id)
+            ticket = session.get(Ticket, row.ticket_id) if row is not None and row.ticket_id is not None else None
+            if row is not None and ticket is not None:
+                return BouncedMail(ticket, (row.recipient,))  # the DSN may name a forward target
         original = reading.bounce.original_message_id if reading.bounce else None
-        return store.ticket_for_message_ids(session, (original,)) if original else None
+        message = store.outgoing_message(session, original) if original else None
+        ticket = session.get(Ticket, message.ticket_id) if message is not None else None
+        if message is None or ticket is None:
+            return None
+        listed = set(reading.bounce.recipients) if reading.bounce else set()
+        return BouncedMail(ticket, tuple(a for a in store.sent_to(session, message) if a in listed))
 
-    def _record_bounce(self, session: Session, ticket: Ticket, inbound: Inbound, reading: Reading) -> None:
-        """Keep the bounce on its ticket; a permanent failure marks the address undeliverable."""
+    def _record_bounce(self, session: Session, bounced: BouncedMail, inbound: Inbound, reading: Reading) -> None:
+        """Keep the bounce on its ticket; a permanent failure marks the addresses that maild's
+        mail went to undeliverable, for ``UNDELIVERABLE_FOR``."""
         assert reading.parsed and reading.verdict
+        ticket, now = bounced.ticket, utcnow()
         self._store_message(session, ticket, inbound, reading.parsed, "bounce", reading.verdict, threader.fingerprint(reading.parsed))
         bounce = reading.bounce
-        recipients = list(bounce.recipients) if bounce else []
-        if reading.bounced_outbox_id is not None:
-            row = session.get(Outbox, reading.bounced_outbox_id)
-            recipients = recipients or ([row.recipient] if row else [])
         permanent = bounce.permanent if bounce else True
+        marked = list(bounced.failed) if permanent else []
         store.add_event(
-            session, ticket, "bounce", recipients=recipients, permanent=permanent,
-            status=bounce.status if bounce else None, diagnostic=(bounce.diagnostic[:500] if bounce else ""),
+            session, ticket, "bounce", recipients=list(bounce.recipients if bounce else bounced.failed),
+            permanent=permanent, undeliverable=marked, status=bounce.status if bounce else None,
+            diagnostic=(bounce.diagnostic[:500] if bounce else ""),
         )
-        if permanent:
-            for address in recipients:
-                store.contact(session, address).undeliverable = True
-            if ticket.requester in recipients:
-                store.add_event(session, ticket, "requester_undeliverable", address=ticket.requester)
+        for address in marked:
+            store.mark_undeliverable(session, address, now)
+        if ticket.requester in marked:
+            store.add_event(session, ticket, "requester_undeliverable", address=ticket.requester)
 
     def _lookup(self, session: Session, keys: threader.ThreadKeys) -> threader.Found:
         """The store's answers to what threading asked (``keys``)."""
@@ -361,7 +378,9 @@ class Pipeline:
             confidential=decision.confidential,
             tags=list(decision.tags),
             other_queues=list(decision.other_queues),
-            cc=[a for a in parsed.cc if a != sender and self.rules.queue_for_address(a) is None],
+            # contract 4.5a: the CCs of the member's first message; a confidential ticket starts without
+            cc=[] if decision.confidential else list(dict.fromkeys(
+                a for a in parsed.cc if a != sender and self.rules.queue_for_address(a) is None)),
             linked_to=choice.linked_to,
             created_at=now,
             updated_at=now,
@@ -397,18 +416,31 @@ class Pipeline:
              "status": other.status, "visible": not other.confidential or other.queue == ticket.queue}
             for other in store.open_tickets_of(session, ticket.requester) if other.id != ticket.id
         ]
+        not_recipients = self._not_recipients(ticket, parsed)
         self.queue_mail(session, ticket, "notification", lambda: notices.staff_new(
-            self.mailer, self.rules, queue, ticket, parsed, other_open, recipients, now))
+            self.mailer, self.rules, queue, ticket, parsed, other_open, not_recipients, recipients, now))
 
     def _notify_followup(self, session: Session, ticket: Ticket, parsed: Parsed, kind: str) -> None:
-        """``staff_followup`` to the assignee, or to the queue's staff when nobody owns the ticket."""
+        """``staff_followup`` to the assignee, or to the queue's staff when nobody of them owns
+        the ticket: its content goes to its own queue's staff only (contract 4.5a)."""
         queue = self.rules.queues.get(ticket.queue)
         if queue is None:
             return
-        recipients = (ticket.assignee,) if ticket.assignee else queue.staff
+        recipients = (ticket.assignee,) if ticket.assignee in queue.staff else queue.staff
         requester_name = store.contact_of(session, ticket.requester).name
+        not_recipients = self._not_recipients(ticket, parsed)
         self.queue_mail(session, ticket, "notification", lambda: notices.staff_followup(
-            self.mailer, queue, ticket, parsed, requester_name, kind == "third_party", recipients, utcnow()))
+            self.mailer, queue, ticket, parsed, requester_name, kind == "third_party", not_recipients, recipients,
+            utcnow()))
+
+    def _not_recipients(self, ticket: Ticket, parsed: Parsed) -> tuple[str, ...]:
+        """The addresses in this mail that do not get the ticket's mail, for the staff
+        notification: only staff add one, with ``#cc`` (contract 4.5a). maild's own addresses
+        and the queue's staff, who get the notifications anyway, are left out."""
+        queue = self.rules.queues.get(ticket.queue)
+        known = {ticket.requester, *ticket.cc, *(queue.staff if queue else ())}
+        found = dict.fromkeys((parsed.from_addr, *parsed.to, *parsed.cc))
+        return tuple(a for a in found if a and a not in known and self.rules.queue_for_address(a) is None)
 
     def queue_mail(self, session: Session, ticket: Ticket | None, kind: str, compose: Callable[[], list[Outgoing]]) -> None:
         """Queue mail about a ticket; a mail that cannot be written is an event, never a lost ticket."""
@@ -439,7 +471,7 @@ class Pipeline:
             return f"{verdict.kind}: {verdict.reason}"
         if decision.ack is False:
             return "turned off by a rule"
-        if store.contact(session, ticket.requester).undeliverable:
+        if undeliverable(store.contact(session, ticket.requester).undeliverable_since, now):
             return "the requester's address bounces"
         if outbox.acks_sent_since(session, ticket.requester, now - timedelta(hours=1)) >= self.ack_limit_per_hour:
             return f"{self.ack_limit_per_hour} acknowledgements to this sender in the last hour"
@@ -470,8 +502,7 @@ class Pipeline:
             store.add_event(session, ticket, "staff_unproven", actor=sender, via=choice.via)
         if kind in ("member", "third_party"):
             self._notify_followup(session, ticket, parsed, kind)
-        if kind == "member":
-            self._add_ccs(ticket, parsed, sender)
+        if kind == "member":  # its other addresses are not added by themselves (contract 4.5a)
             self.set_status(session, ticket, "member_reply", sender)
             store.touch(ticket)
 
@@ -492,21 +523,22 @@ class Pipeline:
             proven = choice.via == "token" and found.token_staff == sender
         elif self.staff_proof == "authres":
             domain = sender.rpartition("@")[2]
-            proven = proves_sender(parsed.headers.get("authentication-results", ()), self.trusted_authserv_ids, domain)
+            proven = proves_sender(parsed.authentication_results, self.trusted_authserv_ids, domain)
         else:
             proven = True
         return sender if proven else None
 
     def act(self, number: int, command: Command, actor: str, note: str = "") -> str | None:
-        """What a mail command does, from the shell (``maild tickets assign|close|reopen|note``):
-        the same events and the same mail. Returns an error, or None when done."""
+        """What a mail command does, from the shell (``maild tickets assign|close|reopen|note|move``):
+        checked as in mail, with the same events and the same mail. Returns an error, or None when done."""
         with Session(self.engine, expire_on_commit=False) as session:
             ticket = store.ticket_by_number(session, number)
             if ticket is None:
                 return f"no ticket {number}"
-            queue = self.rules.queues.get(ticket.queue)
-            if command.name == "assign" and (queue is None or command.argument not in queue.staff):
-                return f"{command.argument} is not staff of queue {ticket.queue}"
+            checked, error = check(command, frozenset(self.rules.queues), self._staff(ticket), self._context(ticket))
+            if checked is None:
+                return f"ticket {number} (queue {ticket.queue}): {error}"
+            command = checked
             if command.name == "note":
                 session.add(Message(ticket_id=ticket.id, direction="in", kind="note", from_addr=actor, text=note,
                                     subject=f"{threader.format_tag(self.mailer.tag_prefix, number)} {ticket.subject}"))
@@ -522,7 +554,8 @@ class Pipeline:
     ) -> None:
         """Obey the command lines, then relay the answer to the member (unless it is a note)."""
         queue = self.rules.queues[ticket.queue]
-        text = parse_staff_text(parsed.text, frozenset(self.rules.queues), frozenset(queue.staff))
+        text = parse_staff_text(
+            parsed.text, frozenset(self.rules.queues), self._staff(ticket), self._context(ticket, writer))
         note = any(command.name == "note" for command in text.commands)
         kind = "note" if note or text.errors or not text.answer else "staff"
         self._store_message(session, ticket, inbound, parsed, kind, verdict, threader.fingerprint(parsed))
@@ -540,30 +573,70 @@ class Pipeline:
         status_set = False
         for command in text.commands:
             status_set |= self._obey(session, ticket, command, writer)
+        queue = self.rules.queues[ticket.queue]  # a #queue moved it: the answer goes out from there
         if kind == "staff":
             self._relay(session, ticket, queue, parsed, text.answer, writer)
             if not status_set:
                 self.set_status(session, ticket, "staff_reply", writer)
-        if not ticket.assignee and (kind == "staff" or text.commands):
+        if not ticket.assignee and (kind == "staff" or text.commands) and writer in queue.staff:
             ticket.assignee = writer
             store.add_event(session, ticket, "assigned", actor=writer, assignee=writer, how="answered")
         store.touch(ticket)
 
+    def _staff(self, ticket: Ticket) -> frozenset[str]:
+        queue = self.rules.queues.get(ticket.queue)
+        return frozenset(queue.staff) if queue else frozenset()
+
+    def _context(self, ticket: Ticket, writer: str = "") -> Context:
+        """What staff commands on this ticket are checked against (``core.commands``)."""
+        return Context(writer=writer, requester=ticket.requester, own_addresses=self.rules.addresses(),
+                       staff_of={queue.id: frozenset(queue.staff) for queue in self.rules.queues.values()})
+
     def _obey(self, session: Session, ticket: Ticket, command: Command, writer: str) -> bool:
-        """Carry out one command; True when it set the status."""
+        """Carry out one checked command; True when it set the status."""
         name, value = command.name, command.argument
         if name in ("take", "assign"):
             ticket.assignee = writer if name == "take" else value
             store.add_event(session, ticket, "assigned", actor=writer, assignee=ticket.assignee, how=f"#{name}")
-        elif name in ("priority", "queue", "category"):
+        elif name in ("priority", "category"):
             old = getattr(ticket, name)
             setattr(ticket, name, value)
             store.add_event(session, ticket, name, actor=writer, old=old, new=value)
+        elif name == "queue":
+            self._move(session, ticket, self.rules.queues[value], writer)
+        elif name == "cc" and value != ticket.requester and value not in ticket.cc:
+            ticket.cc = [*ticket.cc, value]
+            store.add_event(session, ticket, "cc_added", actor=writer, address=value)
+        elif name == "uncc" and value in ticket.cc:
+            ticket.cc = [a for a in ticket.cc if a != value]
+            store.add_event(session, ticket, "cc_removed", actor=writer, address=value, how="#uncc")
         elif name in ("close", "pending", "open"):
             happened = {"close": "resolve", "pending": "set_pending", "open": "set_open"}[name]
             self.set_status(session, ticket, happened, writer)
             return True
         return False
+
+    @staticmethod
+    def _move(session: Session, ticket: Ticket, queue: Queue, actor: str) -> None:
+        """Put a ticket in another queue (contract 4.5a). It takes that queue's confidentiality,
+        and an assignee who is not staff there is dropped, so from now on only that queue's
+        staff get its content. Moving into a confidential queue also drops the CCs, each with
+        an event: that queue's staff add back whom they choose, with ``#cc``."""
+        if queue.id == ticket.queue:
+            return
+        store.add_event(session, ticket, "queue", actor=actor, old=ticket.queue, new=queue.id)
+        ticket.queue = queue.id
+        if ticket.confidential != queue.confidential:
+            store.add_event(session, ticket, "confidential", actor=actor, old=ticket.confidential, new=queue.confidential)
+            ticket.confidential = queue.confidential
+        if ticket.assignee and ticket.assignee not in queue.staff:
+            store.add_event(session, ticket, "unassigned", actor=actor, old=ticket.assignee,
+                            reason=f"not staff of queue {queue.id}")
+            ticket.assignee = None
+        if queue.confidential and ticket.cc:
+            for address in ticket.cc:
+                store.add_event(session, ticket, "cc_removed", actor=actor, address=address, how="#queue")
+            ticket.cc = []
 
     def set_status(
         self, session: Session, ticket: Ticket, happened: str, actor: str, now: datetime | None = None
@@ -588,8 +661,8 @@ class Pipeline:
         contact = store.contact_of(session, ticket.requester)
         ticket_id = ticket.id or 0
         reason = "its queue is no longer in the rules" if queue is None else no_member_mail(
-            ticket.requester, contact.undeliverable, store.opened_by_machine(session, [ticket_id]).get(ticket_id),
-            self.rules.addresses())
+            ticket.requester, undeliverable(contact.undeliverable_since, now),
+            store.opened_by_machine(session, [ticket_id]).get(ticket_id), self.rules.addresses())
         if reason:
             store.add_event(session, ticket, "resolved_notice_skipped", at=now, reason=reason)
             return
@@ -605,23 +678,15 @@ class Pipeline:
             tuple(last.references) if last else (), utcnow())])
         store.add_event(session, ticket, "relayed", actor=writer, to=[ticket.requester, *ticket.cc])
 
-    def _add_ccs(self, ticket: Ticket, parsed: Parsed, sender: str) -> None:
-        """A member who adds a CC adds a recipient of the ticket."""
-        known = {ticket.requester, sender, *ticket.cc}
-        new = [a for a in parsed.cc + parsed.to if a not in known and self.rules.queue_for_address(a) is None]
-        if new:
-            ticket.cc = [*ticket.cc, *new]
-
 
 def secret_key(settings_key: str, data_dir: Path) -> bytes:
     """The instance's HMAC key: from the config, else a key file made once in the data dir."""
     if settings_key:
         return settings_key.encode("utf-8")
     path = Path(data_dir) / "secret.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32), encoding="ascii")
-        path.chmod(0o600)
+    if not path.exists():  # made whole and once: two processes starting together share one key
+        private.make_dirs(path.parent, durable=True)
+        private.write_file(path, secrets.token_hex(32).encode("ascii"), replace=False)
     return path.read_text(encoding="ascii").strip().encode("ascii")
 
 

@@ -57,6 +57,8 @@ class Parsed:
     html: str | None
     attachments: tuple[Attachment, ...] = ()
     defects: tuple[str, ...] = ()
+    # as written (no RFC 2047 decoding), topmost first: syntax for the staff proof, not text
+    authentication_results: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         """First value of a header, or None."""

@@ -10,11 +10,12 @@ shutdown (finish what is pending, then exit).
 
 Contract 6, no one message holds up the others: the child shows in shared memory which
 message it is on and since when (``Watch``). A watchdog thread in the parent kills a child
-that has been on one message longer than ``[processing] message_timeout_seconds`` and
-quarantines that message; it restarts a child that died, whatever killed it (a segfault in
-a C extension, the kernel's OOM killer). The attempt that died was counted in the database
-before the work began, so a message that keeps killing the processor is quarantined by the
-third restart's child when it comes up again (``Pipeline.process``). Stopping from outside
+that has been on one message longer than ``[processing] message_timeout_seconds``,
+quarantines that message and starts a new child. A child that died, whatever killed it (a
+segfault in a C extension, the kernel's OOM killer), is started again by the daemon's
+supervision (``restart_if_dead``). The attempt that died was counted in the database before
+the work began, so a message that keeps killing the processor is quarantined by the child
+after the third crash when it comes up again (``Pipeline.process``). Stopping from outside
 works on anything, even C code that never looks at signals; so the child reads messages
 with no in-process time limit of its own.
 """
@@ -51,9 +52,7 @@ INTAKE_QUIET_SECONDS = 0.25  # intake counts as busy this long after its last co
 YIELD_SECONDS = 0.05  # pause between messages while intake is busy
 NICENESS = 5
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-WATCH_SECONDS = 0.25  # how often the parent looks at the child
-RESTART_BACKOFF_SECONDS = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0)  # after deaths in a row, each soon after its start
-STEADY_SECONDS = 60.0  # a child that ran this long before dying starts the backoff afresh
+WATCH_SECONDS = 0.25  # how often the parent looks at what the child is on
 
 
 class Watch:
@@ -165,8 +164,8 @@ def _reload(app: App, rules_text: str) -> None:
 
 
 class Processor:
-    """The parent's handle on the child: start, wake, reload, stop; a watchdog thread restarts
-    it when it dies and kills it when it is stuck on one message (see the module docstring)."""
+    """The parent's handle on the child: start, wake, reload, stop, restart if it died; a
+    watchdog thread replaces it when it is stuck on one message (see the module docstring)."""
 
     def __init__(self, settings: Settings, rules_text: str) -> None:
         self.settings_data = settings.model_dump()
@@ -178,12 +177,11 @@ class Processor:
         self.watch = Watch(self._context)
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
-        self._lock = threading.RLock()  # the watchdog and the event loop both restart the child
+        self._lock = threading.RLock()  # the watchdog and the event loop both start children
         self._stopping = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._engine: sa.Engine | None = None
-        self._started_at = 0.0
-        self._deaths = 0  # deaths in a row, each soon after its start: the backoff
+        self._replacing = False  # a stuck child is being replaced: not dead for restart_if_dead
 
     def start(self) -> None:
         with self._lock:
@@ -201,7 +199,6 @@ class Processor:
         self._process.start()
         child.close()
         self._conn = parent
-        self._started_at = time.monotonic()
 
     def _ensure_running(self) -> None:
         with self._lock:
@@ -244,47 +241,48 @@ class Processor:
                 self._process.join()
         return self._process.exitcode
 
-    def _watch(self) -> None:
-        """The watchdog: every WATCH_SECONDS, a stuck child is killed, a dead one restarted."""
-        while not self._stopping.wait(WATCH_SECONDS):
-            try:
-                self._look()
-            except Exception:  # the database may be away for a moment: look again next time
-                log.exception("spool processor watchdog")
-
-    def _look(self) -> None:
-        stuck = self.watch.overdue(self.timeout)
-        if stuck is not None:
-            self._kill_stuck(stuck)
+    def restart_if_dead(self) -> int | None:
+        """Start the child again if it has exited (the daemon's watch: no wake may come for a
+        while); returns the exit code it had, None while it runs or is being replaced."""
         process = self._process
-        if process is None or process.is_alive():
-            return
+        if self._replacing or (process is not None and process.is_alive()):
+            return None
         on = self.watch.current()
-        ran = time.monotonic() - self._started_at
-        self._deaths = 1 if ran >= STEADY_SECONDS else self._deaths + 1
-        pause = RESTART_BACKOFF_SECONDS[min(self._deaths, len(RESTART_BACKOFF_SECONDS)) - 1]
-        log.error("spool processor died (exit code %s)%s; restarting it in %.0f s", process.exitcode,
-                  f" while on inbound message {on}" if on else "", pause)
-        if self._stopping.wait(pause):
-            return
-        with self._lock:
-            if self._process is process:  # nobody restarted it meanwhile
-                self._start_child()
+        if on:
+            log.error("spool processor died while on inbound message %s", on)
+        self._ensure_running()
+        return process.exitcode if process is not None else None
 
-    def _kill_stuck(self, inbound_id: int) -> None:
-        """Kill the child stuck on ``inbound_id``, quarantine that message, start a new child."""
+    def _watch(self) -> None:
+        """The watchdog: every WATCH_SECONDS, a child stuck on one message is replaced."""
+        while not self._stopping.wait(WATCH_SECONDS):
+            stuck = self.watch.overdue(self.timeout)
+            if stuck is not None:
+                try:
+                    self._replace_stuck(stuck)
+                except Exception:  # the database may be away for a moment: the message comes up again
+                    log.exception("spool processor watchdog")
+
+    def _replace_stuck(self, inbound_id: int) -> None:
+        """Kill the child stuck on ``inbound_id``, quarantine that message, start a new child.
+        The lock is not held while the database is written: the event loop may want it."""
         with self._lock:
             process = self._process
             if process is None or self.watch.overdue(self.timeout) != inbound_id:
                 return  # it moved on meanwhile
             log.error("message %s took over %g s; killing the spool processor and quarantining it",
                       inbound_id, self.timeout)
+            self._replacing = True
             process.kill()
             process.join()
             self.watch.clear()
+        try:
             outcome = quarantine_error(self._database(), inbound_id, f"took over {self.timeout:g} s")
             log.info("message %s: %s", inbound_id, outcome)
-            self._start_child()
+        finally:
+            with self._lock:
+                self._replacing = False
+                self._start_child()
 
     def _database(self) -> sa.Engine:
         if self._engine is None:

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from maild.core.bounces import undeliverable
 from maild.core.business_time import BusinessCalendar
 from maild.core.classify import no_member_mail
 from maild.core.threader import format_tag
@@ -139,8 +140,8 @@ def member_reminder(sweep: Sweep) -> list[str]:
             if queue is None:
                 continue
             contact = contacts.get(ticket.requester) or Contact(address=ticket.requester)
-            reason = no_member_mail(ticket.requester, contact.undeliverable, machine_opened.get(ticket.id or 0),
-                                    sweep.rules.addresses())
+            reason = no_member_mail(ticket.requester, undeliverable(contact.undeliverable_since, sweep.now),
+                                    machine_opened.get(ticket.id or 0), sweep.rules.addresses())
             if reason:
                 store.add_event(sweep.session, ticket, "reminder_skipped", actor=ACTOR, at=sweep.now, reason=reason)
                 actions.append(f"{sweep.tag(ticket)}: no member reminder: {reason}")

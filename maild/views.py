@@ -11,13 +11,14 @@ from email.parser import BytesHeaderParser
 from sqlmodel import Session, col, select
 
 from maild.core import threader
+from maild.core.bounces import undeliverable
 from maild.core.classify import classify
 from maild.core.parse import ParseError, parse_message
 from maild.mail import Envelope
 from maild.rules.engine import decide, facts_from
 from maild.rules.model import RuleSet
 from maild.store import tickets as store
-from maild.store.tables import Event, Message, Outbox, Quarantine, Ticket
+from maild.store.tables import Event, Message, Outbox, Quarantine, Ticket, utcnow
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -52,6 +53,20 @@ def ticket_rows(session: Session, prefix: str, **filters: Any) -> list[dict[str,
     return [ticket_dict(t, prefix, counts.get(t.id or 0, 0)) for t in tickets]
 
 
+def member_detail(session: Session, prefix: str, address: str) -> dict[str, Any] | None:
+    """``members show``: the member's contact and tickets, open ones first, newest first
+    (contract 4.5a); ``undeliverable_since`` only while the bounce mark holds. None when
+    maild knows neither a contact nor a ticket of the address."""
+    address = address.strip().lower()
+    contact = store.contact_of(session, address)
+    tickets = ticket_rows(session, prefix, requester=address)
+    if contact.id is None and not tickets:
+        return None
+    tickets.sort(key=lambda row: (row["status"] not in store.OPEN_STATUSES, -row["number"]))
+    since = contact.undeliverable_since if undeliverable(contact.undeliverable_since, utcnow()) else None
+    return {"address": address, "name": contact.name, "undeliverable_since": _iso(since), "tickets": tickets}
+
+
 def message_dict(message: Message) -> dict[str, Any]:
     return {
         "direction": message.direction,
@@ -77,7 +92,8 @@ def ticket_detail(session: Session, prefix: str, number: int) -> dict[str, Any] 
         return None
     messages = store.messages_of(session, ticket)
     detail = ticket_dict(ticket, prefix, len(messages))
-    detail["requester_undeliverable"] = store.contact_of(session, ticket.requester).undeliverable
+    since = store.contact_of(session, ticket.requester).undeliverable_since
+    detail["requester_undeliverable"] = undeliverable(since, utcnow())
     detail["messages"] = [message_dict(m) for m in messages]
     detail["events"] = [event_dict(e) for e in store.events_of(session, ticket)]
     return detail

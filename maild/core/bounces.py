@@ -14,6 +14,7 @@ import email.utils
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.parser import HeaderParser
 from typing import Literal
 
@@ -32,6 +33,7 @@ _MESSAGE_ID_LINE = re.compile(r"^[ \t>]*Message-ID:[ \t]*<([^<>\s]+)>", re.IGNOR
 _DIAGNOSTIC_TYPE = re.compile(r"^\s*[a-z][\w-]*\s*;", re.IGNORECASE)  # "smtp;", "X-Postfix;"
 _VERP_TOKEN = re.compile(r"[A-Za-z0-9._=-]+")
 _DIAGNOSTIC_LIMIT = 500
+UNDELIVERABLE_FOR = timedelta(days=30)  # how long a bounce's mark holds (contract 4.4)
 
 Action = Literal["failed", "delayed"]
 
@@ -59,6 +61,13 @@ def parse_bounce(message: email.message.Message) -> Bounce | None:
     if bounce is None:
         return None
     return dataclasses.replace(bounce, original_message_id=original_message_id(message))
+
+
+def undeliverable(since: datetime | None, now: datetime) -> bool:
+    """Whether an address marked undeliverable at ``since`` still counts as such at ``now``:
+    the mark lapses after ``UNDELIVERABLE_FOR``, so a mailbox that works again (or one that a
+    forged bounce got marked) gets mail again."""
+    return since is not None and now - since < UNDELIVERABLE_FOR
 
 
 def verp_token(address: str, local_prefix: str = "bounces") -> str | None:

@@ -60,6 +60,13 @@ def _headers(message: email.message.Message) -> dict[str, tuple[str, ...]]:
     return {name: tuple(values) for name, values in headers.items()}
 
 
+def _undecoded(message: email.message.Message, name: str) -> tuple[str, ...]:
+    """A header's values as written, unfolded: no RFC 2047 decoding, which could put a ``;``
+    or a ``)`` into a structured header (the parser would then read a result that is not there)."""
+    return tuple(clean(re.sub(r"\r?\n(?=[ \t])", "", _eight_bit(str(value)))).strip()
+                 for key, value in message.raw_items() if key.lower() == name)
+
+
 def _eight_bit(value: str) -> str:
     """Raw 8-bit header bytes (kept by the parser as surrogates) as text: UTF-8 (RFC 6532),
     else Windows-1252, which is what old clients in Finland send."""
@@ -202,5 +209,6 @@ def parse_message(raw: bytes) -> tuple[Parsed, email.message.Message]:
         html=html,
         attachments=tuple(attachments),
         defects=tuple(sorted({type(defect).__name__ for part in message.walk() for defect in part.defects})),
+        authentication_results=_undecoded(message, "authentication-results"),
     )
     return parsed, message

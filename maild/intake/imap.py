@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import random
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -40,6 +39,9 @@ from aioimaplib.aioimaplib import Command, Response, quoted
 from maild.config import ConfigError, Imap, Settings
 from maild.intake.imap_state import FolderState, load_state, save_state
 from maild.mail import Envelope
+from maild.oauth2 import TokenError, token_source, with_token
+from maild.supervise import Backoff, Supervisor, Tracker
+from maild.supervise import describe as describe_error
 
 log = logging.getLogger("maild.imap")
 
@@ -81,18 +83,17 @@ class StoreFailed(Exception):
 
 
 def start_pollers(
-    settings: Settings, accept: Accept, engine: sa.Engine, stopping: asyncio.Event
+    settings: Settings, accept: Accept, engine: sa.Engine, supervisor: Supervisor
 ) -> list[asyncio.Task[None]]:
-    """One task per ``[[imap]]`` entry; each returns after ``stopping`` once its batch is stored."""
+    """One supervised task per ``[[imap]]`` entry (``imap:<name>``); each returns after
+    ``stopping`` once its batch is stored."""
     # aioimaplib reports routine protocol chatter (untagged responses it ignores) at INFO.
     logging.getLogger("aioimaplib").setLevel(logging.WARNING)
-    return [
-        asyncio.create_task(
-            Poller(box, accept, engine, stopping, str(settings.path(box.ca_file)) if box.ca_file else None).run(),
-            name=f"imap:{box.name}",
-        )
-        for box in settings.imap
-    ]
+    tasks = []
+    for box in settings.imap:
+        poller = Poller(box, accept, engine, supervisor.stopping, str(settings.path(box.ca_file)) if box.ca_file else None)
+        tasks.append(supervisor.spawn(f"imap:{box.name}", poller.run))
+    return tasks
 
 
 async def stop_pollers(tasks: list[asyncio.Task[None]], timeout: float) -> None:
@@ -110,25 +111,10 @@ async def stop_pollers(tasks: list[asyncio.Task[None]], timeout: float) -> None:
     await asyncio.gather(*late, return_exceptions=True)
 
 
-class Backoff:
-    """Exponential delays with jitter: each is between half and all of base * 2**attempt."""
-
-    def __init__(self, base: float, cap: float) -> None:
-        self.base = base
-        self.cap = cap
-        self.attempts = 0
-
-    def next(self) -> float:
-        ceiling = min(self.cap, self.base * 2**self.attempts)
-        self.attempts += 1
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-    def reset(self) -> None:
-        self.attempts = 0
-
-
 class Poller:
-    """Polls one mailbox until ``stopping`` is set. Never raises: errors are logged and retried."""
+    """Polls one mailbox until ``stopping`` is set. Network, protocol and storage errors are
+    logged and retried here (reconnecting after a backoff); anything else is raised, for the
+    supervisor to log and start the poller again."""
 
     def __init__(
         self, box: Imap, accept: Accept, engine: sa.Engine, stopping: asyncio.Event, ca_file: str | None
@@ -140,9 +126,11 @@ class Poller:
         self.ca_file = ca_file
         self.retry = Backoff(*RETRY_SECONDS)
         self.login_retry = Backoff(*LOGIN_RETRY_SECONDS)
+        self.health = Tracker(f"imap:{box.name}")
 
-    async def run(self) -> None:
+    async def run(self, health: Tracker | None = None) -> None:
         box = self.box
+        self.health = health or self.health
         log.info("mailbox %s: polling %s as %s on %s:%d (%s)", box.name, box.folder, box.username, box.host, box.port, box.security)
         while not self.stopping.is_set():
             delay = await self._attempt()
@@ -162,19 +150,18 @@ class Poller:
             return 0.0
         except LoginRefused as exc:
             delay = self.login_retry.next()
-            log.error("mailbox %s: %s; check the username and password; next try in %.0f s", name, exc, delay)
+            log.error("mailbox %s: %s; check the credentials; next try in %.0f s", name, exc, delay)
+            self.health.failed(exc)
             return delay
         except StoreFailed as exc:
             delay = self.retry.next()
             log.error("mailbox %s: %s; next try in %.1f s", name, exc, delay)
+            self.health.failed(exc)
             return delay
         except (OSError, ImapError, aioimaplib.AioImapException) as exc:  # TimeoutError is an OSError
             delay = self.retry.next()
             log.warning("mailbox %s: %s; reconnecting in %.1f s", name, describe(exc), delay)
-            return delay
-        except Exception:
-            delay = self.retry.next()
-            log.exception("mailbox %s: unexpected error; reconnecting in %.1f s", name, delay)
+            self.health.failed(describe(exc))
             return delay
         finally:
             if session is not None:
@@ -197,6 +184,7 @@ class Poller:
         while not self.stopping.is_set():
             state = await self._sync(session, state)
             self.retry.reset()
+            self.health.ok()
             await session.wait_for_news(box.poll_seconds, self.stopping, box.idle)
 
     async def _resume(self, uidvalidity: int) -> FolderState:
@@ -241,33 +229,52 @@ class Poller:
             await self._after(session, waiting)
 
     async def _sync(self, session: Session, state: FolderState) -> FolderState:
-        """Fetch and store everything above ``last_uid``; returns the new state."""
+        """Fetch and store everything above ``last_uid``; returns the new state.
+
+        ``last_uid`` moves only over stored messages: a UID that the server left out of a
+        reply (of sizes or of messages) holds it below, so that it is fetched again."""
         await session.noop()  # lets the server report what arrived since the last command
         found = await session.search("UID", f"{state.last_uid + 1}:*", *self._unmarked)
         uids = [uid for uid in found if uid > state.last_uid]  # "n:*" also matches the highest UID
+        hold: int | None = None  # the first UID found but not stored: last_uid stays below it
         for chunk in chunks(uids, BATCH_UIDS):
             if self.stopping.is_set():
                 break
+            done: set[int] = set()
             for batch in by_size(chunk, await session.sizes(chunk), BATCH_BYTES):
-                state = await self._store_batch(session, state, batch)
+                stored, failure = await self._store_batch(session, batch)
+                done.update(stored)
+                hold = hold or next((uid for uid in chunk if uid <= batch[-1] and uid not in done), None)
+                state = await self._save(state, hold - 1 if hold else batch[-1])
+                if stored:
+                    log.info("mailbox %s: stored %d messages (UID %d-%d)", self.box.name, len(stored), stored[0], stored[-1])
+                    await self._after(session, stored)  # exactly these: stored, so safe to move
+                if failure:
+                    raise failure
+            hold = hold or next((uid for uid in chunk if uid not in done), None)  # sizes left out at its end
         return state
 
-    async def _store_batch(self, session: Session, state: FolderState, uids: list[int]) -> FolderState:
-        """Fetch, store, remember, then move/flag/delete what was stored (in that order)."""
+    async def _store_batch(self, session: Session, uids: list[int]) -> tuple[list[int], StoreFailed | None]:
+        """Fetch and store; returns the UIDs stored and, if one could not be, why."""
         fetched = await session.fetch(uids)
+        missing = sorted(set(uids) - {uid for uid, _ in fetched})
+        if missing:
+            log.warning("mailbox %s: the server sent no message for UID %s; fetched again later",
+                        self.box.name, uid_set(missing))
         results = await self.accept([(raw, imap_envelope(raw, self.box)) for _, raw in fetched])
         failed = {uid: result for (uid, _), result in zip(fetched, results) if isinstance(result, BaseException)}
         stored = [uid for uid, _ in fetched if uid not in failed]
-        last_uid = min(failed) - 1 if failed else max(uids)
-        if last_uid > state.last_uid:
-            state = FolderState(state.uidvalidity, last_uid)
-            await asyncio.to_thread(save_state, self.engine, self.box.name, self.box.folder, state)
-        if stored:
-            log.info("mailbox %s: stored %d messages (UID %d-%d)", self.box.name, len(stored), stored[0], stored[-1])
-            await self._after(session, stored)
-        if failed:
-            first = min(failed)
-            raise StoreFailed(f"could not store UID {first}: {describe(failed[first])}; it stays in {self.box.folder}")
+        if not failed:
+            return stored, None
+        first = min(failed)
+        return stored, StoreFailed(f"could not store UID {first}: {describe(failed[first])}; it stays in {self.box.folder}")
+
+    async def _save(self, state: FolderState, last_uid: int) -> FolderState:
+        """Remember that everything up to ``last_uid`` is stored (when that is news)."""
+        if last_uid <= state.last_uid:
+            return state
+        state = FolderState(state.uidvalidity, last_uid)
+        await asyncio.to_thread(save_state, self.engine, self.box.name, self.box.folder, state)
         return state
 
     async def _after(self, session: Session, uids: list[int]) -> None:
@@ -289,7 +296,27 @@ class Poller:
 
 
 async def connect(box: Imap, ca_file: str | None) -> Session:
-    """Connect (TLS, STARTTLS or plain), log in and read the capabilities."""
+    """Connect (TLS, STARTTLS or plain), log in and read the capabilities.
+
+    XOAUTH2: a refused token is replaced by a fresh one once, on a new connection (servers may
+    close or slow down one with a failed login); a second refusal is a refused login like a
+    wrong password. No token: a set-up problem is a refused login too, a network problem a
+    connection error.
+    """
+    if box.oauth2 is None:
+        return await open_session(box, ca_file, lambda session: session.login(box.username, box_password(box)))
+
+    async def with_xoauth2(token: str) -> Session:
+        return await open_session(box, ca_file, lambda session: session.xoauth2(box.username, token))
+
+    try:
+        return await with_token(token_source(box.oauth2), with_xoauth2, LoginRefused, f"mailbox {box.name}: {box.host}")
+    except TokenError as exc:
+        raise (ImapError if exc.transient else LoginRefused)(f"no OAuth2 token: {exc}") from None
+
+
+async def open_session(box: Imap, ca_file: str | None, log_in: Callable[[Session], Awaitable[None]]) -> Session:
+    """A connection, greeted, under TLS as configured, and logged in by ``log_in``."""
     lost = asyncio.Event()
     context = tls_context(ca_file) if box.security != "none" else None
     client = aioimaplib.IMAP4(
@@ -301,7 +328,7 @@ async def connect(box: Imap, ca_file: str | None) -> Session:
         await session.unless_lost(client.wait_hello_from_server())
         if context is not None and box.security == "starttls":
             await session.starttls(context, box.host)
-        await session.login(box.username, box_password(box))
+        await log_in(session)
     except BaseException:
         session.abort()
         raise
@@ -359,12 +386,23 @@ class Session:
         await self.unless_lost(protocol.capability())  # RFC 3501: capabilities may differ under TLS
 
     async def login(self, username: str, password: str) -> None:
-        response = await self.unless_lost(self.client.login(quoted(username), password))
+        await self._authenticated(f"login as {username}", self.client.login(quoted(username), password))
+
+    async def xoauth2(self, username: str, token: str) -> None:
+        """AUTHENTICATE XOAUTH2 with the initial response (aioimaplib's own ``xoauth2`` waits
+        forever when the server answers a refusal with a challenge, as Dovecot and Gmail do)."""
+        protocol = self.client.protocol
+        command = SaslCommand(protocol, "XOAUTH2", xoauth2_response(username, token))
+        await self._authenticated(f"XOAUTH2 login as {username}", protocol.execute(command, scrub=command.args[1]))
+
+    async def _authenticated(self, what: str, awaitable: Awaitable[Response]) -> None:
+        response = await self.unless_lost(awaitable)
         if response.result != "OK":
             text = last_text(response)
             if "[UNAVAILABLE]" in text:  # RFC 5530: temporary, not the credentials
-                raise ImapError(f"login: {text}")
-            raise LoginRefused(f"login as {username} refused: {text}")
+                raise ImapError(f"{what}: {text}")
+            raise LoginRefused(f"{what} refused: {text}")
+        self.client.protocol.state = aioimaplib.AUTH  # LOGIN sets it itself; AUTHENTICATE does not
         await self.unless_lost(self.client.protocol.capability())  # they change after login
 
     async def select(self, folder: str) -> int:
@@ -445,6 +483,26 @@ class Session:
         transport = self.client.protocol.transport
         if transport is not None:
             transport.close()
+
+
+class SaslCommand(Command):
+    """AUTHENTICATE with an initial response (RFC 4959). A challenge after it is an error report
+    (XOAUTH2's JSON status): answered with an empty response, the server ends the exchange
+    with its tagged NO."""
+
+    def __init__(self, protocol: aioimaplib.IMAP4ClientProtocol, mechanism: str, initial: str) -> None:
+        super().__init__("AUTHENTICATE", protocol.new_tag(), mechanism, initial, loop=protocol.loop)
+        self.protocol = protocol
+
+    def append_to_resp(self, line: bytes, result: str = "Pending") -> None:
+        super().append_to_resp(line, result)
+        if result == "Pending" and line.startswith(b"+"):
+            self.protocol.transport.write(b"\r\n")
+
+
+def xoauth2_response(username: str, token: str) -> str:
+    """The XOAUTH2 initial client response: ``user=U^Aauth=Bearer T^A^A`` in base64."""
+    return base64.b64encode(f"user={username}\x01auth=Bearer {token}\x01\x01".encode()).decode("ascii")
 
 
 async def first_done(*awaitables: Awaitable[Any], timeout: float | None = None) -> asyncio.Future[Any] | None:
@@ -575,4 +633,4 @@ def describe(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, ImapError) and text:
         return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return describe_error(exc)

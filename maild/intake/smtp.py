@@ -2,7 +2,9 @@
 
 250 only after the raw message is committed; 451 when it cannot be stored; 550 for a
 recipient domain we do not accept (never an open relay); 552 over the size limit
-(aiosmtpd's ``data_size_limit``).
+(aiosmtpd's ``data_size_limit``). Limits (contract 6): 452 for recipients beyond
+``max_recipients``, 421 for a connection beyond ``max_connections``, and 421 (then the
+connection is closed) for a session idle for ``timeout_seconds``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session as SmtpSession
 
+from maild.config import Smtp
 from maild.intake.smtp_data import TooMuchData, read_data
 from maild.mail import Envelope
+from maild.supervise import Tracker
 
 log = logging.getLogger("maild.smtp")
 
@@ -33,9 +37,13 @@ def domain_accepted(address: str, domains: frozenset[str]) -> bool:
 class IntakeHandler:
     """aiosmtpd handler: RCPT checks the domain, DATA spools durably."""
 
-    def __init__(self, accept: Accept, accept_domains: list[str]) -> None:
+    def __init__(
+        self, accept: Accept, accept_domains: list[str], max_recipients: int = 100, health: Tracker | None = None
+    ) -> None:
         self.accept = accept
         self.domains = frozenset(d.lower().rstrip(".") for d in accept_domains)
+        self.max_recipients = max_recipients
+        self.health = health or Tracker("listener")  # stored (ok) or not (the error)
         self.in_flight = 0
 
     async def handle_RCPT(
@@ -43,6 +51,8 @@ class IntakeHandler:
     ) -> str:
         if not domain_accepted(address, self.domains):
             return "550 5.7.1 Relaying denied: not a domain of this server"
+        if len(envelope.rcpt_tos) >= self.max_recipients:  # RFC 5321 4.5.3.1.10: the client sends the rest later
+            return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
@@ -60,21 +70,85 @@ class IntakeHandler:
             inbound_id = await self.accept(raw, ours)
         except Exception as exc:
             log.error("could not store a message from %s: %s", ours.mail_from or "<>", exc)
+            self.health.failed(exc)
             return "451 4.3.0 Temporary storage failure, please try again later"
         finally:
             self.in_flight -= 1
+        self.health.ok()
         return f"250 2.0.0 Ok: queued as {inbound_id}"
 
 
+class Sessions:
+    """The SMTP sessions open at once, shared by the listener's connections."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+    def admit(self) -> bool:
+        if self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def leave(self) -> None:
+        self.open -= 1
+
+
 class MaildSMTP(SMTP):
-    """aiosmtpd's protocol, lenient about line length.
+    """aiosmtpd's protocol, lenient about line length, with a session limit and an idle timeout.
 
     RFC 5321 caps lines at 1000 octets, but real senders break it (HTML mail on one line,
     broken clients), and a member's mail refused on a technicality is worse than a long
     line: accept lines up to 1 MiB; the size limit still bounds the whole message.
+
+    Idle means no bytes from the client (aiosmtpd counts from the last command, which would
+    cut a big message still arriving): each read notes the time, and the timer, when it
+    fires early, waits for the rest.
     """
 
     line_length_limit = 1 << 20
+
+    def __init__(self, handler: IntakeHandler, sessions: Sessions, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.sessions = sessions
+        self.admitted = False
+        self.last_read = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is None:  # the connection itself, not its STARTTLS upgrade
+            self.admitted = self.sessions.admit()
+            self.last_read = self.loop.time()
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.admitted:
+            self.admitted = False
+            self.sessions.leave()
+        super().connection_lost(error)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_read = self.loop.time()
+        super().data_received(data)
+
+    async def _handle_client(self) -> None:
+        """aiosmtpd's session, or 421 when too many are open already."""
+        if self.admitted:
+            await super()._handle_client()
+            return
+        log.warning("%s: refused, %d SMTP sessions open already", self.session and self.session.peer, self.sessions.open)
+        await self.push("421 4.3.2 Too many connections, try again later")
+        assert self.transport is not None
+        self.transport.close()
+
+    def _timeout_cb(self) -> None:
+        idle = self.loop.time() - self.last_read
+        if idle < self._timeout_duration:
+            self._reset_timeout(self._timeout_duration - idle)
+            return
+        log.info("%s: idle for %.0f s; closing", self.session and self.session.peer, idle)
+        self._writer.write(b"421 4.4.2 Idle too long, closing connection\r\n")
+        super()._timeout_cb()
 
     async def smtp_DATA(self, arg: str) -> None:
         """DATA with the message read in blocks (``read_data``); the rest is aiosmtpd's flow."""
@@ -100,21 +174,22 @@ class MaildSMTP(SMTP):
         await self.push(status)
 
 
-async def start_listener(
-    handler: IntakeHandler, host: str, port: int, max_message_bytes: int, hostname: str
-) -> asyncio.AbstractServer:
-    """Listen on host:port; each connection gets its own aiosmtpd protocol instance."""
+async def start_listener(handler: IntakeHandler, smtp: Smtp, hostname: str) -> asyncio.AbstractServer:
+    """Listen on ``smtp.listen``; each connection gets its own aiosmtpd protocol instance."""
     loop = asyncio.get_running_loop()
+    sessions = Sessions(smtp.max_connections)
+    host, port = smtp.host_port()
 
     def factory() -> Any:
         return MaildSMTP(
             handler,
-            data_size_limit=max_message_bytes,
+            sessions,
+            data_size_limit=smtp.max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,
             hostname=hostname,
             ident="maild",
-            timeout=300,
+            timeout=smtp.timeout_seconds,
         )
 
     return await loop.create_server(factory, host=host, port=port, reuse_address=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from maild.mail import Envelope
+from maild.store.private import make_dirs, write_file
 from maild.store.tables import Inbound
 
 
@@ -39,33 +39,13 @@ class RawStore:
         now = now or datetime.now(timezone.utc)
         directory = self.root / "raw" / now.strftime("%Y/%m/%d")
         if not directory.is_dir():
-            directory.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(directory.parent)
-        name = f"{now.strftime('%H%M%S')}-{uuid.uuid4().hex}.eml"
-        tmp = directory / f".{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        try:
-            view = memoryview(raw)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, directory / name)
-        _fsync_dir(directory)
-        return str((directory / name).relative_to(self.root))
+            make_dirs(directory, durable=True)
+        path = directory / f"{now.strftime('%H%M%S')}-{uuid.uuid4().hex}.eml"
+        write_file(path, raw)
+        return str(path.relative_to(self.root))
 
     def read(self, relative: str) -> bytes:
         return (self.root / relative).read_bytes()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def inbound_row(raw: bytes, raw_path: str, envelope: Envelope) -> Inbound:

@@ -122,9 +122,10 @@ def _staff_mail(
 
 def staff_new(
     mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, parsed: Parsed, other_open: list[dict[str, Any]],
-    recipients: tuple[str, ...], now: datetime,
+    not_recipients: tuple[str, ...], recipients: tuple[str, ...], now: datetime,
 ) -> list[Outgoing]:
-    """A new ticket, to each of ``recipients`` with their own secret reply address."""
+    """A new ticket, to each of ``recipients`` with their own secret reply address.
+    ``not_recipients``: addresses in the mail that do not get the ticket's mail (``#cc`` adds one)."""
     sla = rules.sla.get(ticket.priority)
     context = {
         "instance": mailer.instance_name,
@@ -133,15 +134,17 @@ def staff_new(
         "member_text": parsed.text,
         "due": mailer.calendar(rules).add(now, sla) if sla else None,
         "other_open": other_open,
+        "not_recipients": list(not_recipients),
     }
     return [_staff_mail(mailer, queue, ticket, staff, "staff_new", context, parsed, now) for staff in recipients]
 
 
 def staff_followup(
     mailer: Mailer, queue: Queue, ticket: Ticket, parsed: Parsed, requester_name: str, third_party: bool,
-    recipients: tuple[str, ...], now: datetime,
+    not_recipients: tuple[str, ...], recipients: tuple[str, ...], now: datetime,
 ) -> list[Outgoing]:
-    """A new message on a ticket, to its assignee (or the queue's staff when nobody owns it)."""
+    """A new message on a ticket, to its assignee (or the queue's staff when nobody owns it).
+    ``not_recipients``: addresses in the mail that do not get the ticket's mail (``#cc`` adds one)."""
     context = {
         "instance": mailer.instance_name,
         "queue": queue,
@@ -150,6 +153,7 @@ def staff_followup(
         "sender_name": parsed.from_name,
         "third_party": third_party,
         "member_text": parsed.text,
+        "not_recipients": list(not_recipients),
     }
     return [_staff_mail(mailer, queue, ticket, staff, "staff_followup", context, parsed, now) for staff in recipients]
 

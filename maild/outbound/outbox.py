@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -111,3 +112,28 @@ def backoff(attempts: int) -> timedelta:
     """Exponential backoff with jitter: 1, 2, 4 ... minutes, at most two hours."""
     base = min(60 * 2 ** max(attempts - 1, 0), 7200)
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
+
+
+# What `maild outbox retry|hold|delete` may change (in the spirit of Postfix's postsuper). A row
+# in ``sending`` is on the wire: it is left alone until its sender records the result.
+OPERATOR_ACTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "retry": (("queued", "held", "failed"), {"state": "queued", "attempts": 0, "last_error": None}),
+    "hold": (("queued",), {"state": "held"}),
+    "delete": (("queued", "held", "failed"), {}),
+}
+
+
+def operate(session: Session, action: str, ids: list[int] | None, now: datetime) -> list[int]:
+    """Apply an operator's ``action`` to the rows ``ids`` (None: every row it applies to);
+    return the ids changed. Rows in other states are left as they are."""
+    states, values = OPERATOR_ACTIONS[action]
+    where = [col(Outbox.state).in_(states)]
+    if ids is not None:
+        where.append(col(Outbox.id).in_(ids))
+    changed = list(session.exec(select(Outbox.id).where(*where)))
+    if changed and action == "delete":
+        session.execute(sa.delete(Outbox).where(col(Outbox.id).in_(changed)))
+    elif changed:
+        extra = {"next_attempt_at": now} if action == "retry" else {}
+        session.execute(sa.update(Outbox).where(col(Outbox.id).in_(changed)).values(**values, **extra))
+    return [row_id for row_id in changed if row_id is not None]

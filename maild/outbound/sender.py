@@ -8,6 +8,10 @@ ask a server whether it already accepted a message.
 
 Several connections deliver at once. Mail of one ticket stays in order all the same:
 ``claim_due`` never hands out a ticket's mail while an earlier one of it is unsent.
+
+A database error ends ``run`` (its supervisor starts it again after a pause), except when
+results are recorded: that is retried until it succeeds, the connections waiting, so that
+a database that fails for a while never has a mail sent twice.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ from maild.outbound import outbox
 from maild.outbound.transport import Result, Transport
 from maild.store import tickets as store
 from maild.store.tables import Outbox, Ticket, utcnow
+from maild.supervise import Backoff, Tracker, describe, pause
 
 log = logging.getLogger("maild.sender")
 
 IDLE_SECONDS = 1.0
 BATCH = 100
+RECORD_RETRY_SECONDS = (0.5, 30.0)  # first delay, cap
 
 
 Row = tuple[int, str, str, bytes]  # id, return path, recipient, raw
@@ -77,10 +83,10 @@ class Sender:
         else:
             row.state = "failed"
             log.error("mail %s to %s failed: %s", row_id, row.recipient, result.detail)
-            self._record_failure(session, row, result)
+            self._record_failure(session, row, result, now)
 
     @staticmethod
-    def _record_failure(session: Session, row: Outbox, result: Result) -> None:
+    def _record_failure(session: Session, row: Outbox, result: Result, now: datetime) -> None:
         if row.ticket_id is None:
             return
         ticket = session.get(Ticket, row.ticket_id)
@@ -88,31 +94,37 @@ class Sender:
             return
         store.add_event(session, ticket, "delivery_failed", recipient=row.recipient, error=result.detail[:500], mail=row.kind)
         if row.recipient == ticket.requester:
-            store.contact(session, row.recipient).undeliverable = True
+            store.mark_undeliverable(session, row.recipient, now)
 
-    async def run(self, stopping: asyncio.Event) -> None:
+    async def run(self, stopping: asyncio.Event, health: Tracker | None = None) -> None:
         """Send until ``stopping``; mail in flight is finished, the rest stays queued."""
+        health = health or Tracker("sender")
         loop = asyncio.get_running_loop()
-        recorder = asyncio.create_task(self._recorder())
-        while not stopping.is_set():
-            rows = await loop.run_in_executor(self._db, self.claim)
-            if rows:
-                pending: asyncio.Queue[Row] = asyncio.Queue()
-                for row in rows:
-                    pending.put_nowait(row)
-                await asyncio.gather(*(self._work(t, pending, stopping) for t in self.transports))
-                unsent = [pending.get_nowait()[0] for _ in range(pending.qsize())]
-                if unsent:
-                    await loop.run_in_executor(self._db, self.release, unsent)
-                continue
-            try:
-                await asyncio.wait_for(stopping.wait(), IDLE_SECONDS)
-            except asyncio.TimeoutError:
-                pass
-        recorder.cancel()
-        for transport in self.transports:
-            await transport.close()
-        self._db.shutdown(wait=True)
+        recorder = asyncio.create_task(self._recorder(stopping, health))
+        try:
+            while not stopping.is_set():
+                rows = await loop.run_in_executor(self._db, self.claim)
+                health.ok()
+                if rows:
+                    await self._deliver(rows, stopping)
+                else:
+                    await pause(stopping, IDLE_SECONDS)
+        finally:
+            recorder.cancel()
+            for transport in self.transports:
+                await transport.close()
+
+    async def _deliver(self, rows: list[Row], stopping: asyncio.Event) -> None:
+        """Send a claimed batch over all connections; what is left at ``stopping`` goes back."""
+        pending: asyncio.Queue[Row] = asyncio.Queue()
+        for row in rows:
+            pending.put_nowait(row)
+        async with asyncio.TaskGroup() as group:  # one connection failing stops the others
+            for transport in self.transports:
+                group.create_task(self._work(transport, pending, stopping))
+        unsent = [pending.get_nowait()[0] for _ in range(pending.qsize())]
+        if unsent:
+            await asyncio.get_running_loop().run_in_executor(self._db, self.release, unsent)
 
     async def _work(self, transport: Transport, pending: asyncio.Queue[Row], stopping: asyncio.Event) -> None:
         """One connection's share of a claimed batch. Each result is committed before the
@@ -124,20 +136,36 @@ class Sender:
             await self._results.put((row_id, result, done))
             await done
 
-    async def _recorder(self) -> None:
+    async def _recorder(self, stopping: asyncio.Event, health: Tracker) -> None:
         """Commit delivery results as they come, together when several are waiting."""
-        loop = asyncio.get_running_loop()
         while True:
             batch = [await self._results.get()]
             while not self._results.empty():
                 batch.append(self._results.get_nowait())
-            try:
-                await loop.run_in_executor(self._db, self.record, [(row_id, result) for row_id, result, _ in batch])
-            except Exception as exc:  # the rows stay "sending" and are retried after stale_after
-                log.error("could not record delivery results: %s", exc)
+            await self._record_until_done([(row_id, result) for row_id, result, _ in batch], stopping, health)
             for _, _, done in batch:
                 if not done.done():
                     done.set_result(None)
+
+    async def _record_until_done(self, results: list[tuple[int, Result]], stopping: asyncio.Event, health: Tracker) -> None:
+        """Record, retrying with backoff while the database fails. Only when maild stops first
+        do the rows stay ``sending``, to be sent again after ``stale_after``."""
+        loop = asyncio.get_running_loop()
+        backoff = Backoff(*RECORD_RETRY_SECONDS)
+        while True:
+            try:
+                await loop.run_in_executor(self._db, self.record, results)
+                return
+            except Exception as exc:
+                health.failed(exc)
+                if stopping.is_set():
+                    log.error("could not record the delivery of %d mails: %s; they are sent again after %s",
+                              len(results), describe(exc), self.stale_after)
+                    return
+                delay = backoff.next()
+                log.error("could not record the delivery of %d mails: %s; trying again in %.1f s",
+                          len(results), describe(exc), delay)
+                await pause(stopping, delay)
 
     def release(self, row_ids: list[int]) -> None:
         """Give claimed but unsent rows back to the queue (at shutdown)."""

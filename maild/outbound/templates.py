@@ -38,9 +38,11 @@ Per template, besides those:
   Category ``eroaminen`` and ``jäsenhakemus`` get their own wording.
 - ``staff_new``: ``member_text``, ``due`` (or None), ``other_open``: the requester's other
   open tickets, each ``tag``, ``subject``, ``status``, ``visible`` (False: a confidential
-  ticket of another queue; only its tag is shown).
+  ticket of another queue; only its tag is shown), ``not_recipients``.
 - ``staff_followup``: ``sender`` (address), ``sender_name``, ``third_party`` (bool: not the
-  requester, a CC or staff), ``member_text`` (the new message).
+  requester, a CC or staff), ``member_text`` (the new message), ``not_recipients``.
+- ``not_recipients`` (both): the addresses in the mail that are not recipients of the ticket
+  (contract 4.5a: staff add one with ``#cc``), maild's own and the queue's staff left out.
 - ``resolved``: ``lifecycle`` (:class:`~maild.rules.model.Lifecycle`; ``close_after_days``).
 - ``reminder_staff``: ``reason`` (``"half_sla"`` or ``"breach"``), ``sla``, ``due``,
   ``waiting_since`` (aware datetime). Sent to the queue's staff, on breach to its leads;
@@ -450,6 +452,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
             {"tag": "[JP#9]", "subject": "Laskun eräpäivä", "status": "pending", "visible": True},
             {"tag": "[JP#10]", "subject": "Irtisanominen", "status": "open", "visible": False},
         ],
+        "not_recipients": ["puoliso@example.fi"],
     },
     "staff_followup": {
         **_COMMON,
@@ -458,6 +461,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "sender_name": "Matti Meikäläinen",
         "third_party": False,
         "member_text": "Vielä yksi asia: pitääkö minun erota myös kassasta erikseen?\n",
+        "not_recipients": [],
     },
     "resolved": {**_COMMON, "ticket": {**_TICKET, "status": "resolved"}, "lifecycle": Lifecycle()},
     "reminder_staff": {
@@ -539,10 +543,14 @@ SAMPLE_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
             "ticket": {**_TICKET, "confidential": True, "assignee": None, "category": None},
             "due": None,
             "other_open": [],
+            "not_recipients": ["puoliso@example.fi", "avustaja@example.fi"],
         },
+        {"not_recipients": []},
     ),
     "staff_followup": (
-        {"ticket": {**_TICKET, "confidential": True, "assignee": None}, "third_party": True, "sender_name": ""},
+        {"ticket": {**_TICKET, "confidential": True, "assignee": None}, "third_party": True, "sender_name": "",
+         "not_recipients": ["tuntematon@example.com"]},
+        {"not_recipients": ["puoliso@example.fi"]},
     ),
     "resolved": ({"ticket": {**_TICKET, "requester_name": ""}},),
     "reminder_staff": (

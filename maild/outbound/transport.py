@@ -6,14 +6,20 @@
 from __future__ import annotations
 
 import asyncio
-import mailbox
+import functools
+import os
 import ssl
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import urlparse
 
 import aiosmtplib
+
+from maild.oauth2 import TokenError, TokenSource, with_token
+from maild.store.private import make_dirs, write_file
 
 Outcome = Literal["sent", "temporary", "permanent"]
 
@@ -31,15 +37,22 @@ class Transport(Protocol):
 
 
 class MaildirTransport:
-    """Writes each mail into a maildir, so a newcomer can read what maild sent."""
+    """Writes each mail into a maildir, so a newcomer can read what maild sent.
+
+    Delivery as the maildir convention has it (written in ``tmp``, renamed into ``new``), with
+    private modes (contract 6). Not fsynced: a killed process loses nothing, only a crash of the
+    whole machine could (this transport is for trials and tests).
+    """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.box = mailbox.Maildir(str(path), create=True)
+        self.path = path
+        for sub in ("tmp", "new", "cur"):
+            make_dirs(path / sub, durable=True)
 
     async def deliver(self, return_path: str, recipient: str, raw: bytes) -> Result:
         envelope = f"Return-Path: <{return_path}>\r\nDelivered-To: {recipient}\r\n".encode()
-        await asyncio.to_thread(self.box.add, envelope + raw)
+        name = f"{time.time_ns() // 1000}.P{os.getpid()}R{uuid.uuid4().hex}.maild"
+        await asyncio.to_thread(write_file, self.path / "new" / name, envelope + raw, durable=False, staging=self.path / "tmp")
         return Result("sent", "maildir")
 
     async def close(self) -> None:
@@ -47,9 +60,15 @@ class MaildirTransport:
 
 
 class SmtpTransport:
-    """A smarthost over SMTP: STARTTLS or implicit TLS, AUTH, one connection reused."""
+    """A smarthost over SMTP: STARTTLS or implicit TLS, AUTH, one connection reused.
 
-    def __init__(self, url: str, starttls: bool, username: str, password: str, ca_file: str = "", timeout: float = 60) -> None:
+    With ``tokens``, AUTH is XOAUTH2 with its access token instead of the password.
+    """
+
+    def __init__(
+        self, url: str, starttls: bool, username: str, password: str, ca_file: str = "", timeout: float = 60,
+        tokens: TokenSource | None = None,
+    ) -> None:
         parsed = urlparse(url)
         self.implicit_tls = parsed.scheme == "smtps"
         self.host = parsed.hostname or "localhost"
@@ -59,6 +78,7 @@ class SmtpTransport:
         self.password = password
         self.context = ssl.create_default_context(cafile=ca_file or None)
         self.timeout = timeout
+        self.tokens = tokens
         self._smtp: aiosmtplib.SMTP | None = None
 
     async def _connection(self) -> aiosmtplib.SMTP:
@@ -71,12 +91,20 @@ class SmtpTransport:
         await smtp.connect()
         if self.username:
             try:
-                await smtp.login(self.username, self.password)
-            except aiosmtplib.SMTPException:
+                await self._log_in(smtp)
+            except (aiosmtplib.SMTPException, TokenError):
                 smtp.close()
                 raise
         self._smtp = smtp
         return smtp
+
+    async def _log_in(self, smtp: aiosmtplib.SMTP) -> None:
+        """AUTH with the password, or XOAUTH2 with a token (a refused one is replaced once)."""
+        if self.tokens is None:
+            await smtp.login(self.username, self.password)
+            return
+        login = functools.partial(smtp.auth_xoauth2, self.username)
+        await with_token(self.tokens, login, aiosmtplib.SMTPAuthenticationError, f"smarthost {self.host}")
 
     async def deliver(self, return_path: str, recipient: str, raw: bytes) -> Result:
         try:
@@ -84,6 +112,8 @@ class SmtpTransport:
             errors, response = await smtp.sendmail(return_path, [recipient], raw)
         except aiosmtplib.SMTPAuthenticationError as exc:  # our configuration, not the mail: keep it
             return Result("temporary", f"authentication failed: {exc.code} {exc.message}")
+        except TokenError as exc:
+            return Result("temporary", f"no OAuth2 token: {exc}")
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0] if exc.recipients else None
             code = refused.code if refused else 550
@@ -115,9 +145,19 @@ class SmtpTransport:
         self._smtp = None
 
 
-def make_transport(url: str, starttls: bool, username: str, password: str, base: Path, ca_file: str = "") -> Transport:
+def make_transport(
+    url: str, starttls: bool, username: str, password: str, base: Path, ca_file: str = "", tokens: TokenSource | None = None
+) -> Transport:
     """The transport a ``[outbound] transport`` URL names; a relative maildir is under ``base``."""
-    if url.startswith("maildir:"):
-        path = Path(url[len("maildir:"):])
-        return MaildirTransport(path if path.is_absolute() else base / path)
-    return SmtpTransport(url, starttls, username, password, ca_file)
+    path = maildir_path(url, base)
+    if path is not None:
+        return MaildirTransport(path)
+    return SmtpTransport(url, starttls, username, password, ca_file, tokens=tokens)
+
+
+def maildir_path(url: str, base: Path) -> Path | None:
+    """The directory a ``maildir:PATH`` transport URL names (a relative one under ``base``)."""
+    if not url.startswith("maildir:"):
+        return None
+    path = Path(url[len("maildir:"):])
+    return path if path.is_absolute() else base / path

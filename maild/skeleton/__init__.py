@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import secrets
-import shutil
 from pathlib import Path
+
+from maild.store.private import make_dirs, write_file
 
 HERE = Path(__file__).resolve().parent
 
 
 def write_instance(directory: Path) -> list[Path]:
-    """Write the instance files; existing files are left as they are. Returns what was written."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write the instance files, private (contract 6: the configuration holds the secret key);
+    existing files are left as they are. Returns what was written."""
+    make_dirs(directory)
     written = []
     config = directory / "maild.toml"
-    if not config.exists():
-        text = (HERE / "maild.toml").read_text(encoding="utf-8").replace("@SECRET@", secrets.token_hex(32))
-        config.write_text(text, encoding="utf-8")
-        config.chmod(0o600)
+    text = (HERE / "maild.toml").read_text(encoding="utf-8").replace("@SECRET@", secrets.token_hex(32))
+    if write_file(config, text.encode("utf-8"), replace=False):
         written.append(config)
-    rules = directory / "rules.yaml"
-    if not rules.exists():
-        shutil.copyfile(HERE / "rules.yaml", rules)
-        written.append(rules)
+    if write_file(directory / "rules.yaml", (HERE / "rules.yaml").read_bytes(), replace=False):
+        written.append(directory / "rules.yaml")
     templates = HERE / "templates"
     if templates.is_dir() and not (directory / "templates").exists():
-        shutil.copytree(templates, directory / "templates")
+        for source in sorted(templates.rglob("*")):
+            target = directory / "templates" / source.relative_to(templates)
+            if source.is_file():
+                make_dirs(target.parent)
+                write_file(target, source.read_bytes(), durable=False)
         written.append(directory / "templates")
     return written

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from maild.mail import Attachment as ParsedAttachment
+from maild.store.private import make_dirs, write_file
 from maild.store.tables import Attachment, Message
 
 
@@ -19,10 +20,8 @@ def save_attachments(session: Session, data_dir: Path, message: Message, attachm
         relative = Path("attachments") / item.sha256[:2] / item.sha256
         path = Path(data_dir) / relative
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(item.data)
-            tmp.replace(path)
+            make_dirs(path.parent)
+            write_file(path, item.data, durable=False)
         session.add(
             Attachment(
                 message_id=message.id,

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from maild.store import private
+
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
@@ -14,18 +16,36 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
-    """An engine for ``url``; SQLite gets its directory created and durable pragmas."""
+    """An engine for ``url``; SQLite gets a private file (see ``sqlite_file``) and durable pragmas."""
     if url.startswith("sqlite"):
-        path = sa.engine.make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        path = sqlite_file(url)
+        if path is not None:
+            sa.event.listen(engine, "do_connect", lambda *_: _create_private(path))
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN instead,
         # so two writers never deadlock upgrading a read lock.
         sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for a memory database or a ``file:`` URI
+    (whose mode may forbid creating it: that file is left to SQLite and the umask)."""
+    parsed = sa.engine.make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.query.get("uri"):
+        return None
+    database = parsed.database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def _create_private(path: Path) -> None:
+    """Before SQLite opens the database: make it (and its directory) private if it is new.
+    SQLite would create it with the umask's mode and gives its -wal and -shm files the
+    database's mode, so a 0600 database keeps them private too."""
+    private.make_dirs(path.parent)
+    private.create_empty(path)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -10,8 +10,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, func, select
 
+from maild.core.bounces import undeliverable
 from maild.core.threader import TicketRef
-from maild.store.tables import Contact, Counter, Event, Inbound, Message, Quarantine, Ticket, utcnow
+from maild.store.tables import Contact, Counter, Event, Inbound, Message, Outbox, Quarantine, Ticket, utcnow
 
 OPEN_STATUSES = ("new", "open", "pending")
 
@@ -95,6 +96,26 @@ def contact(session: Session, address: str, name: str = "") -> Contact:
     if name and not found.name:
         found.name = name
     return found
+
+
+def mark_undeliverable(session: Session, address: str, now: datetime) -> None:
+    """Mark an address undeliverable from ``now``; a mark that still holds keeps its start."""
+    found = contact(session, address)
+    if not undeliverable(found.undeliverable_since, now):
+        found.undeliverable_since = now
+
+
+def outgoing_message(session: Session, message_id: str) -> Message | None:
+    """The mail that maild sent under this Message-ID (never one it received)."""
+    query = select(Message).where(Message.message_id == message_id, Message.direction == "out")
+    return session.exec(query.order_by(col(Message.id))).first()
+
+
+def sent_to(session: Session, message: Message) -> tuple[str, ...]:
+    """The envelope recipients that an outgoing ticket message was queued for."""
+    query = select(Outbox.recipient).where(  # by its ticket first: outbox.ticket_id has an index
+        Outbox.ticket_id == message.ticket_id, Outbox.message_id == message.id).order_by(col(Outbox.id))
+    return tuple(dict.fromkeys(session.exec(query)))
 
 
 def contact_of(session: Session, address: str) -> Contact:
@@ -194,10 +215,17 @@ def list_tickets(
                 col(Ticket.id).in_(in_messages),
             )
         )
-    query = query.order_by(col(Ticket.number))
+    # open work first (new, open, pending), then the rest; newest first within each
+    done_last = sa.case((col(Ticket.status).in_(OPEN_STATUSES), 0), else_=1)
+    query = query.order_by(done_last, col(Ticket.number).desc())
     if limit:
         query = query.limit(limit)
     return list(session.exec(query))
+
+
+def queue_ids(session: Session) -> list[str]:
+    """Every queue that has tickets (queues may have left the rules since)."""
+    return list(session.exec(select(Ticket.queue).distinct()))
 
 
 def open_tickets_of(session: Session, requester: str) -> list[Ticket]:

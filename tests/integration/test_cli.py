@@ -88,6 +88,7 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path, make_instance, sq
     assert result.returncode != 0 and result.stderr.decode().startswith(f"{bad}:2: smtp.listen")
     assert b"Traceback" not in result.stderr
     config = make_instance(sqlite_url)
+    assert cli(config, "db", "upgrade").returncode == 0  # a read-only command never creates the database
     missing = cli(config, "tickets", "show", "42")
     assert missing.returncode == 1 and missing.stderr.decode().strip() == "maild: no ticket 42"
 
@@ -148,8 +149,8 @@ def test_shell_operations_and_members_show(make_instance, sqlite_url: str) -> No
     assert cli(config, "tickets", "reopen", "1").returncode == 0
     assert json.loads(cli(config, "tickets", "show", "1", "--json").stdout)["status"] == "open"
     assert cli(config, "tickets", "close", "2").returncode == 0
-    listed = json.loads(cli(config, "members", "show", "matti@example.fi", "--json").stdout)
-    assert [(t["number"], t["status"]) for t in listed] == [(1, "open"), (2, "resolved")]
+    member = json.loads(cli(config, "members", "show", "matti@example.fi", "--json").stdout)
+    assert [(t["number"], t["status"]) for t in member["tickets"]] == [(1, "open"), (2, "resolved")]
 
 
 def test_jobs_list_and_run_at_a_time(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -175,4 +176,4 @@ def test_tickets_list_filters_by_queue_and_assignee(make_instance, sqlite_url: s
     assert [(t["number"], t["queue"]) for t in by_queue] == [(1, "laskutus")]
     by_assignee = json.loads(cli(config, "tickets", "list", "--assignee", "LASSE@liitto.fi", "--json").stdout)
     assert [t["number"] for t in by_assignee] == [1]
-    assert [t["number"] for t in json.loads(cli(config, "tickets", "list", "--json").stdout)] == [1, 2]
+    assert [t["number"] for t in json.loads(cli(config, "tickets", "list", "--json").stdout)] == [2, 1]  # newest first

@@ -216,7 +216,7 @@ def happen(app: App, numbers: dict[str, int], when: datetime, key: str, what: st
         if what == "arrives":
             ticket.priority, ticket.assignee = TICKETS[key].priority, TICKETS[key].assignee
             ticket.created_at = ticket.updated_at = ticket.status_changed_at = when
-            store.contact(session, ticket.requester).undeliverable = TICKETS[key].bounced
+            store.contact(session, ticket.requester).undeliverable_since = when if TICKETS[key].bounced else None
         elif what == "reminded":
             store.add_event(session, ticket, "reminded_member", actor=ACTOR, at=when)
         else:

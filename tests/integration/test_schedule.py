@@ -142,9 +142,9 @@ def outbox_rows(app: App, kind: str) -> list[Outbox]:
         return list(session.exec(select(Outbox).where(Outbox.kind == kind).order_by(Outbox.id)))
 
 
-def mark_undeliverable(app: App, address: str) -> None:
+def mark_undeliverable(app: App, address: str, since: datetime) -> None:
     with Session(app.engine) as session:
-        store.contact(session, address).undeliverable = True
+        store.mark_undeliverable(session, address, since)
         session.commit()
 
 
@@ -165,7 +165,7 @@ BOUNCES = "the requester's address bounces"
 def test_no_member_reminder_to_machines_or_bounced_addresses(app: App, fields: dict[str, Any], reason: str) -> None:
     number = new_ticket(app, at("2027-12-13T10:00"), status="pending", **fields)
     if reason == BOUNCES:
-        mark_undeliverable(app, fields["sender"])
+        mark_undeliverable(app, fields["sender"], at("2027-12-13T10:00"))
 
     assert fired(app, "member_reminder", "2027-12-18T10:00") == [f"[JP#{number}]: no member reminder: {reason}"]
     assert fired(app, "member_reminder", "2027-12-18T10:05") == []  # recorded once, not every sweep
@@ -178,7 +178,7 @@ def test_no_member_reminder_to_machines_or_bounced_addresses(app: App, fields: d
 def test_auto_resolution_tells_no_machine_and_no_bounced_address(app: App) -> None:
     new_ticket(app, at("2027-12-13T10:00"), status="pending", headers={"Auto-Submitted": "auto-replied"})
     new_ticket(app, at("2027-12-13T10:00"), status="pending", sender="pia@example.fi")
-    mark_undeliverable(app, "pia@example.fi")
+    mark_undeliverable(app, "pia@example.fi", at("2027-12-13T10:00"))
     new_ticket(app, at("2027-12-13T10:00"), status="pending", queue="lakkautettu")  # queue gone from the rules
 
     assert len(fired(app, "auto_resolve", "2027-12-27T10:00")) == 3

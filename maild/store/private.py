@@ -1,0 +1,121 @@
+"""Private files and directories: what maild keeps is for its own user only (contract 6).
+
+Every file maild creates is 0600 and every directory 0700, whatever the process umask. The
+mode is given when the file or directory is made, so it is never open to others, not even for
+a moment (a umask can only take bits away), and set once more after, in case the umask took
+away the owner's own bits. Files are written whole: a temporary file, fsync, rename, and an
+fsync of the directory where the write must survive a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from pathlib import Path
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def make_dirs(directory: Path, durable: bool = False) -> None:
+    """Create ``directory`` and its missing parents, each 0700; existing ones are left as
+    they are. ``durable``: each new directory is fsynced into its parent, so a crash cannot
+    lose the path to a file written there."""
+    missing: list[Path] = []
+    path = Path(directory)
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, DIR_MODE)
+        except FileExistsError:  # made meanwhile by another maild process
+            if not path.is_dir():
+                raise
+            continue
+        os.chmod(path, DIR_MODE)
+        if durable:
+            fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the directory's entries (a new or renamed file in it) durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file(path: Path, data: bytes, durable: bool = True, replace: bool = True, staging: Path | None = None) -> bool:
+    """Write ``data`` as the whole new content of ``path``, 0600; readers never see a part.
+
+    The bytes go to a temporary file in ``staging`` (default: the same directory; it must be on
+    the same file system), which then takes the name. ``durable``: fsync the file and the
+    directory. ``replace=False``: an existing ``path`` is kept and False is returned, even
+    when another process writes it at the same moment. The directories must exist.
+    """
+    path = Path(path)
+    tmp = Path(staging or path.parent) / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        _write_new(tmp, data, durable)
+        if replace:
+            os.rename(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # unlike rename, never replaces what is there
+            except FileExistsError:
+                return False
+    finally:
+        tmp.unlink(missing_ok=True)  # left after a link or a failure; gone after a rename
+    if durable:
+        fsync_dir(path.parent)
+    return True
+
+
+def _write_new(path: Path, data: bytes, durable: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def create_empty(path: Path) -> bool:
+    """Create ``path`` as an empty 0600 file unless it exists; True when created. For files
+    that another library fills (SQLite), so that they are private from the first byte."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return False
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    return True
+
+
+def exposed_mode(path: Path) -> int | None:
+    """The permission bits of ``path`` when group or others have any, else None (also when
+    it does not exist)."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return None
+    return mode if mode & 0o077 else None
+
+
+def tighten(path: Path) -> int | None:
+    """Make an existing ``path`` private (0700 for a directory, 0600 for a file); returns the
+    mode it had when that was open to others, else None. Only the path itself changes: a
+    private directory keeps others out of everything beneath it."""
+    mode = exposed_mode(path)
+    if mode is not None:
+        os.chmod(path, DIR_MODE if Path(path).is_dir() else FILE_MODE)
+    return mode
