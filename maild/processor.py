@@ -218,7 +218,7 @@ class Processor:
 
     def wake(self) -> None:
         """New mail is in the spool (and intake is busy): the child sees it within 0.1 s.
-        Never waits: a dead child is the watchdog's to restart."""
+        Never waits: a dead child is for the daemon's supervision to restart (``restart_if_dead``)."""
         self.last_intake.value = time.monotonic()
 
     def reload(self, rules_text: str) -> None:
