@@ -11,6 +11,7 @@ import logging
 import secrets
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -61,16 +62,23 @@ def time_limit(seconds: float) -> Iterator[None]:
     """Raise ``MessageTimeout`` in the block after ``seconds`` (0: no limit).
 
     SIGALRM, so the main thread only (elsewhere there is no limit here); ``re`` checks for
-    signals, so a regex stuck backtracking is stopped too. The daemon's processor does not rely
-    on this: its parent watches it from outside and can stop even code that ignores signals.
+    signals, so a regex stuck backtracking is stopped too. An alarm already set (pytest-timeout
+    uses one) is kept: when it is due first, it stays alone; else it is set again afterwards.
+    The daemon's processor does not rely on this: its parent watches it from outside and can
+    stop even code that ignores signals.
     """
     if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    outer, interval = signal.getitimer(signal.ITIMER_REAL)
+    if 0 < outer <= seconds:
         yield
         return
 
     def expire(_signum: int, _frame: object) -> None:
         raise MessageTimeout(f"took over {seconds:g} s")
 
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -78,6 +86,8 @@ def time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001), interval)
 
 
 def quarantine_error(engine: sa.Engine, inbound_id: int, reason: str) -> str:
