@@ -92,6 +92,7 @@ class App:
             ack_limit_per_hour=self.settings.outbound.auto_reply_limit_per_hour,
             staff_proof=self.settings.staff.authentication,
             trusted_authserv_ids=frozenset(i.lower() for i in self.settings.staff.trusted_authserv_ids),
+            message_timeout=self.settings.processing.message_timeout_seconds,
         )
 
     def queue_ids(self) -> list[str]:

@@ -251,6 +251,19 @@ class Rules(_Section):
     templates: str = "templates"
 
 
+class Processing(_Section):
+    """Contract 6: no one message holds up the others."""
+
+    message_timeout_seconds: float = 60  # a message whose processing takes longer is quarantined
+
+    @field_validator("message_timeout_seconds")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("message_timeout_seconds must be more than 0")
+        return value
+
+
 class Metrics(_Section):
     listen: str = ""  # HOST:PORT for Prometheus' /metrics; empty: off
 
@@ -282,6 +295,7 @@ class Settings(BaseSettings):
     outbound: Outbound = Outbound()
     staff: Staff = Staff()
     rules: Rules = Rules()
+    processing: Processing = Processing()
     log: Log = Log()
     metrics: Metrics = Metrics()
     # Where the configuration came from, and what relative paths are relative to.

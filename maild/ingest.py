@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+import signal
+import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,6 +47,63 @@ from maild.store.attachments import save_attachments
 from maild.store.tables import Inbound, Message, Outbox, Quarantine, Ticket, utcnow
 
 log = logging.getLogger("maild.ingest")
+
+MAX_ATTEMPTS = 3  # contract 6: a message that has crashed the processor this often is quarantined
+
+
+class MessageTimeout(BaseException):
+    """Reading one message took longer than ``[processing] message_timeout_seconds``.
+
+    A BaseException, like KeyboardInterrupt: the ``except Exception`` of the parser and the
+    like must not turn it into a verdict on the message."""
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise ``MessageTimeout`` in the block after ``seconds`` (0: no limit).
+
+    SIGALRM, so the main thread only (elsewhere there is no limit here); ``re`` checks for
+    signals, so a regex stuck backtracking is stopped too. An alarm already set (pytest-timeout
+    uses one) is kept: when it is due first, it stays alone; else it is set again afterwards.
+    The daemon's processor does not rely on this: its parent watches it from outside and can
+    stop even code that ignores signals.
+    """
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    outer, interval = signal.getitimer(signal.ITIMER_REAL)
+    if 0 < outer <= seconds:
+        yield
+        return
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise MessageTimeout(f"took over {seconds:g} s")
+
+    started = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001), interval)
+
+
+def quarantine_error(engine: sa.Engine, inbound_id: int, reason: str) -> str:
+    """Quarantine a spooled message as ``error`` with ``reason``, unless it is no longer pending.
+
+    The row is locked first: a processor that was stopped in the middle of filing it has then
+    either committed (nothing to do) or rolled back (quarantined here), never both.
+    """
+    with Session(engine) as session:
+        inbound = session.get(Inbound, inbound_id, with_for_update=True)
+        if inbound is None or inbound.state != "pending":
+            return "skipped"
+        store.quarantine(session, "error", reason, inbound, from_addr=inbound.mail_from or "")
+        session.commit()
+    return "quarantined:error"
 
 
 @dataclass(frozen=True)
@@ -83,19 +144,26 @@ class Pipeline:
     ack_limit_per_hour: int
     staff_proof: str = "token"  # token | authres | none (contract 4.5)
     trusted_authserv_ids: frozenset[str] = frozenset()
+    message_timeout: float = 0  # seconds for reading one message in this process; 0: no limit here
 
     def process(self, inbound_id: int) -> str:
         """Process one spooled message; return what became of it (for logs and tests).
 
+        The attempt is counted and committed first, so that a crash while reading or filing
+        it counts too: a message that crashed the processor ``MAX_ATTEMPTS`` times is
+        quarantined when it comes up again, instead of stopping everything behind it.
         Reading (parse, classify, rules) happens before the write transaction, so the
         database lock is held only for the lookups and writes.
         """
         try:
-            with Session(self.engine, expire_on_commit=False) as session:
-                inbound = session.get(Inbound, inbound_id)
-            if inbound is None or inbound.state != "pending":
+            inbound = self._claim(inbound_id)
+            if inbound is None:
                 return "skipped"
-            reading = self._read(inbound)
+            if inbound.attempts > MAX_ATTEMPTS:
+                log.error("message %s crashed the processor %d times; quarantined", inbound_id, MAX_ATTEMPTS)
+                return quarantine_error(self.engine, inbound_id, f"crashed the processor {MAX_ATTEMPTS} times")
+            with time_limit(self.message_timeout):
+                reading = self._read(inbound)
             with Session(self.engine, expire_on_commit=False) as session:
                 # Locked (FOR UPDATE on PostgreSQL): another instance may be at the same row.
                 inbound = session.get(Inbound, inbound_id, with_for_update=True)
@@ -104,16 +172,33 @@ class Pipeline:
                 outcome = self._persist(session, inbound, reading)
                 session.commit()
                 return outcome
+        except MessageTimeout as exc:
+            log.error("message %s %s; quarantined", inbound_id, exc)
+            return quarantine_error(self.engine, inbound_id, str(exc))
         except Exception as exc:
             log.exception("message %s failed; quarantined", inbound_id)
             return self._quarantine_error(inbound_id, exc)
 
-    def process_some(self, limit: int = 16) -> int:
-        """Process up to ``limit`` spooled messages in arrival order; return how many."""
+    def _claim(self, inbound_id: int) -> Inbound | None:
+        """Count an attempt at a pending message, committed before any work on it."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            inbound = session.get(Inbound, inbound_id, with_for_update=True)
+            if inbound is None or inbound.state != "pending":
+                return None
+            inbound.attempts += 1
+            session.commit()
+            return inbound
+
+    def process_some(
+        self, limit: int = 16, watch: Callable[[int], AbstractContextManager[object]] = lambda _id: nullcontext(),
+    ) -> int:
+        """Process up to ``limit`` spooled messages in arrival order; return how many.
+        ``watch(inbound_id)`` is entered around each (the processor tells its parent)."""
         with Session(self.engine) as session:
             ids = store.pending_inbound(session, limit)
         for inbound_id in ids:
-            self.process(inbound_id)
+            with watch(inbound_id):
+                self.process(inbound_id)
         return len(ids)
 
     def process_pending(self) -> int:
@@ -125,13 +210,7 @@ class Pipeline:
 
     def _quarantine_error(self, inbound_id: int, exc: Exception) -> str:
         reason = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc)[-3:])
-        with Session(self.engine) as session:
-            inbound = session.get(Inbound, inbound_id)
-            if inbound is None or inbound.state != "pending":
-                return "skipped"
-            store.quarantine(session, "error", reason, inbound, from_addr=inbound.mail_from or "")
-            session.commit()
-        return "quarantined:error"
+        return quarantine_error(self.engine, inbound_id, reason)
 
     def _read(self, inbound: Inbound) -> Reading:
         """Everything that needs no database: parse, classify, threading keys, rules."""
@@ -656,6 +735,7 @@ def reprocess(session: Session, quarantine_id: int) -> Inbound | None:
         return None
     inbound.state = "pending"
     inbound.error = None
+    inbound.attempts = 0  # a fresh count: the cause of earlier crashes may be fixed
     row.released_at = utcnow()
     return inbound
 

@@ -7,22 +7,41 @@ as soon as there is time. The parent marks each spool commit in a shared value (
 and talks to it over a pipe: ``reload`` with the rules text the parent validated on SIGHUP
 (the child never reads a rules file itself: it may have changed since), ``stop`` at
 shutdown (finish what is pending, then exit).
+
+Contract 6, no one message holds up the others: the child shows in shared memory which
+message it is on and since when (``Watch``). A watchdog thread in the parent kills a child
+that has been on one message longer than ``[processing] message_timeout_seconds``,
+quarantines that message and starts a new child. A child that died, whatever killed it (a
+segfault in a C extension, the kernel's OOM killer), is started again by the daemon's
+supervision (``restart_if_dead``). The attempt that died was counted in the database before
+the work began, so a message that keeps killing the processor is quarantined by the child
+after the third crash when it comes up again (``Pipeline.process``). Stopping from outside
+works on anything, even C code that never looks at signals; so the child reads messages
+with no in-process time limit of its own.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
+import sqlalchemy as sa
+
 from maild.app import App, TemplatesError
 from maild.config import Settings
+from maild.ingest import quarantine_error
 from maild.rules.loader import RulesError
+from maild.store import db
 
 log = logging.getLogger("maild.processor")
 
@@ -32,9 +51,50 @@ WAKE_CHECK_SECONDS = 0.1
 INTAKE_QUIET_SECONDS = 0.25  # intake counts as busy this long after its last commit
 YIELD_SECONDS = 0.05  # pause between messages while intake is busy
 NICENESS = 5
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+WATCH_SECONDS = 0.25  # how often the parent looks at what the child is on
 
 
-def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last_intake: Synchronized) -> None:
+class Watch:
+    """What the child is on, in memory shared with the parent: an inbound id (0: none) and
+    since when (``time.monotonic()``, one clock for every process on the machine).
+
+    Two plain values and no lock: a child killed while holding a lock would hang the parent.
+    The child writes the time before the id, the parent reads the id before the time, so a
+    time read with an id is never older than that message's start: no message is ever
+    judged overdue early.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self.inbound = context.Value("q", 0, lock=False)
+        self.since = context.Value("d", 0.0, lock=False)
+
+    @contextmanager
+    def on(self, inbound_id: int) -> Iterator[None]:
+        """In the child: processing ``inbound_id``."""
+        self.since.value = time.monotonic()
+        self.inbound.value = inbound_id
+        try:
+            yield
+        finally:
+            self.inbound.value = 0
+
+    def overdue(self, limit: float) -> int | None:
+        """In the parent: the message the child has been on for over ``limit`` seconds, if any."""
+        inbound_id = self.inbound.value
+        if inbound_id and time.monotonic() - self.since.value > limit:
+            return int(inbound_id)
+        return None
+
+    def current(self) -> int:
+        return int(self.inbound.value)
+
+    def clear(self) -> None:
+        self.inbound.value = 0
+
+
+def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last_intake: Synchronized,
+          watch: Watch) -> None:
     """The child's main loop.
 
     Intake first: while mail is arriving (``last_intake`` is recent), process one message
@@ -44,11 +104,13 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.nice(NICENESS)
     app = App(Settings.model_validate(settings_data))
     app.use_rules(rules_text)
     pipeline = app.pipeline
+    pipeline.message_timeout = 0  # the parent bounds each message from outside (see the module docstring)
     stopping = False
     seen_intake = -1.0
     last_look = 0.0
@@ -57,7 +119,7 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
         intake = last_intake.value
         if intake != seen_intake or now - last_look >= IDLE_RECHECK_SECONDS or stopping:
             busy = now - intake < INTAKE_QUIET_SECONDS and not stopping
-            done = pipeline.process_some(1 if busy else BATCH)
+            done = pipeline.process_some(1 if busy else BATCH, watch.on)
             last_look = now
             if not done:
                 seen_intake = intake
@@ -79,6 +141,19 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
             return
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this child when the daemon dies (SIGKILL, OOM). Otherwise a child
+    stuck on a message would run on for hours with no one to stop it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pipe's EOF still ends an idle child
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the request took effect
+        os._exit(1)
+
+
 def _reload(app: App, rules_text: str) -> None:
     """The rules the parent validated, and the templates (checked by the parent too)."""
     try:
@@ -89,40 +164,61 @@ def _reload(app: App, rules_text: str) -> None:
 
 
 class Processor:
-    """The parent's handle on the child: start, wake, reload, stop, restart if it died."""
+    """The parent's handle on the child: start, wake, reload, stop, restart if it died; a
+    watchdog thread replaces it when it is stuck on one message (see the module docstring)."""
 
     def __init__(self, settings: Settings, rules_text: str) -> None:
         self.settings_data = settings.model_dump()
+        self.database_url = settings.database_url
+        self.timeout = settings.processing.message_timeout_seconds
         self.rules_text = rules_text
         self._context = multiprocessing.get_context("spawn")
         self.last_intake = self._context.Value("d", 0.0, lock=False)  # time.monotonic() of the last commit
+        self.watch = Watch(self._context)
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        self._lock = threading.RLock()  # the watchdog and the event loop both start children
+        self._stopping = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._engine: sa.Engine | None = None
+        self._replacing = False  # a stuck child is being replaced: not dead for restart_if_dead
 
     def start(self) -> None:
+        with self._lock:
+            self._start_child()
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch, name="maild-processor-watchdog", daemon=True)
+            self._watchdog.start()
+
+    def _start_child(self) -> None:
         parent, child = self._context.Pipe()
-        self._process = self._context.Process(target=serve, args=(self.settings_data, self.rules_text, child, self.last_intake), name="maild-processor")
+        self.watch.clear()
+        self._process = self._context.Process(
+            target=serve, args=(self.settings_data, self.rules_text, child, self.last_intake, self.watch),
+            name="maild-processor")
         self._process.start()
         child.close()
         self._conn = parent
 
     def _ensure_running(self) -> None:
-        if self._process is None or not self._process.is_alive():
-            log.error("spool processor exited (code %s); restarting it", self._process and self._process.exitcode)
-            self.start()
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                log.error("spool processor exited (code %s); restarting it", self._process and self._process.exitcode)
+                self._start_child()
 
     def _send(self, command: object) -> None:
-        self._ensure_running()
-        assert self._conn is not None
-        try:
-            self._conn.send(command)
-        except (BrokenPipeError, OSError):
-            log.error("spool processor unreachable; restarting it")
-            self.start()
+        with self._lock:
+            self._ensure_running()
+            assert self._conn is not None
+            try:
+                self._conn.send(command)
+            except (BrokenPipeError, OSError):
+                log.error("spool processor unreachable; restarting it")
+                self._start_child()
 
     def wake(self) -> None:
-        """New mail is in the spool (and intake is busy): the child sees it within 0.1 s."""
-        self._ensure_running()
+        """New mail is in the spool (and intake is busy): the child sees it within 0.1 s.
+        Never waits: a dead child is for the daemon's supervision to restart (``restart_if_dead``)."""
         self.last_intake.value = time.monotonic()
 
     def reload(self, rules_text: str) -> None:
@@ -131,6 +227,9 @@ class Processor:
 
     def stop(self, timeout: float) -> int | None:
         """Ask the child to finish pending messages and exit; return its exit code."""
+        self._stopping.set()
+        if self._watchdog is not None:
+            self._watchdog.join()
         if self._process is None:
             return None
         if self._process.is_alive():
@@ -144,9 +243,48 @@ class Processor:
 
     def restart_if_dead(self) -> int | None:
         """Start the child again if it has exited (the daemon's watch: no wake may come for a
-        while); returns the exit code it had, None while it runs."""
+        while); returns the exit code it had, None while it runs or is being replaced."""
         process = self._process
-        if process is not None and process.is_alive():
+        if self._replacing or (process is not None and process.is_alive()):
             return None
+        on = self.watch.current()
+        if on:
+            log.error("spool processor died while on inbound message %s", on)
         self._ensure_running()
         return process.exitcode if process is not None else None
+
+    def _watch(self) -> None:
+        """The watchdog: every WATCH_SECONDS, a child stuck on one message is replaced."""
+        while not self._stopping.wait(WATCH_SECONDS):
+            stuck = self.watch.overdue(self.timeout)
+            if stuck is not None:
+                try:
+                    self._replace_stuck(stuck)
+                except Exception:  # the database may be away for a moment: the message comes up again
+                    log.exception("spool processor watchdog")
+
+    def _replace_stuck(self, inbound_id: int) -> None:
+        """Kill the child stuck on ``inbound_id``, quarantine that message, start a new child.
+        The lock is not held while the database is written: the event loop may want it."""
+        with self._lock:
+            process = self._process
+            if process is None or self.watch.overdue(self.timeout) != inbound_id:
+                return  # it moved on meanwhile
+            log.error("message %s took over %g s; killing the spool processor and quarantining it",
+                      inbound_id, self.timeout)
+            self._replacing = True
+            process.kill()
+            process.join()
+            self.watch.clear()
+        try:
+            outcome = quarantine_error(self._database(), inbound_id, f"took over {self.timeout:g} s")
+            log.info("message %s: %s", inbound_id, outcome)
+        finally:
+            with self._lock:
+                self._replacing = False
+                self._start_child()
+
+    def _database(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = db.make_engine(self.database_url)
+        return self._engine

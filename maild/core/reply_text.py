@@ -58,9 +58,10 @@ _ATTRIBUTION_LIMIT = 400  # longer lines are text (and never reach the regexes' 
 def answer_text(text: str) -> str:
     """The writer's own text in ``text`` (a reply), with every quotation left out."""
     lines = text.replace("\r\n", "\n").split("\n")
+    blocks = _header_blocks(lines)
     runs: list[tuple[int, int]] = []  # the writer's own lines: [start, end) between quotations
     start = index = 0
-    while index < len(lines) and not _cut_here(lines, index):
+    while index < len(lines) and not _cut_here(lines, index, blocks):
         if _quoted(lines[index]):
             span = 1
         else:
@@ -91,36 +92,53 @@ def _wrapped_quote(lines: list[str], start: int, end: int) -> bool:
             and bool(lines[start].strip()) and bool(lines[end - 1].strip()))
 
 
-def _cut_here(lines: list[str], index: int) -> bool:
-    """The original starts here, unquoted: everything from this line down is quotation."""
+def _cut_here(lines: list[str], index: int, blocks: list[bool]) -> bool:
+    """The original starts here, unquoted: everything from this line down is quotation.
+    ``blocks`` says where a mail header block starts (``_header_blocks``)."""
     line = lines[index].strip()
     if not line or line.startswith(">"):
         return False
     if INTERNAL_START in line or _SEPARATOR.match(line):
         return True
     if _UNDERSCORES.match(line):
-        return _header_block(lines, _next_filled_index(lines, index + 1))
-    return _header_block(lines, index)
+        return blocks[_next_filled_index(lines, index + 1)]
+    return blocks[index]
 
 
-def _header_block(lines: list[str], index: int) -> bool:
-    """Lines from ``index`` form a mail header block: a From label and at least one other."""
-    labels: set[str] = set()
-    blanks = 0
-    while index < len(lines) and blanks <= 1:
+def _header_blocks(lines: list[str]) -> list[bool]:
+    """For each line (and the end), whether a mail header block starts there: header lines with
+    a From label and at least one other, at most one blank line between them.
+
+    Worked out once from the last line up, so that finding the cut stays linear in the text
+    (asking each line afresh walked the same 10,000 ``To:`` lines 10,000 times). Per line, what
+    a block starting there holds: whether it has a From label, and up to two distinct labels.
+    """
+    starts = [False] * (len(lines) + 1)
+    has_from, labels = False, ()  # of the block that starts at the line below
+    below_blank = True  # the end counts as blank lines: nothing follows it
+    for index in range(len(lines) - 1, -1, -1):
         line = lines[index].strip()
         if not line:
-            blanks += 1
-            index += 1
+            if below_blank:  # two blank lines in a row end a block
+                has_from, labels = False, ()
+            below_blank = True
             continue
-        found = _HEADER.match(line)
-        label = found.group(1).strip().lower() if found else ""
-        if label not in _FROM_LABELS and label not in _OTHER_LABELS:
-            break
-        labels.add(label)
-        blanks = 0
-        index += 1
-    return len(labels) >= 2 and bool(labels & _FROM_LABELS)
+        label = _header_label(line)
+        if label is None:
+            has_from, labels = False, ()
+        else:
+            has_from = has_from or label in _FROM_LABELS
+            labels = labels if label in labels else (label, *labels)[:2]
+            starts[index] = has_from and len(labels) >= 2
+        below_blank = False
+    return starts
+
+
+def _header_label(line: str) -> str | None:
+    """The lower-case label of a mail header line ("From: ...", "Lähetetty: ..."), else None."""
+    found = _HEADER.match(line)
+    label = found.group(1).strip().lower() if found else ""
+    return label if label in _FROM_LABELS or label in _OTHER_LABELS else None
 
 
 def _attribution(lines: list[str], index: int) -> tuple[int, bool]:
@@ -129,10 +147,11 @@ def _attribution(lines: list[str], index: int) -> tuple[int, bool]:
     line = lines[index].strip()
     if not line or len(line) > _ATTRIBUTION_LIMIT:
         return 0, False
-    if _ATTRIBUTION.match(line):
-        return 1, True
-    if _VERB_INSIDE.match(line):
-        return 1, False
+    if line.endswith(":"):  # both patterns end with the colon: most lines need no regex at all
+        if _ATTRIBUTION.match(line):
+            return 1, True
+        if _VERB_INSIDE.match(line):
+            return 1, False
     if index + 1 < len(lines):
         following = lines[index + 1].strip()
         if following.endswith(":") and len(following) <= _WRAP_LIMIT:
