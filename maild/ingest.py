@@ -147,6 +147,15 @@ class Pipeline:
     message_timeout: float = 0  # seconds for reading one message in this process; 0: no limit here
 
     def process(self, inbound_id: int) -> str:
+        """Process one spooled message; return what became of it, and log it (contract 7)."""
+        outcome = self._process(inbound_id)
+        if outcome != "skipped":
+            kind, _, number = outcome.partition(":")
+            ticket = threader.format_tag(self.mailer.tag_prefix, int(number)) if number.isdigit() else None
+            log.info("filed", extra={"spool": inbound_id, "outcome": outcome if ticket is None else kind, "ticket": ticket})
+        return outcome
+
+    def _process(self, inbound_id: int) -> str:
         """Process one spooled message; return what became of it (for logs and tests).
 
         The attempt is counted and committed first, so that a crash while reading or filing

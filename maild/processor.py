@@ -37,6 +37,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from maild import logs
 from maild.app import App, TemplatesError
 from maild.config import Settings
 from maild.ingest import quarantine_error
@@ -105,9 +106,10 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     _die_with_parent()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.model_validate(settings_data)
+    logs.configure(settings.log.level, settings.log.format)
     os.nice(NICENESS)
-    app = App(Settings.model_validate(settings_data))
+    app = App(settings)
     app.use_rules(rules_text)
     pipeline = app.pipeline
     pipeline.message_timeout = 0  # the parent bounds each message from outside (see the module docstring)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import re
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +28,8 @@ from sqlmodel import Session
 from maild.mail import Envelope
 from maild.store.private import make_dirs, write_file
 from maild.store.tables import Inbound
+
+log = logging.getLogger("maild.spool")
 
 
 class RawStore:
@@ -60,18 +64,32 @@ def inbound_row(raw: bytes, raw_path: str, envelope: Envelope) -> Inbound:
     )
 
 
-def commit_rows(engine: sa.Engine, rows: list[Inbound]) -> list[int]:
-    """Insert pending inbound rows in one transaction; return their ids once committed."""
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*([^\r\n]{0,200})", re.IGNORECASE | re.MULTILINE)
+
+
+def message_id_of(raw: bytes) -> str | None:
+    """The Message-ID as written in the header block, for the log only (the parser reads it
+    properly later); looked for in the first 64 KB."""
+    head = raw[:65536].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    found = _MESSAGE_ID.search(head)
+    return found.group(1).decode("ascii", "replace").strip() if found else None
+
+
+def commit_rows(engine: sa.Engine, rows: list[Inbound], message_ids: Sequence[str | None] = ()) -> list[int]:
+    """Insert pending inbound rows in one transaction; return their ids once committed.
+    Each stored message gets its log line (contract 7)."""
     with Session(engine, expire_on_commit=False) as session:
         session.add_all(rows)
         session.commit()
-        return [row.id for row in rows if row.id is not None]
+    for row, message_id in zip(rows, [*message_ids, *[None] * (len(rows) - len(message_ids))]):
+        log.info("stored", extra={"spool": row.id, "source": row.source, "message_id": message_id, "size": row.size})
+    return [row.id for row in rows if row.id is not None]
 
 
 def spool_sync(engine: sa.Engine, store: RawStore, raw: bytes, envelope: Envelope) -> int:
     """Store one message durably, without asyncio (``maild ingest``). Returns the inbound id."""
     path = store.write(raw)
-    return commit_rows(engine, [inbound_row(raw, path, envelope)])[0]
+    return commit_rows(engine, [inbound_row(raw, path, envelope)], [message_id_of(raw)])[0]
 
 
 class GroupCommitter:
@@ -86,7 +104,7 @@ class GroupCommitter:
         self.store = store
         self.max_batch = max_batch
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-commit")
-        self._queue: asyncio.Queue[tuple[Inbound, asyncio.Future[int]] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Inbound, asyncio.Future[int], str | None] | None] = asyncio.Queue()
         self._files = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spool-write")
         self._task: asyncio.Task[None] | None = None
         self.committed = asyncio.Event()  # set after every batch: wakes the processor
@@ -116,7 +134,8 @@ class GroupCommitter:
                 results.append(path)
                 continue
             future: asyncio.Future[int] = loop.create_future()
-            self._queue.put_nowait((inbound_row(raw, path, envelope), future))  # in order, no await between
+            # in order, no await between
+            self._queue.put_nowait((inbound_row(raw, path, envelope), future, message_id_of(raw)))
             results.append(future)
         done = await asyncio.gather(*(r for r in results if isinstance(r, asyncio.Future)), return_exceptions=True)
         committed = iter(done)
@@ -135,15 +154,15 @@ class GroupCommitter:
                 await self._commit(loop, batch)
 
     async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list) -> None:
-        rows = [row for row, _ in batch]
+        rows = [row for row, _, _ in batch]
         try:
-            ids = await loop.run_in_executor(self._db, commit_rows, self.engine, rows)
+            ids = await loop.run_in_executor(self._db, commit_rows, self.engine, rows, [mid for _, _, mid in batch])
         except Exception as exc:  # every waiter hears it: 451 for SMTP, retry for IMAP
-            for _, future in batch:
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for (_, future), inbound_id in zip(batch, ids):
+        for (_, future, _), inbound_id in zip(batch, ids):
             if not future.done():
                 future.set_result(inbound_id)
         self.committed.set()
