@@ -13,16 +13,19 @@ if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+SQLITE_BUSY_SECONDS = 30.0
 
 
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     """An engine for ``url``; SQLite gets a private file (see ``sqlite_file``) and durable pragmas."""
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        # how long a statement waits for another writer's lock: 30 s, or the URL's ?timeout=SECONDS
+        busy = float(sa.engine.make_url(url).query.get("timeout", SQLITE_BUSY_SECONDS))  # type: ignore[arg-type]
+        engine = sa.create_engine(url, connect_args={"timeout": busy}, **kwargs)
         path = sqlite_file(url)
         if path is not None:
             sa.event.listen(engine, "do_connect", lambda *_: _create_private(path))
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "connect", lambda conn, record: _sqlite_pragmas(conn, busy))
         # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN instead,
         # so two writers never deadlock upgrading a read lock.
         sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
@@ -48,13 +51,13 @@ def _create_private(path: Path) -> None:
     private.create_empty(path)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, busy_seconds: float) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see make_engine)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
     cur.close()
 
 

@@ -168,4 +168,4 @@ def test_sighup_reloads_rules_and_a_broken_file_keeps_the_old_ones(daemon) -> No
     wait_for(lambda: "rules reloaded" in running.log.read_text())
     send(running.port, mail(subject="Eroilmoitus toinen", sender="toinen@example.fi"))
     listed = wait_for(lambda: (lambda t: t if len(t) == 2 else None)(tickets(running.config)))
-    assert [t["priority"] for t in listed] == ["high", "urgent"]
+    assert [t["priority"] for t in sorted(listed, key=lambda t: t["number"])] == ["high", "urgent"]
