@@ -101,10 +101,20 @@ def _is_attachment(part: email.message.Message) -> bool:
     return part.get_content_type() not in ("text/plain", "text/html")
 
 
+def _flatten(message: email.message.Message) -> bytes:
+    """A parsed message as bytes again. The stdlib generator cannot write back every 8-bit
+    header of an attached message (it fails on a nested one); then its text goes out as UTF-8,
+    the raw bytes of the headers kept."""
+    try:
+        return message.as_bytes()
+    except UnicodeError:
+        return message.as_string().encode("utf-8", "surrogateescape")
+
+
 def _attachment(part: email.message.Message) -> Attachment:
     if part.get_content_maintype() == "message":
         inner = part.get_payload()
-        data = inner[0].as_bytes() if isinstance(inner, list) and inner else part.as_bytes()
+        data = _flatten(inner[0] if isinstance(inner, list) and inner else part)
         default_name = "message.eml"
     else:
         payload = part.get_payload(decode=True)  # tolerant of bad base64 and padding
@@ -112,7 +122,7 @@ def _attachment(part: email.message.Message) -> Attachment:
         default_name = "attachment"
     return Attachment(
         filename=clean(_decode_header(part.get_filename() or default_name)),
-        content_type=part.get_content_type(),
+        content_type=clean(part.get_content_type()),
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         data=data,
@@ -129,7 +139,7 @@ def decode_payload(part: email.message.Message) -> str:
             continue
         try:
             return clean(payload.decode(charset))
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # unknown or unusable charset name (a NUL in it), bad bytes
             continue
     return clean(payload.decode("windows-1252", "replace"))
 
