@@ -7,8 +7,10 @@ no lone surrogates from undecodable bytes).
 
 from __future__ import annotations
 
+import email.errors
 import email.header
 import email.message
+import email.policy
 import email.utils
 import hashlib
 import re
@@ -101,14 +103,18 @@ def _is_attachment(part: email.message.Message) -> bool:
     return part.get_content_type() not in ("text/plain", "text/html")
 
 
+# Writes headers as they were read: no refolding, so no check for an "embedded header".
+_AS_READ = email.policy.default.clone(refold_source="none", cte_type="8bit")
+
+
 def _flatten(message: email.message.Message) -> bytes:
-    """A parsed message as bytes again. The stdlib generator cannot write back every 8-bit
-    header of an attached message (it fails on a nested one); then its text goes out as UTF-8,
-    the raw bytes of the headers kept."""
+    """A parsed message as bytes again. The stdlib generator cannot write back every header it
+    has read (8-bit bytes in a nested message, a line break inside a value); then the text is
+    written as it was read and goes out as UTF-8, raw 8-bit bytes kept."""
     try:
         return message.as_bytes()
-    except UnicodeError:
-        return message.as_string().encode("utf-8", "surrogateescape")
+    except (UnicodeError, email.errors.HeaderParseError):
+        return message.as_string(policy=_AS_READ).encode("utf-8", "surrogateescape")
 
 
 def _attachment(part: email.message.Message) -> Attachment:
