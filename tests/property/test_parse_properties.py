@@ -31,7 +31,7 @@ def parse_or_none(raw: bytes) -> Parsed | None:
         return None
 
 
-@settings(max_examples=examples(150))
+@settings(max_examples=examples(100))
 @given(st.one_of(hostile_message(), st.binary(max_size=2000)))
 @example(NUL_IN_CONTENT_TYPE)
 @example(NUL_IN_CHARSET)
@@ -55,7 +55,7 @@ def test_fuzz_findings_parse_with_their_parts(raw: bytes) -> None:
 
 @pytest.mark.xfail(strict=False, reason="issue 11 items 2 and 6: addresses read with whitespace or control "
                    "characters in them (From: a b@x.fi gives 'a b@x.fi')")
-@settings(max_examples=examples(150))
+@settings(max_examples=examples(100))
 @given(hostile_message())
 @example(b"From: a b@x.fi\r\nTo: jasenpalvelu@liitto.fi\r\n\r\nbody\r\n")
 @example(b"From: =?utf-8?q?Eve=0D=0ABcc:_evil2@x.fi?= <eve@example.fi>\r\n\r\nbody\r\n")
