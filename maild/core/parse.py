@@ -10,7 +10,6 @@ from __future__ import annotations
 import email.errors
 import email.header
 import email.message
-import email.policy
 import email.utils
 import hashlib
 import re
@@ -103,18 +102,28 @@ def _is_attachment(part: email.message.Message) -> bool:
     return part.get_content_type() not in ("text/plain", "text/html")
 
 
-# Writes headers as they were read: no refolding, so no check for an "embedded header".
-_AS_READ = email.policy.default.clone(refold_source="none", cte_type="8bit")
-
-
 def _flatten(message: email.message.Message) -> bytes:
-    """A parsed message as bytes again. The stdlib generator cannot write back every header it
-    has read (8-bit bytes in a nested message, a line break inside a value); then the text is
-    written as it was read and goes out as UTF-8, raw 8-bit bytes kept."""
+    """A parsed message as bytes again. The stdlib generator cannot write back everything it
+    has read (8-bit text in a nested part, a header with a VT, a charset it cannot encode to);
+    then the message is written back as read, by ``_as_read``."""
     try:
         return message.as_bytes()
-    except (UnicodeError, email.errors.HeaderParseError):
-        return message.as_string(policy=_AS_READ).encode("utf-8", "surrogateescape")
+    except (ValueError, LookupError, email.errors.MessageError):
+        return _as_read(message).encode("utf-8", "surrogateescape")
+
+
+def _as_read(message: email.message.Message) -> str:
+    """Headers and payloads as the parser kept them (raw 8-bit bytes as surrogates), with no
+    re-encoding or refolding, so nothing here can fail."""
+    head = "".join(f"{name}: {value}\n" for name, value in message.raw_items())
+    payload = message.get_payload()
+    if not isinstance(payload, list):
+        return f"{head}\n{payload}"
+    if message.get_content_maintype() != "multipart":  # message/rfc822: one message inside
+        return head + "\n" + "".join(_as_read(part) for part in payload)
+    boundary = message.get_boundary() or ""
+    parts = "".join(f"--{boundary}\n{_as_read(part)}\n" for part in payload)
+    return f"{head}\n{parts}--{boundary}--\n"
 
 
 def _attachment(part: email.message.Message) -> Attachment:

@@ -23,6 +23,14 @@ VT_IN_ATTACHED_HEADER = (  # the stdlib takes the VT for a line break and refuse
     b"Received: (qmail 1 invoked from network); Fri, 29 Jun 2001 22:1\x0b\x0b7:24 +0000\nFrom: b@x.fi\n\nbody\n--o--\n"
 )
 
+EIGHT_BIT_IN_ATTACHED_REPORT = (  # the stdlib re-encodes the text part to us-ascii and fails
+    b"From: a@x.fi\nContent-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: message/rfc822\n\n"
+    b"Content-Type: multipart/digest; boundary=d\n\n--d\nContent-Type: message/delivery-status\n\n"
+    b"Content-Type: multipart/mixed;\n9\x00\x00X-BeenThere: a@x.fi\nReturn-Path: x\xb5\xb5\xb5 list\n"
+    b"--d\nContent-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain; charset=\"us-ascii\"\n"
+    b"original B\x00\x00\xff\xffe.\n--o--\n"
+)
+
 
 def parse_or_none(raw: bytes) -> Parsed | None:
     try:
@@ -37,6 +45,7 @@ def parse_or_none(raw: bytes) -> Parsed | None:
 @example(NUL_IN_CHARSET)
 @example(EIGHT_BIT_IN_NESTED_MESSAGE)
 @example(VT_IN_ATTACHED_HEADER)
+@example(EIGHT_BIT_IN_ATTACHED_REPORT)
 def test_parse_returns_clean_parsed_or_parse_error(raw: bytes) -> None:
     parsed = parse_or_none(raw)
     if parsed is not None:
@@ -44,7 +53,7 @@ def test_parse_returns_clean_parsed_or_parse_error(raw: bytes) -> None:
 
 
 @pytest.mark.parametrize("raw", [NUL_IN_CONTENT_TYPE, NUL_IN_CHARSET, EIGHT_BIT_IN_NESTED_MESSAGE,
-                                 VT_IN_ATTACHED_HEADER])
+                                 VT_IN_ATTACHED_HEADER, EIGHT_BIT_IN_ATTACHED_REPORT])
 def test_fuzz_findings_parse_with_their_parts(raw: bytes) -> None:
     """What the fuzzer found is read, not given up: the attachment or text part is there."""
     parsed = parse_or_none(raw)
