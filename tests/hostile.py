@@ -22,6 +22,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 # -- profiles -----------------------------------------------------------------------------
@@ -37,12 +38,14 @@ def load_profile() -> None:
     A property test may lower ``max_examples`` for itself; ``long`` multiplies whatever
     it says by ``MULTIPLIER`` through ``examples()``.
     """
+    home = Path(tempfile.gettempdir()) / "maild-hypothesis"  # its caches and examples, never in the checkout
+    set_hypothesis_home_dir(home)
     common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                          HealthCheck.function_scoped_fixture])
     settings.register_profile("ci", max_examples=100, derandomize=True, database=None, print_blob=True, **common)
     settings.register_profile(
         "long", max_examples=100 * MULTIPLIER, print_blob=True,
-        database=DirectoryBasedExampleDatabase(str(Path(tempfile.gettempdir()) / "maild-hypothesis")), **common)
+        database=DirectoryBasedExampleDatabase(str(home / "examples")), **common)
     settings.load_profile(os.environ.get(PROFILE_ENV, "ci"))
 
 

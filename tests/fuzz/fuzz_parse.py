@@ -9,7 +9,7 @@ MAILD_FUZZ_FINDINGS the run records each distinct finding and goes on)::
     mkdir -p /tmp/fuzz-parse
     MAILD_FUZZ_FINDINGS=/tmp/fuzz-parse-findings nice -n 19 \\
         python tests/fuzz/fuzz_parse.py /tmp/fuzz-parse tests/corpus \\
-        -max_total_time=3600 -timeout=20 -rss_limit_mb=2048 -artifact_prefix=/tmp/fuzz-parse-
+        -dict=tests/fuzz/mail.dict -max_total_time=3600 -timeout=20 -rss_limit_mb=2048 -artifact_prefix=/tmp/fuzz-parse-
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def test_target_finds_nothing(target: str, tmp_path: Path) -> None:
     corpus.mkdir()
     command = [
         sys.executable, str(HERE / target), str(corpus), *map(str, SEEDS[target]),
-        "-max_total_time=10", "-timeout=10", "-rss_limit_mb=1024", "-seed=1",
+        f"-dict={HERE / 'mail.dict'}", "-max_total_time=10", "-timeout=10", "-rss_limit_mb=1024", "-seed=1",
         f"-artifact_prefix={tmp_path}/", "-print_final_stats=1",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
