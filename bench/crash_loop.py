@@ -10,7 +10,8 @@ sink as the outbound smarthost, and a private Dovecot whose INBOX maild polls (s
   Every tenth mail is one the rules drop, so the quarantine is exercised too.
 - IMAP: APPENDs numbered mails (``<crash-imap-N@example.fi>``) to the polled INBOX.
 
-Each loop starts the daemon, waits a random time (sometimes not even until it listens),
+Each loop starts the daemon, waits a random time (sometimes not even until it listens, half
+of the time until the smarthost has just received a mail, so that the kill falls amid sending)
 and SIGKILLs it: usually the whole process group (a machine crash or OOM kill), sometimes
 only the main process (its spool processor child lives on for a moment, beside the next
 daemon's). After the last loop the feeders stop, the daemon runs until everything is
@@ -187,6 +188,17 @@ class Daemon:
                 pass
 
 
+def wait_for_delivery(sink: SinkHandler, timeout: float) -> bool:
+    """Wait until the smarthost receives another mail (the sender is busy), at most ``timeout``."""
+    seen = len(sink.received)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(sink.received) > seen:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def write_config(directory: Path, port: int, sink_port: int, db_url: str, imap: str) -> Path:
     (directory / "rules.yaml").write_text(RULES, encoding="utf-8")
     config = directory / "maild.toml"
@@ -288,7 +300,7 @@ def run(kills: int, seed: int, use_imap: bool, db_url: str | None, max_uptime: f
     smtp = SmtpFeeder(port, rate)
     imap = ImapFeeder(dovecot, account, rate / 2) if dovecot else None
     started = time.monotonic()
-    group_kills = early_kills = 0
+    group_kills = early_kills = sending_kills = 0
     try:
         daemon.start()
         daemon.wait_listening()
@@ -298,14 +310,16 @@ def run(kills: int, seed: int, use_imap: bool, db_url: str | None, max_uptime: f
         for loop in range(kills):
             if loop:
                 daemon.start()
-                if rng.random() < 0.1:  # before it even listens: during migrations, start-up, recovery
-                    time.sleep(rng.uniform(0, 1.5))
-                    early_kills += 1
-                else:
-                    daemon.wait_listening()
-                    time.sleep(rng.uniform(0, max_uptime))
+            if loop and rng.random() < 0.1:  # before it even listens: during migrations, start-up, recovery
+                time.sleep(rng.uniform(0, 1.5))
+                early_kills += 1
             else:
-                time.sleep(rng.uniform(0, max_uptime))
+                daemon.wait_listening()
+                if rng.random() < 0.5:  # in the middle of sending: right after the smarthost took a mail
+                    sending_kills += wait_for_delivery(handler, max_uptime)
+                    time.sleep(rng.uniform(0, 0.05))
+                else:
+                    time.sleep(rng.uniform(0, max_uptime))
             whole_group = rng.random() < 0.8
             group_kills += whole_group
             daemon.kill(whole_group)
@@ -330,7 +344,7 @@ def run(kills: int, seed: int, use_imap: bool, db_url: str | None, max_uptime: f
         found = result.messages + result.quarantined
         figures = {
             "kills": kills, "kills_whole_group": group_kills, "kills_main_only": kills - group_kills,
-            "kills_before_listening": early_kills, "final_exit_code": code,
+            "kills_before_listening": early_kills, "kills_while_sending": sending_kills, "final_exit_code": code,
             "seconds": round(time.monotonic() - started),
             "smtp_accepted": len(smtp.accepted), "smtp_sent_again_after_no_250": smtp.sent_again,
             "smtp_never_accepted": len(smtp.unacknowledged),
