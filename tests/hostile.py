@@ -35,13 +35,13 @@ def load_profile() -> None:
     repository) or ``long`` (``HYPOTHESIS_PROFILE=long``: many examples, random, with an
     example database in the temp directory so that a failure found once is tried first).
 
-    A property test may lower ``max_examples`` for itself; ``long`` multiplies whatever
-    it says by ``MULTIPLIER`` through ``examples()``.
+    Each property sets its own number of examples with ``examples(n)``: n here, n times
+    ``MULTIPLIER`` in ``long``. Run that with ``--timeout=0`` (pytest-timeout's 120 s is
+    for ordinary tests).
     """
     home = Path(tempfile.gettempdir()) / "maild-hypothesis"  # its caches and examples, never in the checkout
     set_hypothesis_home_dir(home)
-    common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                         HealthCheck.function_scoped_fixture])
+    common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     settings.register_profile("ci", max_examples=100, derandomize=True, database=None, print_blob=True, **common)
     settings.register_profile(
         "long", max_examples=100 * MULTIPLIER, print_blob=True,
