@@ -89,7 +89,9 @@ def _date(value: Any) -> datetime | None:
 def _leaves(part: email.message.Message) -> Iterator[email.message.Message]:
     """The non-multipart parts, in order; an attached message is one leaf, not descended into
     (its text is not the member's text)."""
-    if part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), list):
+    # is_multipart(), not get_payload(): that decodes a text payload with the charset parameter,
+    # and fails (TypeError) when the parameter is RFC 2231-encoded (charset*=...).
+    if part.get_content_maintype() == "multipart" and part.is_multipart():
         for child in part.get_payload():
             yield from _leaves(child)
     else:
@@ -128,8 +130,8 @@ def _as_read(message: email.message.Message) -> str:
 
 def _attachment(part: email.message.Message) -> Attachment:
     if part.get_content_maintype() == "message":
-        inner = part.get_payload()
-        data = _flatten(inner[0] if isinstance(inner, list) and inner else part)
+        inner = part.get_payload() if part.is_multipart() else None
+        data = _flatten(inner[0] if inner else part)
         default_name = "message.eml"
     else:
         payload = part.get_payload(decode=True)  # tolerant of bad base64 and padding

@@ -31,6 +31,11 @@ EIGHT_BIT_IN_ATTACHED_REPORT = (  # the stdlib re-encodes the text part to us-as
     b"original B\x00\x00\xff\xffe.\n--o--\n"
 )
 
+RFC2231_CHARSET_IN_BROKEN_MULTIPART = (  # no boundary: a text payload, whose charset*= the stdlib cannot use
+    b"From: a@x.fi\nContent-Type: multipart/signed; micalg*=ansi-x3.4-1968''pgp-md5;\n"
+    b"\tboundary/plain; charset*=ansi-x3.4-1968''us-ascii\n\n--E quoted \x97\x8e table\n"
+)
+
 
 def parse_or_none(raw: bytes) -> Parsed | None:
     try:
@@ -46,6 +51,7 @@ def parse_or_none(raw: bytes) -> Parsed | None:
 @example(EIGHT_BIT_IN_NESTED_MESSAGE)
 @example(VT_IN_ATTACHED_HEADER)
 @example(EIGHT_BIT_IN_ATTACHED_REPORT)
+@example(RFC2231_CHARSET_IN_BROKEN_MULTIPART)
 def test_parse_returns_clean_parsed_or_parse_error(raw: bytes) -> None:
     parsed = parse_or_none(raw)
     if parsed is not None:
@@ -53,7 +59,8 @@ def test_parse_returns_clean_parsed_or_parse_error(raw: bytes) -> None:
 
 
 @pytest.mark.parametrize("raw", [NUL_IN_CONTENT_TYPE, NUL_IN_CHARSET, EIGHT_BIT_IN_NESTED_MESSAGE,
-                                 VT_IN_ATTACHED_HEADER, EIGHT_BIT_IN_ATTACHED_REPORT])
+                                 VT_IN_ATTACHED_HEADER, EIGHT_BIT_IN_ATTACHED_REPORT,
+                                 RFC2231_CHARSET_IN_BROKEN_MULTIPART])
 def test_fuzz_findings_parse_with_their_parts(raw: bytes) -> None:
     """What the fuzzer found is read, not given up: the attachment or text part is there."""
     parsed = parse_or_none(raw)
