@@ -8,6 +8,7 @@ no lone surrogates from undecodable bytes).
 from __future__ import annotations
 
 import binascii
+import email.errors
 import email.header
 import email.message
 import email.parser
@@ -177,7 +178,9 @@ def _date(value: Any) -> datetime | None:
 def _leaves(part: email.message.Message) -> Iterator[email.message.Message]:
     """The non-multipart parts, in order; an attached message is one leaf, not descended into
     (its text is not the member's text)."""
-    if part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), list):
+    # is_multipart(), not get_payload(): that decodes a text payload with the charset parameter,
+    # and fails (TypeError) when the parameter is RFC 2231-encoded (charset*=...).
+    if part.get_content_maintype() == "multipart" and part.is_multipart():
         for child in part.get_payload():
             yield from _leaves(child)
     else:
@@ -190,17 +193,41 @@ def _is_attachment(part: email.message.Message) -> bool:
     return part.get_content_type() not in ("text/plain", "text/html")
 
 
+def _flatten(message: email.message.Message) -> bytes:
+    """A parsed message as bytes again. The stdlib generator cannot write back everything it
+    has read (8-bit text in a nested part, a header with a VT, a charset it cannot encode to);
+    then the message is written back as read, by ``_as_read``."""
+    try:
+        return message.as_bytes()
+    except (ValueError, LookupError, email.errors.MessageError):
+        return _as_read(message).encode("utf-8", "surrogateescape")
+
+
+def _as_read(message: email.message.Message) -> str:
+    """Headers and payloads as the parser kept them (raw 8-bit bytes as surrogates), with no
+    re-encoding or refolding, so nothing here can fail."""
+    head = "".join(f"{name}: {value}\n" for name, value in message.raw_items())
+    payload = message.get_payload()
+    if not isinstance(payload, list):
+        return f"{head}\n{payload}"
+    if message.get_content_maintype() != "multipart":  # message/rfc822: one message inside
+        return head + "\n" + "".join(_as_read(part) for part in payload)
+    boundary = message.get_boundary() or ""
+    parts = "".join(f"--{boundary}\n{_as_read(part)}\n" for part in payload)
+    return f"{head}\n{parts}--{boundary}--\n"
+
+
 def _attachment(part: email.message.Message) -> Attachment:
     if part.get_content_maintype() == "message":
-        inner = part.get_payload()
-        data = inner[0].as_bytes() if isinstance(inner, list) and inner else part.as_bytes()
+        inner = part.get_payload() if part.is_multipart() else None
+        data = _flatten(inner[0] if inner else part)
         default_name = "message.eml"
     else:
         data = _content(part)
         default_name = "attachment"
     return Attachment(
         filename=clean(_decode_header(_eight_bit(part.get_filename() or default_name))),
-        content_type=part.get_content_type(),
+        content_type=clean(part.get_content_type()),
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         data=data,
@@ -211,8 +238,12 @@ def _content(part: email.message.Message) -> bytes:
     """A leaf's content, decoded. Base64 straight from the parsed text: ``get_payload(decode=True)``
     makes four copies of it on the way (25 MB of attachment cost 100 MB more); it is still the
     way for bad padding and everything else, as it is tolerant of bad base64."""
-    text = part.get_payload()
-    if isinstance(text, str) and text.isascii() and part.get("content-transfer-encoding", "").strip().lower() == "base64":
+    base64 = str(part.get("content-transfer-encoding", "")).strip().lower() == "base64"
+    try:
+        text = part.get_payload() if base64 else None
+    except (TypeError, LookupError):  # 8-bit bytes and an RFC 2231 charset*= the stdlib cannot decode with
+        text = None
+    if isinstance(text, str) and text.isascii():
         try:
             return binascii.a2b_base64(text)  # skips line breaks and other non-alphabet bytes, as the stdlib does
         except binascii.Error:
@@ -231,7 +262,7 @@ def decode_payload(part: email.message.Message) -> str:
             continue
         try:
             return clean(payload.decode(charset))
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # unknown or unusable charset name (a NUL in it), bad bytes
             continue
     return clean(payload.decode("windows-1252", "replace"))
 
