@@ -640,8 +640,12 @@ def restore(directory: Annotated[Path, typer.Argument(metavar="DIR", help="A bac
         manifest = backups.restore(directory, settings.database_url, settings.data_dir, tickets)
     except backups.BackupError as exc:
         _fail(str(exc))
-    instance.prepare_database()  # a backup of an older maild is migrated (SQLite) or must be upgraded
+    if manifest["database"] == "sqlite":
+        instance.prepare_database()  # a backup of an older maild is brought up to date
     out.print(f"restored {len(manifest['files'])} files from {directory} (taken {manifest['created_at']})", markup=False)
+    if manifest["database"] != "sqlite":
+        out.print(f"the database ({instance.database_label}) is not in the backup: restore its pg_dump "
+                  "into it now (pg_restore), then `maild db upgrade`", markup=False)
     backed_config = directory / "config" / "maild.toml"
     if backed_config.is_file():
         out.print(f"the backup's configuration is in {backed_config}: reply addresses of old mail work only with "
