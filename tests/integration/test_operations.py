@@ -194,3 +194,26 @@ def test_status_of_a_running_daemon_is_ok_from_any_shell(daemon) -> None:  # typ
     assert running.stop() == 0
     stopped = cli(running.config, "status", "--json")
     assert stopped.returncode == 2 and json.loads(stopped.stdout)["daemon"]["running"] is False
+
+
+@pytest.mark.postgres
+def test_backup_and_restore_with_postgresql_leave_the_database_to_pg_dump(make_instance, pg_server_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    if not pg_server_url:
+        pytest.skip("MAILD_TEST_POSTGRES_URL is not set")
+    config = make_instance(pg_server_url)
+    assert cli(config, "db", "upgrade").returncode == 0
+    assert cli(config, "ingest", input=mail(subject="Varmuuskopio", message_id="<pg@x>")).returncode == 0
+    backup = tmp_path / "pg-backup"
+    result = cli(config, "backup", str(backup))
+    assert result.returncode == 0, result.stderr
+    assert "pg_dump" in result.stdout.decode()
+    manifest = json.loads((backup / "manifest.json").read_text())
+    assert manifest["database"].startswith("external") and any(n.startswith("data/raw/") for n in manifest["files"])
+
+    nowhere = pg_server_url.rsplit("/", 1)[0] + "/maild_restore_not_yet_created"  # the dump comes after
+    target = make_instance(nowhere, name="target")
+    restored = cli(target, "restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
+    assert "pg_restore" in restored.stdout.decode()
+    assert sorted(p.name for p in (tmp_path / "target" / "var" / "raw").rglob("*.eml")) == sorted(
+        p.name for p in (tmp_path / "inst" / "var" / "raw").rglob("*.eml"))
