@@ -229,6 +229,14 @@ def check(config: ConfigOpt = None) -> None:
         except RulesError as exc:
             problems.extend(exc.errors)
         problems.extend(instance.check_templates())
+        logins = [(f"imap {box.name}", box) for box in settings.imap]
+        if settings.outbound.username:
+            logins.append(("outbound", settings.outbound))
+        for label, login in logins:
+            try:
+                login.check_secrets()
+            except ConfigError as exc:
+                problems.extend(f"{settings.source}: {label}: {error}" for error in exc.errors)
     for problem in problems:
         err.print(problem, markup=False)
     if problems:

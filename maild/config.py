@@ -130,6 +130,16 @@ class Login(Secret):
     auth: Literal["password", "xoauth2"] = "password"
     oauth2: OAuth2 | None = None
 
+    def check_secrets(self) -> None:
+        """Raise ConfigError when a secret this login needs cannot be read (``maild check``)."""
+        if self.oauth2 is not None:
+            self.oauth2.check()
+            return
+        try:
+            self.secret()
+        except OSError as exc:
+            raise ConfigError([f"password_file {self.password_file}: {exc.strerror}"]) from exc
+
     @model_validator(mode="after")
     def _auth_fits(self) -> "Login":
         if self.auth == "password":

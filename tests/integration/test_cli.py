@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 from tests.conftest import run_maild
@@ -177,3 +178,26 @@ def test_tickets_list_filters_by_queue_and_assignee(make_instance, sqlite_url: s
     by_assignee = json.loads(cli(config, "tickets", "list", "--assignee", "LASSE@liitto.fi", "--json").stdout)
     assert [t["number"] for t in by_assignee] == [1]
     assert [t["number"] for t in json.loads(cli(config, "tickets", "list", "--json").stdout)] == [2, 1]  # newest first
+
+
+def test_check_reads_every_secret_the_configuration_names(make_instance, sqlite_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = make_instance(sqlite_url, extra=textwrap.dedent(f"""
+        [outbound]
+        transport = "smtp://127.0.0.1:2"
+        username = "jasenpalvelu@liitto.fi"
+        password_file = "{tmp_path}/no-such-password"
+
+        [[imap]]
+        name = "jasenpalvelu"
+        host = "127.0.0.1"
+        username = "jasenpalvelu@liitto.fi"
+        password_env = "MAILD_TEST_UNSET_IMAP_PASSWORD"
+        """))
+    result = cli(config, "check")
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert "outbound: password_file" in stderr and "no-such-password" in stderr
+    assert "imap jasenpalvelu: environment variable MAILD_TEST_UNSET_IMAP_PASSWORD is not set" in stderr
+    (tmp_path / "no-such-password").write_text("salasana\n")
+    config.write_text(config.read_text().replace('password_env = "MAILD_TEST_UNSET_IMAP_PASSWORD"', 'password = "x"'))
+    assert cli(config, "check").returncode == 0
