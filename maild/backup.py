@@ -47,10 +47,13 @@ def _sha256(path: Path) -> str:
 
 
 def _files(root: Path, skip: frozenset[Path] = frozenset()) -> Iterator[Path]:
-    """Regular files under ``root`` (links are not followed), sorted."""
+    """Regular files under ``root`` (links are not followed), sorted; not the temporary files
+    that a running maild is writing (``.NAME.UUID.tmp``, renamed once whole)."""
     for directory, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
+            if name.startswith(".") and name.endswith(".tmp"):
+                continue
             path = Path(directory) / name
             if path.is_file() and not path.is_symlink() and path.resolve() not in skip:
                 yield path
@@ -74,16 +77,8 @@ def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 
 
-def backup(database_url: str, data_dir: Path, config_files: list[Path], target: Path,
-           version: str) -> dict[str, Any]:
-    """Copy the instance into ``target`` (which must not exist, or be an empty directory);
-    return the manifest."""
-    if target.exists() and not _is_empty_dir(target):
-        raise BackupError(f"{target} exists and is not empty: a backup never overwrites")
-    partial = target.with_name(target.name + ".partial")
-    if partial.exists():
-        raise BackupError(f"{partial} exists: an earlier backup was interrupted; remove it first")
-    make_dirs(partial)
+def _fill(partial: Path, database_url: str, data_dir: Path, config_files: list[Path], version: str) -> dict[str, Any]:
+    """Write the backup's files and, last, its manifest into ``partial``."""
     database = _sqlite_path(database_url)
     files: dict[str, dict[str, Any]] = {}
     if database is not None:
@@ -95,7 +90,10 @@ def backup(database_url: str, data_dir: Path, config_files: list[Path], target: 
             source.backup(dest)
     if data_dir.is_dir():
         for path in _files(data_dir, _database_files(database)):
-            _private_copy(path, partial / "data" / path.relative_to(data_dir))
+            try:
+                _private_copy(path, partial / "data" / path.relative_to(data_dir))
+            except FileNotFoundError:  # removed since it was listed (retention, erasure): not in the copy
+                continue
     for path in config_files:
         if path.is_file():
             _private_copy(path, partial / "config" / path.name)
@@ -117,6 +115,24 @@ def backup(database_url: str, data_dir: Path, config_files: list[Path], target: 
         json.dump(manifest, handle, indent=2, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())
+    return manifest
+
+
+def backup(database_url: str, data_dir: Path, config_files: list[Path], target: Path,
+           version: str) -> dict[str, Any]:
+    """Copy the instance into ``target`` (which must not exist, or be an empty directory);
+    return the manifest."""
+    if target.exists() and not _is_empty_dir(target):
+        raise BackupError(f"{target} exists and is not empty: a backup never overwrites")
+    partial = target.with_name(target.name + ".partial")
+    if partial.exists():
+        raise BackupError(f"{partial} exists: an earlier backup was interrupted; remove it first")
+    make_dirs(partial)
+    try:
+        manifest = _fill(partial, database_url, data_dir, config_files, version)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # a failed backup leaves nothing to mistake for one
+        raise
     if target.exists():
         target.rmdir()  # empty, checked above
     os.rename(partial, target)
@@ -153,7 +169,8 @@ def restore(source: Path, database_url: str, data_dir: Path, ticket_count: int |
     database = _sqlite_path(database_url)
     has_database = DATABASE in manifest["files"]
     if ticket_count:
-        raise BackupError(f"the database already has {ticket_count} tickets: restore only into an instance with no data")
+        raise BackupError(f"the database already holds {ticket_count} tickets and stored messages: "
+                          "restore only into an instance with no data")
     if data_dir.exists() and any(path for path in _files(data_dir, _database_files(database))):
         raise BackupError(f"{data_dir} is not empty: restore only into an instance with no data")
     if has_database and database is None:

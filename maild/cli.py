@@ -626,24 +626,40 @@ def backup(directory: Annotated[Path, typer.Argument(metavar="DIR", help="Where 
         out.print(f"the database ({instance.database_label}) is not in it: back it up with pg_dump", markup=False)
 
 
+def _rows_in_the_way(instance: App) -> int | None:
+    """Tickets and spooled messages a restore would replace; None when the database has no
+    schema yet (or, on a server, does not exist yet: the dump comes after). Any other error
+    refuses the restore: a locked database is not an empty one."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import OperationalError
+
+    from maild.store.tables import Inbound, Ticket
+
+    try:
+        with instance.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(Ticket.__tablename__):
+                return None
+            count = sum(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                        for table in (Ticket.__table__, Inbound.__table__))  # type: ignore[attr-defined]
+    except OperationalError as exc:
+        if instance.engine.dialect.name != "sqlite" and "does not exist" in str(exc):
+            return None
+        _fail(f"cannot tell whether {instance.database_label} holds data, so nothing was restored: "
+              f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+    return count
+
+
 @app.command()
 def restore(directory: Annotated[Path, typer.Argument(metavar="DIR", help="A backup written by `maild backup`.")],
             config: ConfigOpt = None) -> None:
     """Restore a backup into this instance, which must have no data yet."""
-    from sqlmodel import func, select
-
     from maild import backup as backups
-    from maild.store.tables import Ticket
 
     settings = _settings(config)
     instance = App(settings)
     tickets = None
     if instance.database_exists():
-        try:
-            with Session(instance.engine) as session:
-                tickets = session.exec(select(func.count()).select_from(Ticket)).one()
-        except SQLAlchemyError:
-            tickets = None  # no schema yet: nothing to lose
+        tickets = _rows_in_the_way(instance)
     try:
         manifest = backups.restore(directory, settings.database_url, settings.data_dir, tickets)
     except backups.BackupError as exc:

@@ -17,6 +17,9 @@ from typing import Any
 from maild.terminal import terminal_safe
 
 QUIET = ("alembic", "mail.log", "aiosmtpd", "aioimaplib", "aiosmtplib", "asyncio", "msal", "urllib3")
+# Their DEBUG lines are the protocol itself, credentials included (an AUTHENTICATE XOAUTH2 line
+# carries the access token): never below INFO, whatever the level.
+WIRE = ("aioimaplib", "aiosmtplib", "mail.log")
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
@@ -63,4 +66,7 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     for name in QUIET:
-        logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
+        if numeric > logging.DEBUG:
+            logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+        else:
+            logging.getLogger(name).setLevel(logging.INFO if name in WIRE else numeric)

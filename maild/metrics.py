@@ -27,7 +27,7 @@ CACHE_SECONDS = 5.0
 def _filed_outcome(state: str, error: str | None) -> str:
     if state == "quarantined":
         return "quarantined"
-    return "duplicate" if error == "duplicate" else "filed"
+    return "duplicate" if (error or "").startswith("duplicate") else "filed"
 
 
 class DatabaseCollector(Collector):

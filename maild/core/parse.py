@@ -42,6 +42,7 @@ _HOP_PREFIXES = (b"received-spf", b"arc-", b"x-received", b"x-ms-exchange-", b"x
                  b"x-forefront-antispam", b"x-eopattributedmessage", b"x-eoptenantattributedmessage",
                  b"x-spam-", b"x-virus-", b"x-gm-", b"x-google-smtp-source", b"x-original-authentication-results")
 _CHUNK = 1 << 20
+MAX_DECODED_HEADER = 16384
 FINGERPRINT_PREFIX = "v2:"  # fingerprints stored before it were of sender, date and body text only
 _ID_HEADERS = ("message-id", "in-reply-to", "references")
 # Headers where RFC 2047 allows no encoded words: kept as sent, so that an encoded word never
@@ -161,7 +162,10 @@ def _eight_bit(value: str) -> str:
 
 
 def _decode_header(value: str) -> str:
-    """A header value with RFC 2047 words decoded, whatever their charset."""
+    """A header value with RFC 2047 words decoded, whatever their charset. Only its first
+    ``MAX_DECODED_HEADER`` characters: the stdlib's decoder takes time quadratic in the number
+    of encoded words (4 MB of them: a minute), and no header a person reads is that long."""
+    value = value[:MAX_DECODED_HEADER]
     try:
         decoded = str(email.header.make_header(email.header.decode_header(value)))
     except Exception:  # bad charset names, broken encoded words: keep the raw text

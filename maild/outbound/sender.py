@@ -34,7 +34,6 @@ from maild.supervise import Backoff, Tracker, describe, pause
 log = logging.getLogger("maild.sender")
 
 IDLE_SECONDS = 1.0
-BATCH = 100
 RECORD_RETRY_SECONDS = (0.5, 30.0)  # first delay, cap
 
 
@@ -53,8 +52,12 @@ class Sender:
         self._results: asyncio.Queue[tuple[int, Result, asyncio.Future[None]]] = asyncio.Queue()
 
     def claim(self) -> list[Row]:
+        """As many due rows as there are connections: each is stamped ``sending`` right before
+        its SMTP transaction, so ``stale_after`` measures one mail's delivery, never a queue of
+        them waiting behind each other. (With batches, the tail of a slow batch looked
+        abandoned to another instance, which sent it too.)"""
         with Session(self.engine, expire_on_commit=False) as session:
-            rows = outbox.claim_due(session, utcnow(), BATCH, self.stale_after)
+            rows = outbox.claim_due(session, utcnow(), len(self.transports), self.stale_after)
             return [(row.id or 0, row.return_path, row.recipient, row.raw) for row in rows]
 
     def record(self, results: list[tuple[int, Result]]) -> None:

@@ -52,3 +52,18 @@ def test_text_lines_have_no_timestamp_under_journald(monkeypatch, journald: bool
         root.handlers[:], _ = saved[0], root.setLevel(saved[1])
     assert line.strip().endswith("INFO maild.test: filed spool=7 outcome=new ticket=[JP#3]")
     assert line[:4].isdigit() is stamped and "chatter" not in line
+
+
+def test_protocol_libraries_never_log_their_wire_even_at_debug() -> None:
+    """aioimaplib's DEBUG lines carry AUTHENTICATE XOAUTH2 with the access token (contract 7)."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure("debug", "text")
+        assert logging.getLogger("maild.imap").isEnabledFor(logging.DEBUG)
+        for name in ("aioimaplib.aioimaplib", "aiosmtplib", "mail.log"):
+            assert not logging.getLogger(name).isEnabledFor(logging.DEBUG), name
+        assert logging.getLogger("alembic").isEnabledFor(logging.DEBUG)
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+        logs.configure("info", "text")

@@ -26,13 +26,16 @@ def test_metrics_count_received_filed_and_waiting_mail(daemon) -> None:  # type:
         for n in range(3):
             client.sendmail("matti@example.fi", ["jasenpalvelu@liitto.fi"], mail(subject=f"Hei {n}", message_id=f"<h{n}@x>"))
         client.sendmail("matti@example.fi", ["jasenpalvelu@liitto.fi"], b"\r\n\r\n")  # nothing to read: quarantined
+        client.sendmail("matti@example.fi", ["jasenpalvelu@liitto.fi"], mail(subject="Hei 0", message_id="<h0@x>"))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         figures = scrape(port)
         if figures.get('maild_messages_filed_total{outcome="filed"}') == 3 and figures.get(
-                'maild_messages_filed_total{outcome="quarantined"}') == 1:
+                'maild_messages_filed_total{outcome="quarantined"}') == 1 and figures.get(
+                'maild_messages_filed_total{outcome="duplicate"}') == 1:
             break
         time.sleep(1)
-    assert figures['maild_messages_received_total{source="smtp"}'] == 4
+    assert figures['maild_messages_received_total{source="smtp"}'] == 5
+    assert figures['maild_messages_filed_total{outcome="duplicate"}'] == 1  # the same mail again
     assert figures["maild_quarantine_messages"] == 1 and figures["maild_spool_pending"] == 0
     assert "maild_outbox_queued" in figures

@@ -3,7 +3,9 @@ backup and restore, in real subprocesses on real databases."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import os
 import time
 from pathlib import Path
@@ -217,3 +219,35 @@ def test_backup_and_restore_with_postgresql_leave_the_database_to_pg_dump(make_i
     assert "pg_restore" in restored.stdout.decode()
     assert sorted(p.name for p in (tmp_path / "target" / "var" / "raw").rglob("*.eml")) == sorted(
         p.name for p in (tmp_path / "inst" / "var" / "raw").rglob("*.eml"))
+
+
+def test_restore_refuses_a_database_it_cannot_read(make_instance, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A locked database is not an empty one: nothing is replaced."""
+    config = _instance_with_tickets(make_instance, f"sqlite:///{tmp_path}/inst/var/maild.db", count=1)
+    backup = tmp_path / "b"
+    assert cli(config, "backup", str(backup)).returncode == 0
+    database = tmp_path / "t" / "maild.db"
+    target = make_instance(f"sqlite:///{database}?timeout=1", name="t")
+    assert cli(target, "ingest", input=mail(subject="Oma", message_id="<own@x>")).returncode == 0
+    with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as conn:
+        conn.execute("begin exclusive")
+        result = cli(target, "restore", str(backup))
+        conn.execute("rollback")
+    assert result.returncode == 1 and "nothing was restored" in result.stderr.decode()
+    assert [t["subject"] for t in json.loads(cli(target, "tickets", "list", "--json").stdout)] == ["Oma"]
+
+
+def test_a_backup_leaves_out_files_being_written(tmp_path: Path) -> None:
+    from maild import backup as backups
+
+    data = tmp_path / "data"
+    (data / "raw").mkdir(parents=True)
+    (data / "raw" / "a.eml").write_bytes(b"whole")
+    (data / "raw" / ".b.eml.0123abcd.tmp").write_bytes(b"half")  # a spool write in progress
+    manifest = backups.backup("postgresql+psycopg://x@127.0.0.1/maild", data, [], tmp_path / "bk", "test")
+    assert sorted(manifest["files"]) == ["data/raw/a.eml"]
+    twice = tmp_path / "maild.toml"
+    twice.write_text("")
+    with pytest.raises(FileExistsError):  # a failure half-way: the same file asked for twice
+        backups.backup("postgresql+psycopg://x@127.0.0.1/maild", data, [twice, twice], tmp_path / "bk2", "test")
+    assert not (tmp_path / "bk2.partial").exists() and not (tmp_path / "bk2").exists()
