@@ -179,3 +179,16 @@ def test_outbox_list_shows_queued_and_failed_mail(app: App, smtp_sink) -> None: 
     assert "550" in rows[0]["last_error"] and rows[0]["subject"] == "[JP#1] Vastaus 0"
     everything = json.loads(run_maild("outbox", "list", "--all", "--json", "--config", config).stdout)
     assert len(everything) == 2
+
+
+def test_a_sender_claims_one_mail_per_connection(app: App, tmp_path: Path) -> None:
+    """A claimed mail goes out at once: nothing claimed waits behind slow deliveries long enough
+    to look abandoned to another instance (which would send it too)."""
+    ticket_with_mail(app, count=6, to=("a@example.fi", "b@example.fi"))  # 12 rows, one ticket's mail in pairs
+    first = Sender(app.engine, lambda: MaildirTransport(tmp_path / "box"), connections=2)
+    other = Sender(app.engine, lambda: MaildirTransport(tmp_path / "box"), connections=2)
+    claimed = first.claim()
+    assert len(claimed) == 2
+    assert [row[0] for row in other.claim()] == []  # the ticket's next mail waits for these two
+    with Session(app.engine) as session:
+        assert sorted(r.state for r in session.exec(select(Outbox))) == ["queued"] * 10 + ["sending"] * 2
