@@ -234,12 +234,17 @@ class Processor:
             self._watchdog.join()
         if self._process is None:
             return None
-        if self._process.is_alive():
-            self._send("stop")
+        if self._process.is_alive() and self._conn is not None:
+            try:  # not _send: a child that has just died is not started again to be stopped
+                self._conn.send("stop")
+            except (BrokenPipeError, OSError):
+                pass
             self._process.join(timeout)
             if self._process.is_alive():
-                log.error("spool processor did not finish in %.0f s; terminating it", timeout)
-                self._process.terminate()
+                # it ignores SIGTERM (the parent decides when it stops): SIGKILL; the message it
+                # was on stays pending, its attempt counted
+                log.error("spool processor did not finish in %.0f s; killing it", timeout)
+                self._process.kill()
                 self._process.join()
         return self._process.exitcode
 
