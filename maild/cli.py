@@ -281,14 +281,16 @@ def ingest(
             stored.append(spool_sync(instance.engine, instance.raw_store, read(), envelope))
         except Exception as exc:  # anything that keeps a message from being stored is temporary
             _fail(f"{name}: could not store: {exc}", EXIT_TEMPFAIL)
+    # Stored: from here on the exit is 0 whatever happens, or the MTA would bounce or repeat
+    # a message that is safe (the daemon files what is left pending).
     try:
         pipeline = instance.pipeline
-    except RulesError as exc:  # stored: the daemon processes it once the rules are fixed
+        for inbound_id in stored:
+            err.print(f"{inbound_id}: {pipeline.process(inbound_id)}", markup=False)
+    except RulesError as exc:
         err.print(f"maild: stored, not yet processed: {exc.errors[0]}", markup=False)
-        return
-    for inbound_id in stored:
-        outcome = pipeline.process(inbound_id)
-        err.print(f"{inbound_id}: {outcome}", markup=False)
+    except Exception as exc:
+        err.print(f"maild: stored, not yet processed: {type(exc).__name__}: {exc}", markup=False)
 
 
 # --- tickets ---------------------------------------------------------------------------------
