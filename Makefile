@@ -15,7 +15,7 @@ run: $(BIN)/maild
 	$(BIN)/maild run
 
 test: $(BIN)/maild
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --dist loadfile $(PYTEST_ARGS)
 
 bench: $(BIN)/maild
 	$(BIN)/python bench/smtp_ingest.py
