@@ -39,3 +39,26 @@ def test_metrics_count_received_filed_and_waiting_mail(daemon) -> None:  # type:
     assert figures['maild_messages_filed_total{outcome="duplicate"}'] == 1  # the same mail again
     assert figures["maild_quarantine_messages"] == 1 and figures["maild_spool_pending"] == 0
     assert "maild_outbox_queued" in figures
+
+
+def test_metrics_tell_when_each_imap_mailbox_last_succeeded(daemon) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.dovecot import Dovecot
+
+    server = Dovecot.start()
+    try:
+        account = server.add_user()
+        port = free_port()
+        before = time.time()
+        daemon(extra=server.imap_toml(account) + f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n')
+        server.append(account, mail(subject="IMAP mittari", message_id="<imap-metric@x>"))
+        deadline = time.monotonic() + 30
+        key = 'maild_imap_last_success_timestamp_seconds{mailbox="jasenpalvelu"}'
+        while time.monotonic() < deadline:
+            figures = scrape(port)
+            if figures.get('maild_messages_received_total{source="imap"}') == 1 and key in figures:
+                break
+            time.sleep(1)
+        assert figures['maild_messages_received_total{source="imap"}'] == 1
+        assert before - 5 < figures[key] <= time.time() + 5
+    finally:
+        server.stop()
