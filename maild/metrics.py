@@ -17,9 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, func, select
 
-from maild.store.tables import Component, Inbound, Outbox, Quarantine
+from maild.store import backlog, health
+from maild.store.tables import Inbound, utcnow
 
 CACHE_SECONDS = 5.0
 
@@ -63,20 +64,17 @@ class DatabaseCollector(Collector):
                 outcomes[outcome] = outcomes.get(outcome, 0) + count
             for outcome, count in sorted(outcomes.items()):
                 filed.add_metric([outcome], count)
-            failed.add_metric([], session.exec(select(func.count()).where(Outbox.state == "failed")).one())
-            pending.add_metric([], session.exec(select(func.count()).where(Inbound.state == "pending")).one())
-            queued.add_metric([], session.exec(
-                select(func.count()).where(col(Outbox.state).in_(("queued", "sending")))).one())
-            quarantine.add_metric([], session.exec(
-                select(func.count()).where(Quarantine.released_at == None)).one())  # noqa: E711
-            latest: dict[str, float] = {}
-            rows = session.exec(select(Component.name, Component.last_success_at)
-                                .where(col(Component.name).startswith("imap:"), Component.last_success_at != None))  # noqa: E711
-            for name, when in rows:
-                mailbox = name.removeprefix("imap:")
-                latest[mailbox] = max(latest.get(mailbox, 0.0), when.timestamp())
-            for mailbox, stamp in sorted(latest.items()):
-                imap.add_metric([mailbox], stamp)
+            failed.add_metric([], backlog.failed_mail(session))
+            pending.add_metric([], backlog.spool(session)[0])
+            queued.add_metric([], backlog.outbox(session)[0])
+            quarantine.add_metric([], backlog.quarantined(session))
+        latest: dict[str, float] = {}
+        for row in health.read(self.engine, utcnow()):  # of every instance, alive or not
+            if row["name"].startswith("imap:") and row["last_success_at"]:
+                mailbox = row["name"].removeprefix("imap:")
+                latest[mailbox] = max(latest.get(mailbox, 0.0), row["last_success_at"].timestamp())
+        for mailbox, stamp in sorted(latest.items()):
+            imap.add_metric([mailbox], stamp)
         return [received, filed, failed, pending, queued, quarantine, imap]
 
 

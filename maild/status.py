@@ -13,10 +13,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session
 
-from maild.store import health
-from maild.store.tables import Inbound, Outbox, Quarantine, utcnow
+from maild.store import backlog, health
+from maild.store.tables import utcnow
 
 OK, WARNING, CRITICAL = 0, 1, 2
 
@@ -64,31 +64,20 @@ def _daemon(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _spool(session: Session, now: datetime) -> dict[str, Any]:
-    pending, oldest = session.exec(
-        select(func.count(), func.min(Inbound.received_at)).where(Inbound.state == "pending")).one()
-    if oldest is not None and oldest.tzinfo is None:  # min() skips the column's type on SQLite
-        oldest = oldest.replace(tzinfo=now.tzinfo)
+    pending, oldest = backlog.spool(session)
     return {"pending": pending, "oldest_pending_seconds": _age(now, oldest) if pending else None}
 
 
 def _outbox(session: Session, now: datetime) -> dict[str, Any]:
-    waiting = col(Outbox.state).in_(("queued", "sending"))
-    queued, oldest = session.exec(select(func.count(), func.min(Outbox.created_at)).where(waiting)).one()
-    if oldest is not None and oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=now.tzinfo)
-    failed = session.exec(select(func.count()).where(Outbox.state == "failed")).one()
-    failed_recent = session.exec(
-        select(func.count()).where(Outbox.state == "failed", Outbox.claimed_at >= now - RECENT)).one()
-    return {"queued": queued, "failed": failed, "failed_last_24h": failed_recent,
+    queued, oldest = backlog.outbox(session)
+    return {"queued": queued, "failed": backlog.failed_mail(session),
+            "failed_last_24h": backlog.failed_mail(session, since=now - RECENT),
             "oldest_queued_seconds": _age(now, oldest) if queued else None}
 
 
 def _quarantine(session: Session, now: datetime) -> dict[str, Any]:
-    kept = Quarantine.released_at == None  # noqa: E711
-    count = session.exec(select(func.count()).where(kept)).one()
-    errors = session.exec(select(func.count()).where(
-        kept, col(Quarantine.kind).in_(("error", "unparseable")), Quarantine.received_at >= now - RECENT)).one()
-    return {"count": count, "errors_last_24h": errors}
+    return {"count": backlog.quarantined(session),
+            "errors_last_24h": backlog.quarantined(session, ("error", "unparseable"), since=now - RECENT)}
 
 
 def _health(row: dict[str, Any] | None) -> dict[str, Any]:
