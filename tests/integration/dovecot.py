@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import textwrap
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -332,3 +333,30 @@ class Dovecot:
             idle = {"true" if idle else "false"}
             ca_file = "{self.cert}"
             """)
+
+
+class Proxy:
+    """A TCP proxy on loopback in front of a server (a real Dovecot): what it does to the
+    conversation is ``relay``'s, for each connection (numbered from 1)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.connections = 0
+        self.listener = socket.create_server((HOST, 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.relay(client, socket.create_connection((HOST, self.target_port)), self.connections)
+
+    def relay(self, client: socket.socket, server: socket.socket, number: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.listener.close()

@@ -40,7 +40,7 @@ from maild.intake.imap_state import FolderState, load_state, save_state
 from maild.intake.spool import GroupCommitter, RawStore
 from maild.store import db
 from tests.conftest import free_port
-from tests.integration.dovecot import Dovecot, Stored
+from tests.integration.dovecot import Dovecot, Proxy, Stored
 from tests.mailgen import mail
 
 UNDISCLOSED = "undisclosed-recipients:;"
@@ -398,30 +398,19 @@ def test_sigterm_in_the_middle_of_a_sync_finishes_the_batch_and_exits_zero(dovec
     assert stored(sqlite_url) == count  # a clean stop saved its place: nothing fetched twice
 
 
-class CuttingProxy:
+class CuttingProxy(Proxy):
     """A TCP proxy in front of Dovecot that cuts its first connection after ``cut_after``
     bytes from the server: a network failure in the middle of a FETCH."""
 
     def __init__(self, target_port: int, cut_after: int) -> None:
-        self.target_port = target_port
         self.cut_after = cut_after
-        self.connections = 0
         self.cut = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(target_port)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            server = socket.create_connection(("127.0.0.1", self.target_port))
-            limit = self.cut_after if self.connections == 1 else None
-            threading.Thread(target=self._pump, args=(client, server, None), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, limit), daemon=True).start()
+    def relay(self, client: socket.socket, server: socket.socket, number: int) -> None:
+        limit = self.cut_after if number == 1 else None
+        threading.Thread(target=self._pump, args=(client, server, None), daemon=True).start()
+        threading.Thread(target=self._pump, args=(server, client, limit), daemon=True).start()
 
     def _pump(self, source: socket.socket, target: socket.socket, limit: int | None) -> None:
         sent = 0
@@ -437,9 +426,6 @@ class CuttingProxy:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def test_a_connection_cut_in_the_middle_of_a_fetch_is_resumed(dovecot: Dovecot, daemon) -> None:  # type: ignore[no-untyped-def]

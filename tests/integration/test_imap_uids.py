@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import pytest
 
-from tests.integration.dovecot import Dovecot
+from tests.integration.dovecot import Dovecot, Proxy
 from tests.integration.test_imap import subjects, tickets_when, wait_for
 from tests.mailgen import mail
 
@@ -35,28 +35,19 @@ def read_response(stream: BinaryIO) -> bytes:
     return response
 
 
-class OmittingProxy:
+class OmittingProxy(Proxy):
     """Passes the IMAP conversation through, except the first ``times`` responses (every one
     when None) that carry the message of ``uid``: the server's reply to UID FETCH lacks it."""
 
     def __init__(self, target_port: int, uid: int, times: int | None = 1) -> None:
-        self.target_port = target_port
         self.pattern = re.compile(rb"^\* \d+ FETCH \(.*\bUID %d\b" % uid, re.DOTALL)
         self.times = times
         self.omitted = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(target_port)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target_port))
-            threading.Thread(target=self._requests, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._responses, args=(server, client), daemon=True).start()
+    def relay(self, client: socket.socket, server: socket.socket, number: int) -> None:
+        threading.Thread(target=self._requests, args=(client, server), daemon=True).start()
+        threading.Thread(target=self._responses, args=(server, client), daemon=True).start()
 
     @staticmethod
     def _requests(client: socket.socket, server: socket.socket) -> None:
@@ -81,9 +72,6 @@ class OmittingProxy:
     def _omits(self, response: bytes) -> bool:
         wanted = self.times is None or self.omitted < self.times
         return wanted and b"BODY[]" in response and self.pattern.match(response) is not None
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def test_a_uid_left_out_of_a_fetch_reply_is_neither_deleted_nor_skipped(dovecot: Dovecot, daemon) -> None:  # type: ignore[no-untyped-def]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import smtplib
 import time
 import urllib.request
 
-from tests.conftest import free_port
+from tests.conftest import free_port, run_maild
 from tests.mailgen import mail
 
 
@@ -49,7 +50,7 @@ def test_metrics_tell_when_each_imap_mailbox_last_succeeded(daemon) -> None:  # 
         account = server.add_user()
         port = free_port()
         before = time.time()
-        daemon(extra=server.imap_toml(account) + f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n')
+        running = daemon(extra=server.imap_toml(account) + f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n')
         server.append(account, mail(subject="IMAP mittari", message_id="<imap-metric@x>"))
         deadline = time.monotonic() + 30
         key = 'maild_imap_last_success_timestamp_seconds{mailbox="jasenpalvelu"}'
@@ -60,5 +61,8 @@ def test_metrics_tell_when_each_imap_mailbox_last_succeeded(daemon) -> None:  # 
             time.sleep(1)
         assert figures['maild_messages_received_total{source="imap"}'] == 1
         assert before - 5 < figures[key] <= time.time() + 5
+        status = json.loads(run_maild("status", "--json", "--config", str(running.config)).stdout)  # the same health
+        assert [box["name"] for box in status["imap"]] == ["jasenpalvelu"]
+        assert status["imap"][0]["last_success_at"] and status["imap"][0]["last_error"] is None
     finally:
         server.stop()
