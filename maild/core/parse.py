@@ -119,13 +119,6 @@ def _raw_headers(message: email.message.Message) -> dict[str, tuple[str, ...]]:
     return {name: tuple(values) for name, values in headers.items()}
 
 
-def _undecoded(message: email.message.Message, name: str) -> tuple[str, ...]:
-    """A header's values as written, unfolded: no RFC 2047 decoding, which could put a ``;``
-    or a ``)`` into a structured header (the parser would then read a result that is not there)."""
-    return tuple(clean(re.sub(r"\r?\n(?=[ \t])", "", _eight_bit(str(value)))).strip()
-                 for key, value in message.raw_items() if key.lower() == name)
-
-
 def _headers(raw: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
     """Header values for reading: encoded words decoded, except where RFC 2047 allows none."""
     return {
@@ -330,7 +323,7 @@ def parse_message(raw: bytes) -> tuple[Parsed, email.message.Message]:
         html=html,
         attachments=tuple(attachments),
         defects=tuple(sorted({type(defect).__name__ for part in message.walk() for defect in part.defects})),
-        authentication_results=_undecoded(message, "authentication-results"),
+        authentication_results=headers.get("authentication-results", ()),  # a trace header: kept raw
         cleaned=_cleaning_notes(raw_headers, headers),
         fingerprint=content_fingerprint(raw),
     )
