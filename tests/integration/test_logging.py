@@ -67,3 +67,11 @@ def test_protocol_libraries_never_log_their_wire_even_at_debug() -> None:
     finally:
         root.handlers[:], _ = saved[0], root.setLevel(saved[1])
         logs.configure("info", "text")
+
+
+def test_run_refuses_an_unknown_log_level(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import run_maild
+
+    result = run_maild("--config", str(make_instance(sqlite_url)), "run", "--log-level", "loud")
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == "maild: --log-level 'loud': not one of debug, info, warning, error"
