@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from maild.core import threader
@@ -184,6 +184,8 @@ class Pipeline:
         except MessageTimeout as exc:
             log.error("message %s %s; quarantined", inbound_id, exc)
             return quarantine_error(self.engine, inbound_id, str(exc))
+        except OperationalError:
+            raise  # the database, not the message: it stays pending for when the database is back
         except Exception as exc:
             log.exception("message %s failed; quarantined", inbound_id)
             return self._quarantine_error(inbound_id, exc)

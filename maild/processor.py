@@ -36,6 +36,7 @@ from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
 
 from maild import logs
 from maild.app import App, TemplatesError
@@ -43,6 +44,7 @@ from maild.config import Settings
 from maild.ingest import quarantine_error
 from maild.rules.loader import RulesError
 from maild.store import db
+from maild.supervise import Backoff, describe
 
 log = logging.getLogger("maild.processor")
 
@@ -52,6 +54,7 @@ WAKE_CHECK_SECONDS = 0.1
 INTAKE_QUIET_SECONDS = 0.25  # intake counts as busy this long after its last commit
 YIELD_SECONDS = 0.05  # pause between messages while intake is busy
 NICENESS = 5
+OUTAGE_SECONDS = (0.5, 10.0)  # first pause and cap while the database is unreachable
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 WATCH_SECONDS = 0.25  # how often the parent looks at what the child is on
 
@@ -116,17 +119,28 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
     stopping = False
     seen_intake = -1.0
     last_look = 0.0
+    outage = Backoff(*OUTAGE_SECONDS)
     while True:
         now = time.monotonic()
         intake = last_intake.value
         if intake != seen_intake or now - last_look >= IDLE_RECHECK_SECONDS or stopping:
             busy = now - intake < INTAKE_QUIET_SECONDS and not stopping
-            done = pipeline.process_some(1 if busy else BATCH, watch.on)
-            last_look = now
-            if not done:
-                seen_intake = intake
-            elif busy:
-                time.sleep(YIELD_SECONDS)
+            try:
+                done = pipeline.process_some(1 if busy else BATCH, watch.on)
+            except OperationalError as exc:  # the database is away: wait for it, the spool keeps the mail
+                if stopping:
+                    return
+                delay = outage.next()
+                log.error("database unavailable: %s; filing again in %.1f s", describe(exc), delay)
+                time.sleep(delay)
+                done = 0
+            else:
+                outage.reset()
+                last_look = now
+                if not done:
+                    seen_intake = intake
+                elif busy:
+                    time.sleep(YIELD_SECONDS)
         else:
             done = 0
         timeout = 0.0 if done or stopping else WAKE_CHECK_SECONDS

@@ -130,6 +130,8 @@ def test_the_sender_outlives_postgresql_refusing_connections(daemon, smtp_sink, 
     assert "OperationalError" in sender["last_error"] and sender["restarts"] >= 1
     send(running.port, mail(subject="Katkon jälkeen"))  # and intake and processing work again
     wait_for(lambda: query(db_url, "select count(*) from tickets") == (2,))
+    assert "database unavailable" in running.log.read_text()  # the processor waited out the outage ...
+    assert components(db_url)["processor"]["restarts"] == 0  # ... instead of dying and being restarted
 
 
 @pytest.fixture
