@@ -120,10 +120,12 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
     seen_intake = -1.0
     last_look = 0.0
     outage = Backoff(*OUTAGE_SECONDS)
+    retry_at = 0.0  # while the database is away: when to try again (new intake means it is back)
     while True:
         now = time.monotonic()
         intake = last_intake.value
-        if intake != seen_intake or now - last_look >= IDLE_RECHECK_SECONDS or stopping:
+        due = now >= retry_at or intake != seen_intake
+        if due and (intake != seen_intake or now - last_look >= IDLE_RECHECK_SECONDS or stopping):
             busy = now - intake < INTAKE_QUIET_SECONDS and not stopping
             try:
                 done = pipeline.process_some(1 if busy else BATCH, watch.on)
@@ -132,10 +134,10 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
                     return
                 delay = outage.next()
                 log.error("database unavailable: %s; filing again in %.1f s", describe(exc), delay)
-                time.sleep(delay)
-                done = 0
+                retry_at, seen_intake, done = now + delay, intake, 0
             else:
                 outage.reset()
+                retry_at = 0.0
                 last_look = now
                 if not done:
                     seen_intake = intake
