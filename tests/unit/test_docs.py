@@ -26,7 +26,8 @@ DOCS = REPO / "docs"
 CITATION = re.compile(r"(?<![\w.-])docs/([\w-]+\.md)(?:#([\w-]+))?")
 # [text](target.md#anchor) in Markdown; external links (scheme:) are not ours to check
 MD_LINK = re.compile(r"\]\((?![a-z][a-z0-9+.-]*:)([^)\s#]*)(?:#([^)\s]+))?\)")
-EXPLICIT_ANCHOR = re.compile(r"""<a\s+(?:id|name)=["']([^"']+)["']""")
+# on a line of its own, so that one shown as an example inside `code` does not count
+EXPLICIT_ANCHOR = re.compile(r"""^<a\s+(?:id|name)=["']([^"']+)["']\s*>\s*</a>\s*$""", re.MULTILINE)
 
 
 def _citing_files() -> list[Path]:
