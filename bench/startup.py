@@ -62,12 +62,12 @@ def fill(url: str, n: int) -> None:
     engine.dispose()
 
 
-def run(args: tuple[str, ...], env: dict[str, str]) -> tuple[float, float]:
+def run(args: tuple[str, ...], env: dict[str, str], cwd: str) -> tuple[float, float]:
     """One fresh `python -m maild ARGS`: (wall seconds, CPU seconds)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "maild", *args], env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
+    done = subprocess.run([sys.executable, "-m", "maild", *args], env=env, cwd=cwd,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1, 2):  # status: 2 (critical) when no daemon runs
@@ -85,15 +85,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="maild-startup-") as tmp:
         env = {key: value for key, value in os.environ.items()
                if not key.startswith("MAILD_") and key != "PYTHONDONTWRITEBYTECODE"}
+        # `python -m` puts the working directory first on the path: run where no other maild is
         env.update(PYTHONPATH=str(REPO), PYTHONPYCACHEPREFIX=f"{tmp}/pycache")
         instance = Path(tmp) / "instance"
-        subprocess.run([sys.executable, "-m", "maild", "init", str(instance)], env=env, check=True,
+        subprocess.run([sys.executable, "-m", "maild", "init", str(instance)], env=env, cwd=tmp, check=True,
                        stdout=subprocess.DEVNULL)
         config = str(instance / "maild.toml")
         if options.db_url:
             env["MAILD_DATABASE__URL"] = options.db_url
-        subprocess.run([sys.executable, "-m", "maild", "--config", config, "db", "upgrade"], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "maild", "--config", config, "db", "upgrade"], env=env, cwd=tmp,
+                       check=True, stdout=subprocess.DEVNULL)
         from maild.config import load_settings
 
         url = options.db_url or load_settings(config).database_url
@@ -102,8 +103,8 @@ def main() -> None:
         print(f"{'command':28} {'median':>8} {'best':>8} {'CPU':>8}")
         for command in COMMANDS:
             args = ("--config", config, *command) if command != ("--help",) else command
-            run(args, env)  # warm-up: compiles the bytecode
-            times = [run(args, env) for _ in range(options.runs)]
+            run(args, env, tmp)  # warm-up: compiles the bytecode
+            times = [run(args, env, tmp) for _ in range(options.runs)]
             walls, cpus = [wall for wall, _ in times], [cpu for _, cpu in times]
             print(f"{'maild ' + ' '.join(command):28} {statistics.median(walls):7.3f}s {min(walls):7.3f}s "
                   f"{statistics.median(cpus):7.3f}s")
