@@ -1,4 +1,9 @@
-"""Composition root: builds the adapters from one Settings object and hands them out."""
+"""Composition root: builds the adapters from one Settings object and hands them out.
+
+Each adapter's module is imported where the adapter is built: a command that only reads
+tickets must not load the templates, the ORM, the rules loader or the mail transports
+(see tests/unit/test_import_boundaries.py).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
-from maild.config import Settings
-from maild.outbound.notices import Mailer
-from maild.outbound.sender import Sender
-from maild.outbound.templates import Templates
-from maild.outbound.transport import Transport, make_transport
-from maild.oauth2 import token_source
-from maild.ingest import Pipeline, secret_key
-from maild.intake.spool import RawStore
-from maild.rules.loader import parse_rules, read_rules_text
-from maild.rules.model import RuleSet
-from maild.store import db
+    from maild.config import Settings
+    from maild.ingest import Pipeline
+    from maild.intake.spool import RawStore
+    from maild.outbound.notices import Mailer
+    from maild.outbound.sender import Sender
+    from maild.outbound.templates import Templates
+    from maild.rules.model import RuleSet
 
 
 class NotMigrated(Exception):
@@ -41,19 +44,27 @@ class App:
 
     @cached_property
     def engine(self) -> sa.Engine:
+        from maild.store import db
+
         return db.make_engine(self.settings.database_url)
 
     @cached_property
     def raw_store(self) -> RawStore:
+        from maild.intake.spool import RawStore
+
         return RawStore(self.settings.data_dir)
 
     @cached_property
     def rules(self) -> RuleSet:
+        from maild.rules.loader import read_rules_text
+
         return self.use_rules(read_rules_text(self.settings.rules_file))
 
     def use_rules(self, text: str) -> RuleSet:
         """Rules from this text (what the daemon validated: its processor must not read a file
         that may have changed since)."""
+        from maild.rules.loader import parse_rules
+
         rules = parse_rules(text, str(self.settings.rules_file))
         self.rules_text = text
         self.__dict__["rules"] = rules
@@ -66,11 +77,16 @@ class App:
         return self._read_templates()
 
     def _read_templates(self) -> Templates:
+        from maild.outbound.templates import Templates
+
         instance = self.settings.instance
         return Templates(self.settings.templates_dir, timezone=instance.timezone, tag_prefix=instance.tag_prefix)
 
     @cached_property
     def mailer(self) -> Mailer:
+        from maild.ingest import secret_key
+        from maild.outbound.notices import Mailer
+
         instance = self.settings.instance
         return Mailer(
             templates=self.templates,
@@ -84,6 +100,8 @@ class App:
 
     @cached_property
     def pipeline(self) -> Pipeline:
+        from maild.ingest import Pipeline
+
         return Pipeline(
             engine=self.engine,
             raw_store=self.raw_store,
@@ -109,6 +127,10 @@ class App:
         return self.templates.check()
 
     def sender(self) -> Sender:
+        from maild.oauth2 import token_source
+        from maild.outbound.sender import Sender
+        from maild.outbound.transport import Transport, make_transport
+
         out = self.settings.outbound
         password = out.secret() if out.username and out.oauth2 is None else ""
         tokens = None
@@ -126,19 +148,27 @@ class App:
     @property
     def database_label(self) -> str:
         """The database URL without its password (for messages)."""
+        import sqlalchemy as sa
+
         return sa.engine.make_url(self.settings.database_url).render_as_string(hide_password=True)
 
     def database_exists(self) -> bool:
         """False only when the embedded SQLite file is missing (a server database is asked)."""
+        from maild.store import db
+
         path = db.sqlite_file(self.settings.database_url)
         return path is None or path.is_file()
 
     def database_is_current(self) -> bool:
         """Whether the schema is at the newest migration; creates nothing."""
+        from maild.store import db
+
         return db.is_current(self.engine)
 
     def prepare_database(self) -> None:
         """Migrate the embedded SQLite by itself; a server database must be upgraded explicitly."""
+        from maild.store import db
+
         if self.engine.dialect.name == "sqlite":
             db.upgrade(self.settings.database_url)
         elif not db.is_current(self.engine):
@@ -148,6 +178,8 @@ class App:
         """Load rules (from ``text``, else the file) and templates again; on any error the
         old ones stay. Raises RulesError or TemplatesError for the caller to log.
         """
+        from maild.rules.loader import parse_rules, read_rules_text
+
         text = read_rules_text(self.settings.rules_file) if text is None else text
         parse_rules(text, str(self.settings.rules_file))  # all of it must be good before any is used
         templates = self._read_templates()

@@ -1,4 +1,10 @@
-"""The ``maild`` command line (contract section 5). Thin: every command calls into the app."""
+"""The ``maild`` command line (contract section 5). Thin: every command calls into the app.
+
+Start-up is part of the interface: ``maild tickets list`` should answer in a fraction of a
+second. So this module imports only the standard library and typer; every command imports
+what it needs inside its function (sqlmodel, rich, the app, the rules...), and a read-only
+listing goes through SQLAlchemy Core. tests/unit/test_import_boundaries.py holds this.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +14,18 @@ import os
 import re
 import sys
 from datetime import datetime, timezone
-from zoneinfo import ZoneInfo
 from pathlib import Path
 from collections.abc import Iterable
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 
-from maild import views
-from maild.app import App, NotMigrated, TemplatesError
-from maild.core import threader
-from maild.core.bounces import UNDELIVERABLE_FOR
-from maild.core.commands import Command
 from maild.terminal import terminal_safe
-from maild.store import tickets as store
-from maild.config import ConfigError, Settings, load_settings
-from maild.rules.loader import RulesError
+
+if TYPE_CHECKING:
+    from maild.app import App
+    from maild.config import Settings
+    from maild.core.commands import Command
 
 EXIT_TEMPFAIL = 75  # sysexits EX_TEMPFAIL: the MTA keeps the message and retries
 
@@ -50,30 +47,24 @@ app.add_typer(rules_app, name="rules")
 _JSON_CONTROL = re.compile(r"[\x7f-\x9f]")  # what json.dumps(ensure_ascii=False) leaves raw
 
 
-def _shown(value: Any) -> Any:
-    """A string as plain text (never rich markup: a subject "[link=...]" stays text), escaped."""
-    return Text(terminal_safe(value)) if isinstance(value, str) else value
+class _LazyConsole:
+    """The CLI's rich console (``maild.console``), made on first use: a command that prints
+    only JSON never imports rich."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from maild.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
 
 
-class _Console(Console):
-    """The one way the CLI writes text: every string may come from mail (contract 6)."""
-
-    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        super().print(*map(_shown, objects), **kwargs)
-
-    def rule(self, title: Any = "", **kwargs: Any) -> None:  # type: ignore[override]
-        super().rule(_shown(title), **kwargs)
-
-
-class _Table(Table):
-    """A table whose cells are plain, escaped text."""
-
-    def add_row(self, *cells: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        super().add_row(*map(_shown, cells), **kwargs)
-
-
-out = _Console(highlight=False, soft_wrap=True)
-err = _Console(stderr=True, highlight=False, soft_wrap=True)
+out: Any = _LazyConsole(highlight=False, soft_wrap=True)
+err: Any = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="maild.toml to use.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
@@ -110,10 +101,14 @@ def _global(config: ConfigOpt = None,
 
 
 def _settings(config: str | None) -> Settings:
+    from maild.config import load_settings
+
     return load_settings(config or _State.config)
 
 
 def _app(config: str | None, migrate: bool = True) -> App:
+    from maild.app import App
+
     instance = App(_settings(config))
     if migrate:
         instance.prepare_database()
@@ -123,6 +118,10 @@ def _app(config: str | None, migrate: bool = True) -> App:
 def _read_app(config: str | None, code: int = 1) -> App:
     """An instance for a command that only reads: it never creates a database, a data
     directory or a configuration, and says what it tried when there is nothing to read."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from maild.app import App
+
     settings = _settings(config)
     instance = App(settings)
     tried = f"config {settings.source}, database {instance.database_label}"
@@ -168,6 +167,7 @@ def run(config: ConfigOpt = None,
         ) -> None:
     """The daemon: SMTP listener and spool processor, in the foreground."""
     from maild import logs
+    from maild.app import App, TemplatesError
     from maild.daemon import run as run_daemon
 
     settings = _settings(config)
@@ -216,6 +216,10 @@ def _make_private(settings: Settings) -> None:
 @app.command()
 def check(config: ConfigOpt = None) -> None:
     """Validate configuration and rules; print every problem."""
+    from maild.app import App
+    from maild.config import ConfigError
+    from maild.rules.loader import RulesError
+
     problems: list[str] = []
     try:
         settings = _settings(config)
@@ -265,8 +269,13 @@ def ingest(
     config: ConfigOpt = None,
 ) -> None:
     """Deliver raw messages (an MTA pipe): exit 0 when stored, 75 when not."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from maild.app import NotMigrated
+    from maild.config import ConfigError
     from maild.intake.spool import spool_sync
     from maild.mail import Envelope
+    from maild.rules.loader import RulesError
 
     try:
         instance = _app(config)
@@ -317,12 +326,15 @@ def tickets_list(
     config: ConfigOpt = None,
 ) -> None:
     """Tickets, open ones first, newest first; every status unless filtered."""
+    from maild import views
+    from maild.store import listing
+
     _choice("--status", status, STATUSES)
     instance = _read_app(config)
-    with Session(instance.engine) as session:
+    with instance.engine.connect() as conn:  # Core, not the ORM: see the module's docstring
         if queue is not None:
-            _choice("--queue", queue, sorted(set(instance.queue_ids()) | set(store.queue_ids(session))))
-        rows = views.ticket_rows(session, instance.settings.instance.tag_prefix, status=status, queue=queue,
+            _choice("--queue", queue, sorted(set(instance.queue_ids()) | set(listing.queue_ids(conn))))
+        rows = views.ticket_rows(conn, instance.settings.instance.tag_prefix, status=status, queue=queue,
                                  assignee=assignee, limit=limit)
     _ticket_table(rows, as_json)
 
@@ -330,9 +342,11 @@ def tickets_list(
 @tickets_app.command("search")
 def tickets_search(text: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Tickets whose subject, text or addresses match TEXT."""
+    from maild import views
+
     instance = _read_app(config)
-    with Session(instance.engine) as session:
-        rows = views.ticket_rows(session, instance.settings.instance.tag_prefix, text=text)
+    with instance.engine.connect() as conn:
+        rows = views.ticket_rows(conn, instance.settings.instance.tag_prefix, text=text)
     _ticket_table(rows, as_json)
 
 
@@ -340,7 +354,9 @@ def _table(headers: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> None:
     """A listing: a table on a terminal; elsewhere (a pipe, a file) plain tab-separated lines,
     so that no column is ever cut."""
     if out.is_terminal:
-        table = _Table(*headers)
+        from maild.console import Table
+
+        table = Table(*headers)
         for row in rows:
             table.add_row(*row)
         out.print(table)
@@ -360,6 +376,8 @@ def _ticket_table(rows: list[dict[str, Any]], as_json: bool) -> None:
 
 def _ticket_number(value: str, prefix: str) -> int:
     """``12``, ``JP#12`` or ``[JP#12]`` (any case) as 12."""
+    from maild.core import threader
+
     text = value.strip()
     if text.isdigit():
         return int(text)
@@ -373,6 +391,10 @@ def _ticket_number(value: str, prefix: str) -> int:
 def tickets_show(ticket: Annotated[str, typer.Argument(metavar="NUMBER", help="12, JP#12 or [JP#12].")],
                  as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """One ticket with its messages and events, oldest first."""
+    from sqlmodel import Session
+
+    from maild import views
+
     instance = _read_app(config)
     prefix = instance.settings.instance.tag_prefix
     number = _ticket_number(ticket, prefix)
@@ -398,6 +420,8 @@ ActorOpt = Annotated[Optional[str], typer.Option("--as", help="Who does it (for 
 
 
 def _act(number: int, command: Command, actor: str | None, config: str | None, note: str = "") -> None:
+    from maild.core import threader
+
     instance = _app(config)
     who = actor or f"{os.environ.get('USER', 'operator')} (shell)"
     error = instance.pipeline.act(number, command, who, note)
@@ -409,18 +433,24 @@ def _act(number: int, command: Command, actor: str | None, config: str | None, n
 @tickets_app.command("assign")
 def tickets_assign(number: int, address: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
     """Give a ticket to a staff member of its queue."""
+    from maild.core.commands import Command
+
     _act(number, Command("assign", address.lower()), actor, config)
 
 
 @tickets_app.command("close")
 def tickets_close(number: int, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
     """Resolve a ticket; the member gets the resolved notice (as with #close)."""
+    from maild.core.commands import Command
+
     _act(number, Command("close"), actor, config)
 
 
 @tickets_app.command("reopen")
 def tickets_reopen(number: int, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
     """Open a pending or resolved ticket again."""
+    from maild.core.commands import Command
+
     _act(number, Command("open"), actor, config)
 
 
@@ -429,24 +459,32 @@ def tickets_move(number: int, queue: Annotated[str, typer.Argument(help="The que
                  config: ConfigOpt = None) -> None:
     """Move a ticket to another queue, as #queue does: it takes that queue's confidentiality,
     and an assignee who is not staff there is dropped (on a confidential queue, the CCs too)."""
+    from maild.core.commands import Command
+
     _act(number, Command("queue", queue), actor, config)
 
 
 @tickets_app.command("cc")
 def tickets_cc(number: int, address: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
     """Send the ticket's mail to this address too (as #cc)."""
+    from maild.core.commands import Command
+
     _act(number, Command("cc", address), actor, config)
 
 
 @tickets_app.command("uncc")
 def tickets_uncc(number: int, address: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
     """Stop sending the ticket's mail to this address (as #uncc)."""
+    from maild.core.commands import Command
+
     _act(number, Command("uncc", address), actor, config)
 
 
 @tickets_app.command("note")
 def tickets_note(number: int, text: str, actor: ActorOpt = None, config: ConfigOpt = None) -> None:
     """Add an internal note; nothing is sent to the member."""
+    from maild.core.commands import Command
+
     _act(number, Command("note"), actor, config, note=text)
 
 
@@ -461,6 +499,11 @@ def members(
     tickets, open ones first."""
     if action != "show":
         _fail(f"unknown action {action!r}: use `maild members show ADDRESS`")
+    from sqlmodel import Session
+
+    from maild import views
+    from maild.core.bounces import UNDELIVERABLE_FOR
+
     instance = _read_app(config)
     with Session(instance.engine) as session:
         member = views.member_detail(session, instance.settings.instance.tag_prefix, address)
@@ -482,6 +525,10 @@ def members(
 @quarantine_app.command("list")
 def quarantine_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Messages kept in the quarantine, with the reason."""
+    from sqlmodel import Session
+
+    from maild import views
+
     instance = _read_app(config)
     with Session(instance.engine) as session:
         rows = views.quarantine_rows(session)
@@ -496,6 +543,10 @@ def quarantine_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
 @quarantine_app.command("show")
 def quarantine_show(qid: Annotated[int, typer.Argument(metavar="ID")], raw: bool = False, config: ConfigOpt = None) -> None:
     """One kept message: its reason and the raw message (--raw: only the raw bytes)."""
+    from sqlmodel import Session
+
+    from maild import views
+
     instance = _read_app(config)
     with Session(instance.engine) as session:
         row = views.quarantine_row(session, qid)
@@ -518,6 +569,8 @@ def quarantine_show(qid: Annotated[int, typer.Argument(metavar="ID")], raw: bool
 @quarantine_app.command("replay")
 def quarantine_replay(qids: Annotated[list[int], typer.Argument(metavar="ID...")], config: ConfigOpt = None) -> None:
     """Try kept messages again through the whole pipeline."""
+    from sqlmodel import Session
+
     from maild.ingest import reprocess
 
     instance = _app(config)
@@ -547,6 +600,10 @@ def outbox_list(
     config: ConfigOpt = None,
 ) -> None:
     """Outgoing mail: queued, being sent, failed (and with --all, sent)."""
+    from sqlmodel import Session
+
+    from maild import views
+
     for value in state or ():
         _choice("--state", value, OUTBOX_STATES)
     instance = _read_app(config)
@@ -571,6 +628,8 @@ def _outbox_ids(ids: list[str]) -> list[int] | None:
 
 
 def _outbox_operate(action: str, ids: list[str], config: str | None) -> None:
+    from sqlmodel import Session
+
     from maild.outbound.outbox import OPERATOR_ACTIONS, operate
 
     wanted = _outbox_ids(ids)
@@ -656,6 +715,7 @@ def restore(directory: Annotated[Path, typer.Argument(metavar="DIR", help="A bac
             config: ConfigOpt = None) -> None:
     """Restore a backup into this instance, which must have no data yet."""
     from maild import backup as backups
+    from maild.app import App
 
     settings = _settings(config)
     instance = App(settings)
@@ -721,6 +781,8 @@ def status(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
 
 
 def _at(value: str | None) -> datetime:
+    from zoneinfo import ZoneInfo
+
     if not value:
         return datetime.now(timezone.utc)
     try:
@@ -780,6 +842,9 @@ def rules_test(message: Annotated[Path, typer.Argument(metavar="FILE.eml")], as_
                recipient: Annotated[Optional[list[str]], typer.Option("--recipient")] = None,
                config: ConfigOpt = None) -> None:
     """What would happen to this message, and why. Changes nothing."""
+    from maild import views
+    from maild.app import App
+
     instance = App(_settings(config))
     try:
         raw = message.read_bytes()
@@ -801,14 +866,28 @@ def main() -> None:
     os.umask(0o077)  # contract 6: whatever maild or a library under it creates is private
     try:
         app()
-    except ConfigError as exc:
-        for error in exc.errors:
-            err.print(error, markup=False)
+    except Exception as exc:
+        lines = _known_error(exc)
+        if lines is None:
+            raise
+        for line in lines:
+            err.print(line, markup=False)
         sys.exit(1)
-    except (RulesError, TemplatesError) as exc:
-        for error in exc.errors:
-            err.print(error, markup=False)
-        sys.exit(1)
-    except (NotMigrated, SQLAlchemyError, OSError) as exc:
-        err.print(f"maild: {exc}", markup=False)
-        sys.exit(1)
+
+
+def _known_error(exc: Exception) -> list[str] | None:
+    """What to print for an error maild expects (a bad configuration, rules or templates; a
+    database or a file it cannot use); None for anything else (a bug: the traceback shows).
+    The classes are looked up among the loaded modules, never imported: an error can only
+    come from a module that is loaded, and importing them would cost every command."""
+
+    def raised(module: str, *names: str) -> bool:
+        loaded = sys.modules.get(module)
+        return loaded is not None and isinstance(exc, tuple(getattr(loaded, name) for name in names))
+
+    if raised("maild.config", "ConfigError") or raised("maild.rules.loader", "RulesError") \
+            or raised("maild.app", "TemplatesError"):
+        return list(exc.errors)  # type: ignore[attr-defined]
+    if isinstance(exc, OSError) or raised("maild.app", "NotMigrated") or raised("sqlalchemy.exc", "SQLAlchemyError"):
+        return [f"maild: {exc}"]
+    return None

@@ -1,31 +1,29 @@
-"""What the CLI shows: tickets, messages, events and the quarantine as plain dicts (stable JSON keys)."""
+"""What the CLI shows: tickets, messages, events and the quarantine as plain dicts (stable JSON keys).
+
+Each view imports what it needs inside its function: ``tickets list`` reads through SQLAlchemy
+Core (``store.listing``) and must not pay for the ORM, the parser or the rules it never uses.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-import email.policy
-from email.parser import BytesHeaderParser
-
-from sqlmodel import Session, col, select
+from typing import TYPE_CHECKING, Any
 
 from maild.core import threader
-from maild.core.bounces import undeliverable
-from maild.core.classify import classify
-from maild.core.parse import ParseError, parse_message
-from maild.mail import Envelope
-from maild.rules.engine import decide, facts_from
-from maild.rules.model import RuleSet
-from maild.store import tickets as store
-from maild.store.tables import Event, Message, Outbox, Quarantine, Ticket, utcnow
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from maild.rules.model import RuleSet
+    from maild.store.tables import Event, Message, Quarantine, Ticket
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def ticket_dict(ticket: Ticket, prefix: str, message_count: int) -> dict[str, Any]:
+def ticket_dict(ticket: Ticket | Any, prefix: str, message_count: int) -> dict[str, Any]:
+    """A ticket (an ORM object, or a row of ``store.listing``) as the CLI shows it."""
     return {
         "number": ticket.number,
         "tag": threader.format_tag(prefix, ticket.number),
@@ -47,16 +45,22 @@ def ticket_dict(ticket: Ticket, prefix: str, message_count: int) -> dict[str, An
     }
 
 
-def ticket_rows(session: Session, prefix: str, **filters: Any) -> list[dict[str, Any]]:
-    tickets = store.list_tickets(session, **filters)
-    counts = store.message_counts(session, [t.id for t in tickets if t.id is not None])
-    return [ticket_dict(t, prefix, counts.get(t.id or 0, 0)) for t in tickets]
+def ticket_rows(conn: Any, prefix: str, **filters: Any) -> list[dict[str, Any]]:
+    """The tickets of a listing (filters: see ``store.listing.ticket_filters``, and ``limit``).
+    ``conn``: a Connection, or a Session."""
+    from maild.store import listing
+
+    return [ticket_dict(row, prefix, row.message_count) for row in listing.list_tickets(conn, **filters)]
 
 
 def member_detail(session: Session, prefix: str, address: str) -> dict[str, Any] | None:
     """``members show``: the member's contact and tickets, open ones first, newest first
     (contract 4.5a); ``undeliverable_since`` only while the bounce mark holds. None when
     maild knows neither a contact nor a ticket of the address."""
+    from maild.core.bounces import undeliverable
+    from maild.store import tickets as store
+    from maild.store.tables import utcnow
+
     address = address.strip().lower()
     contact = store.contact_of(session, address)
     tickets = ticket_rows(session, prefix, requester=address)
@@ -87,6 +91,10 @@ def event_dict(event: Event) -> dict[str, Any]:
 
 
 def ticket_detail(session: Session, prefix: str, number: int) -> dict[str, Any] | None:
+    from maild.core.bounces import undeliverable
+    from maild.store import tickets as store
+    from maild.store.tables import utcnow
+
     ticket = store.ticket_by_number(session, number)
     if ticket is None:
         return None
@@ -114,17 +122,28 @@ def quarantine_dict(row: Quarantine) -> dict[str, Any]:
 
 
 def quarantine_rows(session: Session) -> list[dict[str, Any]]:
+    from sqlmodel import select
+
+    from maild.store.tables import Quarantine
+
     rows = session.exec(select(Quarantine).where(Quarantine.released_at == None).order_by(Quarantine.id))  # noqa: E711
     return [quarantine_dict(row) for row in rows]
 
 
 def quarantine_row(session: Session, qid: int) -> dict[str, Any] | None:
+    from maild.store.tables import Quarantine
+
     row = session.get(Quarantine, qid)
     return quarantine_dict(row) if row else None
 
 
 def rules_verdict(rules: RuleSet, raw: bytes, recipients: tuple[str, ...]) -> dict[str, Any]:
     """``maild rules test``: classification and routing decision for a raw message, with reasons."""
+    from maild.core.classify import classify
+    from maild.core.parse import ParseError, parse_message
+    from maild.mail import Envelope
+    from maild.rules.engine import decide, facts_from
+
     try:
         parsed, message = parse_message(raw)
     except ParseError as exc:
@@ -153,6 +172,13 @@ def rules_verdict(rules: RuleSet, raw: bytes, recipients: tuple[str, ...]) -> di
 
 def outbox_rows(session: Session, prefix: str, states: tuple[str, ...]) -> list[dict[str, Any]]:
     """Outgoing mail in the given states, oldest first."""
+    import email.policy
+    from email.parser import BytesHeaderParser
+
+    from sqlmodel import col, select
+
+    from maild.store.tables import Outbox, Ticket
+
     query = select(Outbox, Ticket.number).join(Ticket, isouter=True).order_by(Outbox.id)
     if states:
         query = query.where(col(Outbox.state).in_(states))

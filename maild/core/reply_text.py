@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import re
 
-from maild.outbound.templates import INTERNAL_START
+# The marks around the internal block of the mail maild sends to staff (the templates write
+# them; cutting a reply reads them).
+INTERNAL_START = "--- maild ---"
+INTERNAL_END = "--- /maild ---"
 
 _VERB = r"(?:wrote|writes|kirjoitti|skrev|schrieb|a\s+écrit|escreveu|escribió|ha\s+scritto|schreef|napisał)"
 # "On DATE, NAME wrote:" and its translations; "NAME wrote:"

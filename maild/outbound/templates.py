@@ -99,12 +99,11 @@ from jinja2 import (
 from jinja2.loaders import split_template_path
 from jinja2.runtime import Context
 
+from maild.core.reply_text import INTERNAL_END, INTERNAL_START  # noqa: F401  (the marks live in core, which reads them)
 from maild.rules.model import BusinessDuration, Lifecycle, Queue
 
 NAMES = ("ack", "staff_new", "staff_followup", "resolved", "reminder_staff", "reminder_member", "digest")
 LANGUAGES = ("fi", "sv", "en")
-INTERNAL_START = "--- maild ---"
-INTERNAL_END = "--- /maild ---"
 SUBJECT_LIMIT = 200
 
 _NAME = re.compile(r"[\w-]+")  # as rules.yaml's `ack: NAME`

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,11 +81,50 @@ def upgrade(url: str) -> None:
     command.upgrade(_alembic_config(url), "head")
 
 
-def is_current(engine: sa.Engine) -> bool:
-    """True when the database is at the newest migration."""
-    from alembic.runtime.migration import MigrationContext
+VERSION_TABLE = "alembic_version"  # alembic's default: maild's env.py does not name another
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
+
+def head_revision() -> str:
+    """The newest migration's revision id.
+
+    Read from the files of ``versions/`` as text, so that a command that only reads does not
+    import alembic and every migration to learn it (that was most of its start-up time).
+    Should the files ever not name one head plainly, alembic decides (and raises as it does).
+    """
+    revisions: set[str] = set()
+    replaced: set[str] = set()
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        found = dict(match.groups() for match in _REVISION_LINE.finditer(path.read_text(encoding="utf-8")))
+        try:
+            revision = ast.literal_eval(found["revision"])
+            down = ast.literal_eval(found.get("down_revision", "None"))
+        except (KeyError, ValueError, SyntaxError):
+            return alembic_head()
+        revisions.add(revision)
+        replaced.update(down if isinstance(down, (tuple, list)) else [down] if down else [])
+    heads = revisions - replaced
+    return heads.pop() if len(heads) == 1 else alembic_head()
+
+
+def alembic_head() -> str:
+    """The head revision as alembic sees it (it loads every migration)."""
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(_alembic_config(str(engine.url))).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config("")).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations in {MIGRATIONS}")
+    return head
+
+
+def current_revisions(engine: sa.Engine) -> list[str]:
+    """The revisions the database says it is at (none: no schema yet), as alembic records them."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision() == head
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return []
+        return list(conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
+
+
+def is_current(engine: sa.Engine) -> bool:
+    """True when the database is at the newest migration."""
+    return current_revisions(engine) == [head_revision()]

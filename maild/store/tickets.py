@@ -12,9 +12,9 @@ from sqlmodel import Session, col, func, select
 
 from maild.core.bounces import undeliverable
 from maild.core.threader import TicketRef
+from maild.store import listing
+from maild.store.listing import OPEN_STATUSES
 from maild.store.tables import Contact, Counter, Event, Inbound, Message, Outbox, Quarantine, Ticket, utcnow
-
-OPEN_STATUSES = ("new", "open", "pending")
 
 
 def _insert_ignore(session: Session, table: type, **values: Any) -> None:
@@ -198,34 +198,10 @@ def list_tickets(
     text: str | None = None,
     limit: int | None = None,
 ) -> list[Ticket]:
-    query = select(Ticket)
-    if status:
-        query = query.where(Ticket.status == status)
-    if queue:
-        query = query.where(Ticket.queue == queue)
-    if assignee:
-        query = query.where(Ticket.assignee == assignee.lower())
-    if requester:
-        query = query.where(Ticket.requester == requester.lower())
-    if text:
-        pattern = f"%{text.lower()}%"
-        in_messages = select(Message.ticket_id).where(
-            sa.or_(
-                func.lower(Message.text).like(pattern),
-                func.lower(Message.subject).like(pattern),
-                func.lower(Message.from_addr).like(pattern),
-            )
-        )
-        query = query.where(
-            sa.or_(
-                func.lower(Ticket.subject).like(pattern),
-                func.lower(Ticket.requester).like(pattern),
-                col(Ticket.id).in_(in_messages),
-            )
-        )
-    # open work first (new, open, pending), then the rest; newest first within each
-    done_last = sa.case((col(Ticket.status).in_(OPEN_STATUSES), 0), else_=1)
-    query = query.order_by(done_last, col(Ticket.number).desc())
+    """The tickets of a listing as ORM objects (the CLI's listings read ``listing.list_tickets``)."""
+    table, messages = Ticket.__table__, Message.__table__  # type: ignore[attr-defined]
+    query = select(Ticket).where(*listing.ticket_filters(table, messages, status, queue, assignee, requester, text))
+    query = query.order_by(*listing.ticket_order(table))
     if limit:
         query = query.limit(limit)
     return list(session.exec(query))
@@ -233,7 +209,7 @@ def list_tickets(
 
 def queue_ids(session: Session) -> list[str]:
     """Every queue that has tickets (queues may have left the rules since)."""
-    return list(session.exec(select(Ticket.queue).distinct()))
+    return listing.queue_ids(session)
 
 
 def open_tickets_of(session: Session, requester: str) -> list[Ticket]:
