@@ -35,15 +35,18 @@ def _q(char: str) -> str:
     return piece
 
 
-def encoded_words(text: str) -> list[str]:
-    """``text`` as UTF-8 Q encoded words of at most 75 characters, each holding whole
-    characters; decoders join adjacent words and drop the spaces between them."""
+def encoded_words(text: str, first: int = 75) -> list[str]:
+    """``text`` as UTF-8 Q encoded words of at most 75 characters (the first at most
+    ``first``), each holding whole characters; decoders join adjacent words and drop the
+    spaces between them."""
     words: list[str] = []
     pieces: list[str] = []
     used = 0
+    room = min(max(first, 20), 75) - (75 - _WORD_ROOM)
     for char in text:
         piece = _q(char)
-        if used + len(piece) > _WORD_ROOM and pieces:
+        if used + len(piece) > room and pieces:
+            room = _WORD_ROOM
             words.append("=?utf-8?q?" + "".join(pieces) + "?=")
             pieces, used = [], 0
         pieces.append(piece)
@@ -57,7 +60,7 @@ def field(name: str, value: str) -> str:
     """One header field with its CRLF: ASCII as it is, anything else as encoded words; folded
     at spaces to lines of :data:`LINE` characters where the words allow. ``value`` must be one
     line already (the callers pass it through ``header_safe`` or build it from checked parts)."""
-    words = value.split(" ") if value.isascii() else encoded_words(value)
+    words = value.split(" ") if value.isascii() else encoded_words(value, LINE - len(name) - 2)
     return _fold(name, words)
 
 
