@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import re
 import uuid
+from functools import lru_cache
 from email.utils import formataddr
 
 LINE = 78  # RFC 5322's "SHOULD": longer only when one word is longer
@@ -56,6 +57,7 @@ def encoded_words(text: str, first: int = 75) -> list[str]:
     return words
 
 
+@lru_cache(maxsize=1024)  # a notice's subject and threading headers repeat for each recipient
 def field(name: str, value: str) -> str:
     """One header field with its CRLF: ASCII as it is, anything else as encoded words; folded
     at spaces to lines of :data:`LINE` characters where the words allow. ``value`` must be one
@@ -69,16 +71,21 @@ def address_field(name: str, addresses: list[tuple[str, str]]) -> str:
     a name that is not ASCII goes as encoded words, an ASCII one quoted where it must be."""
     words: list[str] = []
     for index, (display, addr) in enumerate(addresses):
-        if not display:
-            mailbox = [addr]
-        elif display.isascii():
-            mailbox = formataddr((display, addr)).split(" ")
-        else:  # one word: parsers join split words in a phrase with a space between
-            mailbox = ["=?utf-8?q?" + "".join(_q(char) for char in display) + "?=", f"<{addr}>"]
+        mailbox = list(_mailbox(display, addr))
         if index < len(addresses) - 1:
             mailbox[-1] += ","
         words += mailbox
     return _fold(name, words)
+
+
+@lru_cache(maxsize=1024)  # the queue's name and address are in every mail
+def _mailbox(display: str, addr: str) -> tuple[str, ...]:
+    if not display:
+        return (addr,)
+    if display.isascii():
+        return tuple(formataddr((display, addr)).split(" "))
+    # one word: parsers join split words in a phrase with a space between
+    return ("=?utf-8?q?" + "".join(_q(char) for char in display) + "?=", f"<{addr}>")
 
 
 def _fold(name: str, words: list[str]) -> str:
