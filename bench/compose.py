@@ -11,6 +11,12 @@ the templates (the ticket's record needs the text) and stores the mail's fields 
 sender turns the JSON into wire bytes. Both halves are timed.
 
     .venv/bin/python bench/compose.py [-n 2000] [--mode inline|deferred|both] [--profile]
+
+Figures (2-core machine shared with other jobs, -n 1000, best of 3, CPU ms per filed message):
+before (stdlib MIME classes, staff notice rendered per recipient): inline 5.5, deferred 1.5 at
+filing + 5.1 in the sender; after (wire.py, one render and one body per notice): inline 1.4,
+deferred 1.1 at filing + 0.7 in the sender. Composition stays at filing: 0.3 ms more there
+buys a self-sufficient outbox row and 0.4 ms less in total.
 """
 
 from __future__ import annotations

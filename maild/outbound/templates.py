@@ -16,6 +16,15 @@ partials for ``{% include %}``. Undefined variables are errors (``StrictUndefine
 no blank line behind. The rendered subject goes through :func:`header_safe`, so nothing
 taken from mail can add or split a header.
 
+``templates/<lang>/_layout.html`` is the frame of every HTML mail: a mail's ``.html`` starts
+with ``{% extends "<lang>/_layout.html" %}`` and fills the blocks ``content`` and ``automatic``
+(it may also replace ``title``, ``greeting`` and ``signature``). The check follows
+``extends`` and ``include``, so a layout or partial is checked with each mail that uses it.
+
+A file that the directory has in none of the languages (a mail or layout added to maild after
+``maild init`` wrote an instance's templates) is read from :data:`SHIPPED`; one it has in some
+languages only is reported missing.
+
 Templates are read on first use and then kept: a running daemon picks up edited files
 by building a new :class:`Templates` (and calling :meth:`Templates.check` on it first).
 

@@ -57,7 +57,7 @@ def encoded_words(text: str, first: int = 75) -> list[str]:
     return words
 
 
-@lru_cache(maxsize=1024)  # a notice's subject and threading headers repeat for each recipient
+@lru_cache(maxsize=256)  # a notice's subject and threading headers repeat for each recipient
 def field(name: str, value: str) -> str:
     """One header field with its CRLF: ASCII as it is, anything else as encoded words; folded
     at spaces to lines of :data:`LINE` characters where the words allow. ``value`` must be one
