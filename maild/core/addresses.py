@@ -17,6 +17,7 @@ from email import _header_value_parser as rfc5322  # what email.headerregistry u
 
 # C0 controls (CR, LF and TAB among them), DEL and C1 controls: never part of a value we keep.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NOT_IN_ID = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")  # \s: what str.isspace() finds, U+2028 and NBSP too
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[^?\s]+\?[^?\s]*\?=")
@@ -62,7 +63,7 @@ def valid_address(local: str | None, domain: str | None) -> str | None:
 def is_message_id(text: str) -> bool:
     """A Message-ID (without its angle brackets) that can go back out in a header: not empty,
     not too long, no whitespace, no control characters."""
-    return 0 < len(text) <= MAX_MESSAGE_ID and not any(c.isspace() or CONTROL.match(c) for c in text)
+    return 0 < len(text) <= MAX_MESSAGE_ID and not _NOT_IN_ID.search(text)
 
 
 def is_address(text: str) -> bool:

@@ -11,18 +11,15 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.charset import QP, Charset
-from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage, Message
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from email.policy import SMTPUTF8, compat32
-from email.utils import format_datetime, formataddr
+from email.message import EmailMessage
+from email.policy import SMTPUTF8
+from email.utils import format_datetime
 from typing import Callable, Literal
 
 from maild.core.addresses import is_address, is_message_id
 from maild.core.classify import LOOP_HEADER
+from maild.outbound import wire
 from maild.outbound.templates import header_safe
 
 AutoKind = Literal["auto-replied", "auto-generated"]
@@ -71,19 +68,6 @@ def checked(mail: Outgoing) -> tuple[Outgoing, tuple[str, ...]]:
     return fixed, tuple(notes)
 
 
-def _address(addr: str, name: str = "") -> str:
-    """``Name <addr>`` with the name RFC 2047-encoded when it is not ASCII."""
-    return formataddr((header_safe(name), addr), charset="utf-8")
-
-
-_UTF8_QP = Charset("utf-8")
-_UTF8_QP.body_encoding = QP  # readable in any mail client's source view, unlike base64
-
-
-def _text(content: str, subtype: str) -> MIMEText:
-    return MIMEText(content, subtype, "us-ascii" if content.isascii() else _UTF8_QP)
-
-
 def _headers(mail: Outgoing) -> list[tuple[str, str]]:
     """Every header but the addresses and MIME structure, as unencoded text."""
     headers = [
@@ -102,31 +86,42 @@ def _headers(mail: Outgoing) -> list[tuple[str, str]]:
 
 
 def build(mail: Outgoing) -> bytes:
-    """The message in wire form (CRLF line ends).
+    """The message in wire form (CRLF line ends)."""
+    return build_many([mail])[0]
 
-    Built with the stdlib's compat32 MIME classes: the modern ``EmailMessage`` parses every
-    header it is given again, which made composing the most expensive step of a new ticket.
-    Only an address that is not ASCII (RFC 6532, sent with SMTPUTF8) needs the modern API.
+
+def build_many(mails: list[Outgoing]) -> list[bytes]:
+    """Each mail in wire form. Mails with the same text and HTML (one notice to several staff
+    members) share one encoded MIME body; only their headers are written per recipient.
+
+    Written directly (``wire.py``) rather than through the stdlib's MIME classes, which re-fold
+    every header through a policy: that was most of the CPU of filing a ticket. Only an address
+    that is not ASCII (RFC 6532, sent with SMTPUTF8) takes the stdlib's modern API.
     """
-    if not all(a.isascii() for a in (mail.from_addr, *mail.to, *mail.cc)):
-        return _build_utf8(mail)
-    body = _text(mail.text, "plain")
-    if mail.html:
-        msg: Message = MIMEMultipart("alternative")
-        for part in (body, _text(mail.html, "html")):
-            del part["MIME-Version"]
-            msg.attach(part)
-    else:
-        msg = body
-    msg["From"] = _address(mail.from_addr, mail.from_name)
-    msg["To"] = ", ".join(_address(a) for a in mail.to)
+    bodies: dict[tuple[str, str | None], bytes] = {}
+    raws = []
+    for mail in mails:
+        if not all(a.isascii() for a in (mail.from_addr, *mail.to, *mail.cc, *((mail.reply_to,) if mail.reply_to else ()))):
+            raws.append(_build_utf8(mail))
+            continue
+        key = (mail.text, mail.html or None)
+        body = bodies.get(key)
+        if body is None:
+            body = bodies[key] = wire.mime_body(*key)
+        raws.append(_head(mail).encode("ascii") + body)
+    return raws
+
+
+def _head(mail: Outgoing) -> str:
+    """The header fields of ``mail`` above its MIME ones: ASCII, folded, CRLF-ended."""
+    name = header_safe(mail.from_name)
+    head = [wire.address_field("From", [(name, mail.from_addr)]), wire.address_field("To", [("", a) for a in mail.to])]
     if mail.cc:
-        msg["Cc"] = ", ".join(_address(a) for a in mail.cc)
+        head.append(wire.address_field("Cc", [("", a) for a in mail.cc]))
     if mail.reply_to:
-        msg["Reply-To"] = _address(mail.reply_to, mail.from_name)
-    for name, value in _headers(mail):
-        msg[name] = value if value.isascii() else Header(value, "utf-8").encode()
-    return msg.as_bytes(policy=compat32.clone(linesep="\r\n"))
+        head.append(wire.address_field("Reply-To", [(name, mail.reply_to)]))
+    head += [wire.field(header, value) for header, value in _headers(mail)]
+    return "".join(head)
 
 
 def _build_utf8(mail: Outgoing) -> bytes:

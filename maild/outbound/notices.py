@@ -99,25 +99,33 @@ def acknowledgement(
     )
 
 
-def _staff_mail(
-    mailer: Mailer, queue: Queue, ticket: Ticket, staff: str, template: str, context: dict[str, Any],
-    parsed: Parsed, now: datetime,
-) -> Outgoing:
+def _staff_mails(
+    mailer: Mailer, queue: Queue, ticket: Ticket, recipients: tuple[str, ...], template: str,
+    context: dict[str, Any], parsed: Parsed, now: datetime,
+) -> list[Outgoing]:
+    """One notice to each of ``recipients``: rendered once, the same text for all; each gets
+    their own Message-ID and secret reply address."""
+    if not recipients:
+        return []
     rendered = mailer.templates.render(template, queue.language, context)
-    return Outgoing(
-        from_name=queue.name,
-        from_addr=queue.address,
-        to=(staff,),
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        message_id=new_message_id(mailer.hostname),
-        in_reply_to=parsed.message_id,
-        references=parsed.references + ((parsed.message_id,) if parsed.message_id else ()),
-        reply_to=mailer.reply_address(queue, ticket.number, staff),
-        auto="auto-generated",
-        date=now,
-    )
+    references = parsed.references + ((parsed.message_id,) if parsed.message_id else ())
+    return [
+        Outgoing(
+            from_name=queue.name,
+            from_addr=queue.address,
+            to=(staff,),
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=new_message_id(mailer.hostname),
+            in_reply_to=parsed.message_id,
+            references=references,
+            reply_to=mailer.reply_address(queue, ticket.number, staff),
+            auto="auto-generated",
+            date=now,
+        )
+        for staff in recipients
+    ]
 
 
 def staff_new(
@@ -136,7 +144,7 @@ def staff_new(
         "other_open": other_open,
         "not_recipients": list(not_recipients),
     }
-    return [_staff_mail(mailer, queue, ticket, staff, "staff_new", context, parsed, now) for staff in recipients]
+    return _staff_mails(mailer, queue, ticket, recipients, "staff_new", context, parsed, now)
 
 
 def staff_followup(
@@ -155,7 +163,7 @@ def staff_followup(
         "member_text": parsed.text,
         "not_recipients": list(not_recipients),
     }
-    return [_staff_mail(mailer, queue, ticket, staff, "staff_followup", context, parsed, now) for staff in recipients]
+    return _staff_mails(mailer, queue, ticket, recipients, "staff_followup", context, parsed, now)
 
 
 def relayed_answer(
@@ -197,64 +205,59 @@ def resolved(mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, reque
     )
 
 
-COMMAND_ERRORS = {
-    "fi": "Viestiäsi tiketissä {tag} ei käsitelty, eikä jäsenelle lähetetty mitään:",
-    "sv": "Ditt meddelande i ärendet {tag} behandlades inte, och inget skickades till medlemmen:",
-    "en": "Your message on ticket {tag} was not acted on, and nothing was sent to the member:",
-}
-NOTHING_RELAYED = {
-    "fi": ("Viestissäsi tiketissä {tag} ei ollut omaa tekstiäsi lainatun viestin ulkopuolella, joten "
-           "jäsenelle ei lähetetty mitään. Viesti on tallennettu tikettiin sisäisenä muistiinpanona.\n\n"
-           "Jos halusit vastata jäsenelle, kirjoita vastaus lainauksen yläpuolelle ja lähetä se uudelleen. "
-           "Muistiinpanon voit merkitä itse aloittamalla viestin rivillä #note."),
-    "sv": ("Ditt meddelande i ärendet {tag} innehöll ingen egen text utanför citatet, så inget skickades "
-           "till medlemmen. Meddelandet sparades i ärendet som en intern anteckning.\n\n"
-           "Om du ville svara medlemmen, skriv svaret ovanför citatet och skicka det igen. En anteckning "
-           "kan du själv markera genom att börja meddelandet med raden #note."),
-    "en": ("Your message on ticket {tag} had no text of your own outside the quotation, so nothing was "
-           "sent to the member. It was kept on the ticket as an internal note.\n\n"
-           "If you meant to answer the member, write your answer above the quotation and send it again. "
-           "To mark a note yourself, start the message with the line #note."),
-}
-
-
 def command_errors(
     mailer: Mailer, queue: Queue, ticket: Ticket, writer: str, parsed: Parsed, errors: tuple[str, ...], now: datetime
 ) -> Outgoing:
-    """To the staff member whose commands were wrong: what was wrong; the member hears nothing."""
-    intro = COMMAND_ERRORS.get(queue.language, COMMAND_ERRORS["en"])
-    return _to_writer(mailer, queue, ticket, writer, parsed, intro, ["", *(f"  {e}" for e in errors)], now)
+    """To the staff member whose commands were wrong (template ``command_errors``): what was
+    wrong, each error as written; the member hears nothing."""
+    return _to_writer(mailer, queue, ticket, writer, parsed, "command_errors", {"errors": list(errors)}, now)
 
 
 def nothing_relayed(mailer: Mailer, queue: Queue, ticket: Ticket, writer: str, parsed: Parsed, now: datetime) -> Outgoing:
-    """To the staff member whose reply held nothing to relay (and no command): say so."""
-    intro = NOTHING_RELAYED.get(queue.language, NOTHING_RELAYED["en"])
-    return _to_writer(mailer, queue, ticket, writer, parsed, intro, [], now)
+    """To the staff member whose reply held nothing to relay and no command (template
+    ``nothing_relayed``): say so."""
+    return _to_writer(mailer, queue, ticket, writer, parsed, "nothing_relayed", {}, now)
 
 
 def _to_writer(
-    mailer: Mailer, queue: Queue, ticket: Ticket, writer: str, parsed: Parsed, intro: str, details: list[str],
+    mailer: Mailer, queue: Queue, ticket: Ticket, writer: str, parsed: Parsed, template: str, extra: dict[str, Any],
     now: datetime,
 ) -> Outgoing:
-    """A short answer to a staff member's mail, in the queue's language; ``details`` verbatim."""
-    tag = format_tag(mailer.tag_prefix, ticket.number)
+    """A short answer to a staff member's mail, in the queue's language."""
+    context = {
+        "instance": mailer.instance_name, "queue": queue, "ticket": ticket_context(ticket, mailer.tag_prefix, ""),
+        "writer": writer, **extra,
+    }
+    rendered = mailer.templates.render(template, queue.language, context)
     return Outgoing(
-        from_name=queue.name, from_addr=queue.address, to=(writer,), subject=f"Re: {tag} {ticket.subject}",
-        text="\n".join([intro.format(tag=tag), *details]) + "\n", message_id=new_message_id(mailer.hostname),
-        in_reply_to=parsed.message_id, reply_to=mailer.reply_address(queue, ticket.number, writer),
-        auto="auto-replied", date=now,
+        from_name=queue.name, from_addr=queue.address, to=(writer,), subject=rendered.subject, text=rendered.text,
+        html=rendered.html, message_id=new_message_id(mailer.hostname), in_reply_to=parsed.message_id,
+        reply_to=mailer.reply_address(queue, ticket.number, writer), auto="auto-replied", date=now,
     )
 
 
 def _notice(
     mailer: Mailer, queue: Queue, template: str, context: dict[str, Any], to: str, reply_to: str, now: datetime
 ) -> Outgoing:
+    return _notices(mailer, queue, template, context, [(to, reply_to)], now)[0]
+
+
+def _notices(
+    mailer: Mailer, queue: Queue, template: str, context: dict[str, Any], recipients: list[tuple[str, str]],
+    now: datetime,
+) -> list[Outgoing]:
+    """One notice, rendered once, to each ``(address, reply address)``."""
+    if not recipients:
+        return []
     rendered = mailer.templates.render(template, queue.language, {"instance": mailer.instance_name, **context})
-    return Outgoing(
-        from_name=queue.name, from_addr=queue.address, to=(to,), subject=rendered.subject, text=rendered.text,
-        html=rendered.html, message_id=new_message_id(mailer.hostname), reply_to=reply_to, auto="auto-generated",
-        date=now,
-    )
+    return [
+        Outgoing(
+            from_name=queue.name, from_addr=queue.address, to=(to,), subject=rendered.subject, text=rendered.text,
+            html=rendered.html, message_id=new_message_id(mailer.hostname), reply_to=reply_to, auto="auto-generated",
+            date=now,
+        )
+        for to, reply_to in recipients
+    ]
 
 
 def reminder_staff(
@@ -266,8 +269,8 @@ def reminder_staff(
         "queue": queue, "ticket": ticket_context(ticket, mailer.tag_prefix, ""), "reason": reason,
         "sla": rules.sla.get(ticket.priority), "due": due, "waiting_since": ticket.created_at,
     }
-    return [_notice(mailer, queue, "reminder_staff", context, staff, mailer.reply_address(queue, ticket.number, staff), now)
-            for staff in recipients]
+    return _notices(mailer, queue, "reminder_staff", context,
+                    [(staff, mailer.reply_address(queue, ticket.number, staff)) for staff in recipients], now)
 
 
 def reminder_member(mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, name: str, now: datetime) -> Outgoing:

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from maild.core.bounces import verp_address
 from maild.core.tokens import outbox_token
-from maild.outbound.compose import Outgoing, build, checked
+from maild.outbound.compose import Outgoing, build_many, checked
 from maild.store.tables import Message, Outbox, Ticket, utcnow
 from maild.store.tickets import add_event
 
@@ -36,10 +36,7 @@ def enqueue_many(
     its own reply address): one message on the ticket, addressed to them all."""
     if not mails:
         return None
-    checks = [checked(mail) for mail in mails]  # a bad value from mail is left out, never fatal
-    mails = [mail for mail, _ in checks]
-    left_out = list(dict.fromkeys(note for _, notes in checks for note in notes))
-    raws = [build(mail) for mail in mails]  # before anything touches the session
+    mails, raws, left_out = prepare(mails)  # before anything touches the session
     first = mails[0]
     message = None
     if ticket is not None:
@@ -64,6 +61,15 @@ def enqueue_many(
     if left_out and ticket is not None:  # contract 4.5a: what was left out is on the record
         add_event(session, ticket, "outgoing_values_left_out", mail=kind, notes=left_out)
     return message
+
+
+def prepare(mails: list[Outgoing]) -> tuple[list[Outgoing], list[bytes], list[str]]:
+    """The mails as they go out (a bad value from mail left out, never fatal), their wire
+    bytes, and the notes on what was left out."""
+    checks = [checked(mail) for mail in mails]
+    fixed = [mail for mail, _ in checks]
+    left_out = list(dict.fromkeys(note for _, notes in checks for note in notes))
+    return fixed, build_many(fixed), left_out
 
 
 def acks_sent_since(session: Session, address: str, since: datetime) -> int:

@@ -16,6 +16,15 @@ partials for ``{% include %}``. Undefined variables are errors (``StrictUndefine
 no blank line behind. The rendered subject goes through :func:`header_safe`, so nothing
 taken from mail can add or split a header.
 
+``templates/<lang>/_layout.html`` is the frame of every HTML mail: a mail's ``.html`` starts
+with ``{% extends "<lang>/_layout.html" %}`` and fills the blocks ``content`` and ``automatic``
+(it may also replace ``title``, ``greeting`` and ``signature``). The check follows
+``extends`` and ``include``, so a layout or partial is checked with each mail that uses it.
+
+A file that the directory has in none of the languages (a mail or layout added to maild after
+``maild init`` wrote an instance's templates) is read from :data:`SHIPPED`; one it has in some
+languages only is reported missing.
+
 Templates are read on first use and then kept: a running daemon picks up edited files
 by building a new :class:`Templates` (and calling :meth:`Templates.check` on it first).
 
@@ -49,6 +58,10 @@ Per template, besides those:
   a confidential ticket's subject is left out.
 - ``reminder_member``: ``waiting_since`` (when we asked the member), ``resolve_after_days``
   (days from this reminder until the ticket is resolved unless the member answers).
+- ``command_errors``: ``writer`` (the staff member's address), ``errors``: what was wrong with
+  their command lines, each as ``LINE: reason`` (the reason in English, as ``#`` commands are).
+- ``nothing_relayed``: ``writer``. Both answer a staff member's mail and say that nothing went
+  to the member; ``ticket.requester_name`` is empty.
 - ``digest`` (no ``queue``/``ticket``): ``staff`` (the recipient's address), ``now``,
   ``items``: overdue first, then the recipient's own open tickets, then unassigned ones in
   their queues, oldest first, at most 25 per section (``schedule.DIGEST_SECTION_LIMIT``);
@@ -102,9 +115,14 @@ from jinja2.runtime import Context
 from maild.core.reply_text import INTERNAL_END, INTERNAL_START  # noqa: F401  (the marks live in core, which reads them)
 from maild.rules.model import BusinessDuration, Lifecycle, Queue
 
-NAMES = ("ack", "staff_new", "staff_followup", "resolved", "reminder_staff", "reminder_member", "digest")
+NAMES = (
+    "ack", "staff_new", "staff_followup", "resolved", "reminder_staff", "reminder_member", "digest",
+    "command_errors", "nothing_relayed",
+)
 LANGUAGES = ("fi", "sv", "en")
 SUBJECT_LIMIT = 200
+
+SHIPPED = (Path(__file__).resolve().parent.parent / "skeleton" / "templates").resolve()
 
 _NAME = re.compile(r"[\w-]+")  # as rules.yaml's `ack: NAME`
 _SUBJECT = "Subject:"
@@ -133,9 +151,13 @@ def header_safe(text: str, limit: int = SUBJECT_LIMIT) -> str:
 class Templates:
     """The templates of one directory, rendered with one timezone and tag prefix."""
 
-    def __init__(self, directory: Path, *, timezone: str = "Europe/Helsinki", tag_prefix: str = "JP") -> None:
+    def __init__(
+        self, directory: Path, *, timezone: str = "Europe/Helsinki", tag_prefix: str = "JP",
+        shipped: Path | None = SHIPPED,
+    ) -> None:
         self.directory = directory
-        self._loader = _Loader(directory)
+        self._loader = _Loader(directory, shipped)
+        self._html: dict[tuple[str, str], bool] = {}
         self.env = Environment(
             loader=self._loader,
             undefined=StrictUndefined,
@@ -159,16 +181,24 @@ class Templates:
         subject = self.env.get_template(f"{language}/{name}.txt#subject").render(values)
         text = self.env.get_template(f"{language}/{name}.txt#body").render(values)
         html = None
-        if (self.directory / language / f"{name}.html").is_file():
+        if self._has_html(language, name):
             html = self.env.get_template(f"{language}/{name}.html").render(values)
         return Rendered(header_safe(subject), text, html)
+
+    def _has_html(self, language: str, name: str) -> bool:
+        """Whether mail ``name`` has an HTML alternative (looked up once, as templates are)."""
+        key = (language, name)
+        if key not in self._html:
+            self._html[key] = self._loader.find(language, f"{name}.html") is not None
+        return self._html[key]
 
     def check(self) -> list[str]:
         """Every problem as ``path:line: message``; empty when all templates render.
 
         Every file must exist in every language, and each template is rendered with its
         samples in each language. Names other than :data:`NAMES` are acknowledgements that
-        a rule names (``ack: NAME``) and are rendered with the ``ack`` samples.
+        a rule names (``ack: NAME``) and are rendered with the ``ack`` samples. A file that the
+        directory has in no language is the shipped one (see :class:`_Loader`), checked too.
         """
         problems: dict[str, None] = {}  # ordered, without repeats
         for language, filename in self._missing():
@@ -182,8 +212,8 @@ class Templates:
     # --- check, one template ---------------------------------------------------------------
 
     def _problems(self, name: str, language: str) -> list[str]:
-        path = self.directory / language / f"{name}.txt"
-        if not path.is_file():
+        path = self._loader.find(language, f"{name}.txt")
+        if path is None:
             return []  # reported as missing
         samples = _samples(name)
         found: list[str] = []
@@ -201,14 +231,23 @@ class Templates:
         return found + list(self._undeclared(name, language, allowed))
 
     def _undeclared(self, name: str, language: str, allowed: set[str]) -> Iterator[str]:
-        """Names used anywhere in the template, also in branches the samples never take,
-        that its context does not have."""
+        """Names used anywhere in the template and in what it includes or extends (a layout,
+        a partial), also in branches the samples never take, that its context does not have."""
         parts = [f"{language}/{name}.txt#subject", f"{language}/{name}.txt#body"]
-        if (self.directory / language / f"{name}.html").is_file():
+        if self._has_html(language, name):
             parts.append(f"{language}/{name}.html")
-        for part in parts:
-            source, filename, _ = self._loader.get_source(self.env, part)
-            tree = self.env.parse(source, part, filename)
+        seen: set[str] = set()
+        while parts:
+            part = parts.pop(0)
+            if part in seen:
+                continue
+            seen.add(part)
+            try:
+                source, filename, _ = self._loader.get_source(self.env, part)
+                tree = self.env.parse(source, part, filename)
+            except (TemplateNotFound, TemplateSyntaxError):
+                continue  # reported by rendering
+            parts += [ref for ref in meta.find_referenced_templates(tree) if ref]
             unknown = meta.find_undeclared_variables(tree) - allowed - set(self.env.globals)
             lines: dict[str, int] = {}
             for node in tree.find_all(nodes.Name):
@@ -220,16 +259,18 @@ class Templates:
     # --- check, the directory ----------------------------------------------------------------
 
     def _files(self, language: str) -> set[str]:
-        folder = self.directory / language
-        if not folder.is_dir():
-            return set()
-        return {path.name for path in folder.iterdir() if path.suffix in (".txt", ".html") and path.is_file()}
+        return _files(self.directory, language)
 
     def _missing(self) -> Iterator[tuple[str, str]]:
+        """Files the directory has in some languages but not all, and mail of :data:`NAMES`
+        that neither it nor the shipped templates have."""
         present = {language: self._files(language) for language in LANGUAGES}
-        wanted = {f"{name}.txt" for name in NAMES}.union(*present.values())
+        anywhere = set().union(*present.values())
+        wanted = {f"{name}.txt" for name in NAMES} | anywhere
         for language in LANGUAGES:
             for filename in sorted(wanted - present[language]):
+                if filename not in anywhere and self._loader.find(language, filename) is not None:
+                    continue  # the shipped one
                 yield language, filename
 
     def _names(self) -> list[str]:
@@ -245,17 +286,44 @@ class Templates:
 # --- loading -----------------------------------------------------------------------------------
 
 
+def _files(directory: Path, language: str) -> set[str]:
+    folder = directory / language
+    if not folder.is_dir():
+        return set()
+    return {path.name for path in folder.iterdir() if path.suffix in (".txt", ".html") and path.is_file()}
+
+
 class _Loader(BaseLoader):
     """Files under one directory; ``LANG/NAME.txt#subject`` and ``#body`` are the two parts of
-    a text template, compiled apart so that a value can never move from body to subject."""
+    a text template, compiled apart so that a value can never move from body to subject.
 
-    def __init__(self, directory: Path) -> None:
+    A file that the directory has in none of its languages comes from ``shipped`` (the
+    templates maild ships): an instance made by an older ``maild init`` gets the mail and the
+    layout added since, and a file it has in some languages only is still reported missing.
+    """
+
+    def __init__(self, directory: Path, shipped: Path | None) -> None:
         self.directory = directory
+        self.shipped = shipped if shipped is not None and shipped.resolve() != directory.resolve() else None
+        self._own: set[str] | None = None
+
+    def find(self, language: str, filename: str) -> Path | None:
+        """The file ``LANG/FILENAME`` is read from, or None when there is none."""
+        if self._own is None:
+            self._own = set().union(*(_files(self.directory, lang) for lang in LANGUAGES))
+        own = self.directory / language / filename
+        if filename in self._own or self.shipped is None:
+            return own if own.is_file() else None
+        shipped = self.shipped / language / filename
+        return shipped if shipped.is_file() else None
 
     def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool] | None]:
         name, _, part = template.partition("#")
-        path = self.directory.joinpath(*split_template_path(name))
+        pieces = split_template_path(name)
+        path = self.find(*pieces) if len(pieces) == 2 else self.directory.joinpath(*pieces)
         try:
+            if path is None:
+                raise FileNotFoundError(name)
             source = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise TemplateNotFound(template) from None
@@ -476,6 +544,16 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "waiting_since": datetime(2026, 11, 25, 12, 30, tzinfo=UTC),
         "resolve_after_days": 9,
     },
+    "command_errors": {
+        **_COMMON,
+        "ticket": {**_TICKET, "status": "open"},
+        "writer": "maija.virtanen@liitto.fi",
+        "errors": [
+            "#priority kiire: priority must be one of low, normal, high, urgent",
+            "#assign pekka@example.fi: pekka@example.fi is not staff of this queue",
+        ],
+    },
+    "nothing_relayed": {**_COMMON, "ticket": {**_TICKET, "status": "open"}, "writer": "maija.virtanen@liitto.fi"},
     "digest": {
         "instance": "Jäsenpalvelu",
         "staff": "maija.virtanen@liitto.fi",

@@ -4,6 +4,7 @@ composes from it has exactly the headers maild meant to write: none split, none 
 from __future__ import annotations
 
 import email
+import email.policy
 import email.utils
 from collections import Counter
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from maild.core.parse import ParseError, parse_message
 from maild.mail import Parsed
 from maild.outbound.compose import Outgoing, build
+from maild.outbound.templates import header_safe
 from tests.hostile import ATTACKS, examples, header_text, hostile_message, mail_text
 
 MEANT = ["From", "To", "Reply-To", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
@@ -74,3 +76,37 @@ def test_values_read_from_mail_add_no_header(raw: bytes) -> None:
         return
     check_composed(outgoing(parsed.subject, parsed.from_name, to=(parsed.from_addr,), cc=parsed.cc,
                             in_reply_to=parsed.message_id, references=parsed.references))
+
+
+body_text = st.lists(st.one_of(mail_text, st.sampled_from(["\n", "\r\n", "\r", "x" * 1000, "From x", ".", " \n"])),
+                     max_size=8).map("".join)
+
+
+@settings(max_examples=examples(100))
+@given(mail_text, mail_text, body_text, st.one_of(st.none(), body_text),
+       st.lists(st.sampled_from(["a@example.fi", "b.c@example.fi", "d@x.example"]), max_size=4, unique=True))
+@example("=?utf-8?q?x?= ä " + "pitkä " * 40, "Mäki, \"Matti\" <x@y>", "Hei\r\nä\rx" + "y" * 1200, "<p>ä</p>", ["a@example.fi"])
+def test_what_a_reader_decodes_is_what_was_meant(subject: str, name: str, text: str, html: str | None,
+                                                  cc: list[str]) -> None:
+    """Subject, names, addresses and both bodies read back as they were given: cleaned to one
+    line (headers) or with line ends made CRLF (bodies), nothing lost or changed besides, and
+    no line on the wire longer than SMTP allows."""
+    mail = outgoing(subject, name, cc=tuple(cc))
+    mail = Outgoing(**{**mail.__dict__, "text": text, "html": html})
+    raw = build(mail)
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    if "=?" not in subject:  # an ASCII look-alike of an encoded word is sent as text, and decoded by readers
+        assert msg["Subject"] == header_safe(subject, 500)
+    if "=?" not in name:
+        assert [(a.display_name, a.addr_spec) for a in msg["From"].addresses] == [
+            (header_safe(name), "jasenpalvelu@liitto.fi")]
+    assert [a.addr_spec for a in msg["Cc"].addresses] == cc if cc else msg["Cc"] is None
+
+    def lines(content: str) -> str:
+        return content.replace("\r\n", "\n").replace("\r", "\n")
+
+    assert lines(msg.get_body(("plain",)).get_content()) == lines(text)
+    if html:
+        assert lines(msg.get_body(("html",)).get_content()) == lines(html)

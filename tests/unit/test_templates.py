@@ -125,11 +125,106 @@ def test_a_syntax_error_is_reported_with_its_line(copy: Path) -> None:
 
 def test_a_syntax_error_in_an_html_alternative(copy: Path) -> None:
     path = copy / "fi" / "ack.html"
-    write(path, path.read_text(encoding="utf-8").replace("<p>Hei{% if", "<p>Hei{% iff", 1))
+    write(path, path.read_text(encoding="utf-8").replace("{% if ticket.category", "{% iff ticket.category", 1))
 
     [problem] = Templates(copy).check()
 
-    assert problem.startswith(f"{path}:8: ")
+    assert problem.startswith(f"{path}:3: ")
+
+
+# --- the shared HTML layout ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_html_mail_extends_the_shared_layout(language: str) -> None:
+    mails = [path for path in (SHIPPED / language).glob("*.html") if not path.name.startswith("_")]
+    assert mails
+    for path in mails:
+        assert path.read_text(encoding="utf-8").startswith(f'{{% extends "{language}/_layout.html" %}}\n'), path
+        html = TEMPLATES.render(path.stem, language, SAMPLE_CONTEXTS[path.stem]).html
+        assert html is not None and html.startswith("<!DOCTYPE html>") and f'<html lang="{language}">' in html
+        assert html.rstrip().endswith("</html>") and html.count("<body") == 1
+
+
+def test_a_syntax_error_in_the_layout_is_reported_with_its_path(copy: Path) -> None:
+    path = copy / "sv" / "_layout.html"
+    write(path, path.read_text(encoding="utf-8").replace("{% block content %}", "{% block content %", 1))
+
+    problems = Templates(copy).check()
+
+    assert problems and all(problem.startswith(f"{path}:") for problem in problems)
+
+
+def test_an_undefined_name_in_the_layout_is_reported_even_in_a_branch_never_taken(copy: Path) -> None:
+    path = copy / "en" / "_layout.html"
+    text = path.read_text(encoding="utf-8")
+    write(path, text.replace("</body>", "{% if ticket.number > 10**9 %}{{ membership_number }}{% endif %}\n</body>"))
+    line = 1 + path.read_text(encoding="utf-8").split("\n").index(
+        "{% if ticket.number > 10**9 %}{{ membership_number }}{% endif %}")
+
+    assert Templates(copy).check() == [f"{path}:{line}: undefined: 'membership_number' is undefined"]
+
+
+def test_a_layout_missing_in_one_language(copy: Path) -> None:
+    (copy / "fi" / "_layout.html").unlink()
+
+    assert f"{copy / 'fi' / '_layout.html'}:1: missing: every template exists in fi, sv, en" in Templates(copy).check()
+
+
+def test_an_instance_from_an_older_init_gets_the_newer_templates_from_the_shipped_ones(copy: Path) -> None:
+    """Mail and layout added to maild after an instance's templates were written come from the
+    shipped templates; the instance's own files still win."""
+    for language in LANGUAGES:
+        for filename in ("command_errors.txt", "nothing_relayed.txt", "_layout.html"):
+            (copy / language / filename).unlink()
+    write(copy / "fi" / "resolved.html", "<p>Oma {{ ticket.tag }}</p>\n")
+    templates = Templates(copy)
+
+    assert templates.check() == []
+    assert "lähetetty mitään:" in templates.render("command_errors", "fi", SAMPLE_CONTEXTS["command_errors"]).text
+    assert templates.render("resolved", "fi", SAMPLE_CONTEXTS["resolved"]).html == "<p>Oma [JP#12]</p>\n"
+    ack = templates.render("ack", "sv", SAMPLE_CONTEXTS["ack"]).html
+    assert ack is not None and '<html lang="sv">' in ack  # the instance's ack.html, the shipped layout
+
+
+def test_an_instance_with_a_file_in_some_languages_only_is_not_filled_in(copy: Path) -> None:
+    (copy / "sv" / "command_errors.txt").unlink()
+
+    assert Templates(copy).check() == [
+        f"{copy / 'sv' / 'command_errors.txt'}:1: missing: every template exists in fi, sv, en"]
+    with pytest.raises(jinja2.TemplateNotFound):
+        Templates(copy).render("command_errors", "sv", SAMPLE_CONTEXTS["command_errors"])
+
+
+# --- answers to staff --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("language", "intro"),
+    [
+        ("fi", "Viestiäsi tiketissä [JP#12] ei käsitelty, eikä jäsenelle lähetetty mitään:"),
+        ("sv", "Ditt meddelande i ärendet [JP#12] behandlades inte, och inget skickades till medlemmen:"),
+        ("en", "Your message on ticket [JP#12] was not acted on, and nothing was sent to the member:"),
+    ],
+)
+def test_command_errors_lists_each_error_as_written(language: str, intro: str) -> None:
+    values = context("command_errors", errors=["#priority kiire: priority must be one of low, normal, high, urgent",
+                                                "#foo\x1b[2J: unknown command"])
+
+    rendered = TEMPLATES.render("command_errors", language, values)
+
+    assert rendered.subject == "Re: [JP#12] Eroaminen liitosta" and rendered.html is None
+    assert rendered.text == (f"{intro}\n\n  #priority kiire: priority must be one of low, normal, high, urgent\n"
+                             "  #foo\x1b[2J: unknown command\n")
+
+
+@pytest.mark.parametrize(("language", "says"), [("fi", "ei lähetetty mitään"), ("sv", "inget skickades"),
+                                                ("en", "nothing was sent")])
+def test_nothing_relayed_says_so_and_how_to_answer(language: str, says: str) -> None:
+    rendered = TEMPLATES.render("nothing_relayed", language, context("nothing_relayed", ticket_subject="Re:\nBcc: x"))
+
+    assert rendered.subject == "Re: [JP#12] Re: Bcc: x"
+    assert says in " ".join(rendered.text.split()) and "#note" in rendered.text
 
 
 def test_a_template_missing_in_one_language(copy: Path) -> None:
