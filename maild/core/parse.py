@@ -24,7 +24,7 @@ from mailparser.dates import parse_mail_date
 
 from maild.core.addresses import CONTROL, Mailbox, is_message_id, mailboxes
 from maild.core.html_text import html_to_text
-from maild.core.skeleton import ELIDE_AT, Raw, Skeleton, decode_base64
+from maild.core.elide import CHUNK as _CHUNK, ELIDE_AT, Raw, Skeleton, decode_base64
 from maild.mail import Attachment, Parsed
 
 _MSGID = re.compile(r"<([^<>]*)>")
@@ -331,7 +331,8 @@ def _body_and_attachments(
     message when read); every other part gets its text back first."""
     leaves = [(part, _is_attachment(part)) for part in _leaves(message)]
     skeleton.expand_parts(message, keep=[part for part, attached in leaves
-                                         if attached and part.get_content_maintype() != "message"])
+                                         if attached and part.get_content_maintype() != "message"
+                                         and _base64_text(part) is not None])
     plain: list[str] = []
     html: list[str] = []
     attachments: list[Attachment] = []
@@ -358,7 +359,7 @@ def parse_message(raw: bytes | os.PathLike[str], *, elide_at: int = ELIDE_AT) ->
     read a chunk at a time and never held whole); raise ParseError when nothing useful can be read.
 
     Runs of base64 lines of ``elide_at`` bytes or more never reach the stdlib parser (see
-    ``maild.core.skeleton``): a base64 attachment's content is decoded from the raw message a
+    ``maild.core.elide``): a base64 attachment's content is decoded from the raw message a
     chunk at a time when read (``Attachment.chunks``), so a message given as a path must stay
     where it is while its attachments are read. In the message returned, such an attachment's
     payload is a short stand-in: read attachments from ``Parsed.attachments``.
