@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ELIDE_AT = 64 * 1024  # a shorter run costs the parser little; a longer one is read from the raw message
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # read and decoded this much at a time
+READ_WHOLE = CHUNK  # a file up to this size is read whole: most mail, one read
 _LONG_LINE = 4 * CHUNK  # a line longer than this (no line break) is never elided, nor held by the scan
 _RUN = re.compile(rb"(?m)^(?:[A-Za-z0-9+/=]+\r?\n)+")
 _NOT_BASE64 = bytes(c for c in range(256) if not re.fullmatch(rb"[A-Za-z0-9+/=]", bytes([c])))
@@ -48,10 +49,14 @@ class Raw:
             data = bytes(raw) if not isinstance(raw, bytes) else raw
             return cls(len(data), data=data)
         path = Path(raw)
-        return cls(path.stat().st_size, path=path)
+        size = path.stat().st_size
+        if size <= READ_WHOLE:
+            return cls.of(path.read_bytes())
+        return cls(size, path=path)
 
-    def chunks(self, start: int = 0, end: int | None = None, size: int = CHUNK) -> Iterator[bytes]:
-        """The bytes from ``start`` to ``end``, ``size`` at a time."""
+    def chunks(self, start: int = 0, end: int | None = None, size: int | None = None) -> Iterator[bytes]:
+        """The bytes from ``start`` to ``end``, ``size`` (default ``CHUNK``) at a time."""
+        size = size or CHUNK
         end = self.size if end is None else min(end, self.size)
         if self.data is not None:
             view = memoryview(self.data)
@@ -142,13 +147,15 @@ class Skeleton:
     @classmethod
     def of(cls, raw: Raw, elide_at: int = ELIDE_AT) -> Skeleton:
         runs = tuple(base64_runs(raw, elide_at)) if raw.size >= elide_at else ()
-        return cls(raw, runs, f"MAILDelided{secrets.token_hex(8)}x")
+        return cls(raw, runs, f"MAILDelided{secrets.token_hex(8)}x" if runs else "")
 
     def _stand_in(self, index: int) -> str:
         return f"{self.token}{index:08d}"
 
-    def stream(self) -> io.BufferedReader:
+    def stream(self) -> io.BufferedIOBase:
         """The skeleton as a binary stream (never whole in memory when the message is a file)."""
+        if not self.runs and self.raw.data is not None:
+            return io.BytesIO(self.raw.data)  # shares the bytes, no copy
         return io.BufferedReader(_Pieces(self._skeleton_pieces()), buffer_size=1 << 16)
 
     def _skeleton_pieces(self) -> Iterator[bytes]:
