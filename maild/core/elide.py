@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ELIDE_AT = 64 * 1024  # a shorter run costs the parser little; a longer one is read from the raw message
-CHUNK = 1 << 20  # read and decoded this much at a time
+CHUNK = 1 << 18  # read and decoded this much at a time
 READ_WHOLE = CHUNK  # a file up to this size is read whole: most mail, one read
 _LONG_LINE = 4 * CHUNK  # a line longer than this (no line break) is never elided, nor held by the scan
 _RUN = re.compile(rb"(?m)^(?:[A-Za-z0-9+/=]+\r?\n)+")
