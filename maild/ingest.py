@@ -232,7 +232,7 @@ class Pipeline:
             mailbox=inbound.mailbox,
         )
         try:
-            parsed, message = parse_message(self.raw_store.read(inbound.raw_path))
+            parsed, message = parse_message(self.raw_store.path(inbound.raw_path))  # read a chunk at a time
         except ParseError as exc:
             return Reading(envelope, kept=("unparseable", str(exc)), sender=inbound.mail_from or "")
         sender = parsed.from_addr or parse_address(envelope.mail_from or "") or ""  # MAIL FROM is read alike

@@ -7,6 +7,7 @@ Nothing here does I/O; every stage gets and returns one of these.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -31,11 +32,27 @@ class Envelope:
 
 @dataclass(frozen=True)
 class Attachment:
+    """An attachment as parsed. ``content`` is the bytes, or for an attachment too big to hold,
+    a function that gives them a chunk at a time (decoding them again from the raw message at
+    each call); read it with ``chunks``. Two attachments are equal when their names, types,
+    sizes and SHA-256 are."""
+
     filename: str
     content_type: str
     size: int
     sha256: str
-    data: bytes = field(repr=False)
+    content: bytes | Callable[[], Iterator[bytes]] = field(repr=False, compare=False)
+
+    def chunks(self) -> Iterator[bytes]:
+        if isinstance(self.content, bytes):
+            yield self.content
+        else:
+            yield from self.content()
+
+    @property
+    def data(self) -> bytes:
+        """The whole content in memory: ``chunks`` does not hold it."""
+        return self.content if isinstance(self.content, bytes) else b"".join(self.content())
 
 
 @dataclass(frozen=True)

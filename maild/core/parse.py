@@ -1,4 +1,5 @@
-"""Raw bytes -> ``Parsed`` with the stdlib's parser (mail-parser's reading of dates). Pure: no I/O.
+"""Raw message -> ``Parsed`` with the stdlib's parser (mail-parser's reading of dates). No I/O
+but reading the raw message, when it is given as a file.
 
 Whatever can be read is kept; what cannot be read at all raises ``ParseError`` and the
 message goes to the quarantine. Strings are made safe for every database (no NUL bytes,
@@ -13,16 +14,17 @@ import email.header
 import email.message
 import email.parser
 import hashlib
-import io
+import os
 import re
 from datetime import datetime, timezone
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mailparser.dates import parse_mail_date
 
 from maild.core.addresses import CONTROL, Mailbox, is_message_id, mailboxes
 from maild.core.html_text import html_to_text
+from maild.core.elide import CHUNK as _CHUNK, ELIDE_AT, Raw, Skeleton, decode_base64
 from maild.mail import Attachment, Parsed
 
 _MSGID = re.compile(r"<([^<>]*)>")
@@ -41,7 +43,6 @@ _HOP_PREFIXES = (b"received-spf", b"arc-", b"x-received", b"x-ms-exchange-", b"x
                  b"x-ms-publictraffictype", b"x-ms-traffictypediagnostic", b"x-microsoft-antispam",
                  b"x-forefront-antispam", b"x-eopattributedmessage", b"x-eoptenantattributedmessage",
                  b"x-spam-", b"x-virus-", b"x-gm-", b"x-google-smtp-source", b"x-original-authentication-results")
-_CHUNK = 1 << 20
 MAX_DECODED_HEADER = 16384
 FINGERPRINT_PREFIX = "v2:"  # fingerprints stored before it were of sender, date and body text only
 _ID_HEADERS = ("message-id", "in-reply-to", "references")
@@ -61,7 +62,7 @@ def clean(value: Any) -> str:
     return _SURROGATES.sub("\ufffd", text.replace("\x00", ""))
 
 
-def content_fingerprint(raw: bytes) -> str:
+def content_fingerprint(raw: bytes | Raw) -> str:
     """The identity of a message's content (contract 4.1): every header but the trace headers
     (and the stamps receiving hops add), and the whole body with every part and attachment, as sent.
 
@@ -69,12 +70,12 @@ def content_fingerprint(raw: bytes) -> str:
     names lower-case and each header value unfolded with its whitespace runs made one space, so
     the same mail by SMTP and by IMAP has one fingerprint, and two mails that differ in any
     subject, body or attachment byte have two. The body is hashed in chunks: no copy of a big
-    message is made.
+    message is made, and a message in a file is read a chunk at a time.
     """
-    ends = [(at, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (at := raw.find(sep)) >= 0]
-    head_end, separator = min(ends) if ends else (len(raw), 0)
+    source = raw if isinstance(raw, Raw) else Raw.of(raw)
+    head_end, separator = _head_end(source)
     digest = hashlib.sha256(b"maild content v2\n")
-    head = raw[:head_end].replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip(b"\n")
+    head = source.read(0, head_end).replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip(b"\n")
     for field in re.split(rb"\n(?![ \t])", head):
         name, colon, value = field.partition(b":")
         key = name.strip().lower()
@@ -82,18 +83,39 @@ def content_fingerprint(raw: bytes) -> str:
             continue
         digest.update(name.strip().lower() + colon + b" ".join(value.split()) + b"\n")
     digest.update(b"\n")
-    _hash_body(digest, memoryview(raw)[head_end + separator :])
+    _hash_body(digest, source, head_end + separator)
     return FINGERPRINT_PREFIX + digest.hexdigest()[: 64 - len(FINGERPRINT_PREFIX)]
 
 
-def _hash_body(digest: Any, body: memoryview) -> None:
-    """``body`` into ``digest`` with line ends made LF and the line ends at its very end left out."""
-    end = len(body)
-    while end and body[end - 1] in b"\r\n":
-        end -= 1
+def _head_end(source: Raw) -> tuple[int, int]:
+    """Where the header block ends (the first blank line, CRLF or LF) and the separator's length;
+    (size, 0) when there is none."""
+    if source.data is not None:
+        raw = source.data
+        ends = [(at, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (at := raw.find(sep)) >= 0]
+        return min(ends) if ends else (source.size, 0)
+    seen = b""
+    for chunk in source.chunks():
+        start = max(0, len(seen) - 3)  # a separator may straddle two chunks
+        seen += chunk
+        ends = [(at, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (at := seen.find(sep, start)) >= 0]
+        if ends:
+            return min(ends)
+    return source.size, 0
+
+
+def _hash_body(digest: Any, source: Raw, start: int) -> None:
+    """The body (from ``start``) into ``digest`` with line ends made LF and the line ends at its very end left out."""
+    end = source.size
+    while end > start:  # the line ends at the very end, looked for backwards a little at a time
+        tail = source.read(max(start, end - 4096), end)
+        kept = len(tail.rstrip(b"\r\n"))
+        end -= len(tail) - kept
+        if kept:
+            break
     carry = b""
-    for start in range(0, end, _CHUNK):
-        piece = carry + bytes(body[start : min(start + _CHUNK, end)])
+    for chunk in source.chunks(start, end):
+        piece = carry + chunk
         piece, carry = (piece[:-1], b"\r") if piece.endswith(b"\r") else (piece, b"")  # CRLF may straddle chunks
         digest.update(piece.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
     digest.update(carry.replace(b"\r", b"\n"))
@@ -214,33 +236,69 @@ def _as_read(message: email.message.Message) -> str:
     return f"{head}\n{parts}--{boundary}--\n"
 
 
-def _attachment(part: email.message.Message) -> Attachment:
+def _attachment(part: email.message.Message, skeleton: Skeleton) -> Attachment:
     if part.get_content_maintype() == "message":
         inner = part.get_payload() if part.is_multipart() else None
         data = _flatten(inner[0] if inner else part)
         default_name = "message.eml"
     else:
+        streamed = _streamed(part, skeleton)
+        if streamed is not None:
+            return Attachment(_filename(part, "attachment"), clean(part.get_content_type()), *streamed)
         data = _content(part)
         default_name = "attachment"
     return Attachment(
-        filename=clean(_decode_header(_eight_bit(part.get_filename() or default_name))),
+        filename=_filename(part, default_name),
         content_type=clean(part.get_content_type()),
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        data=data,
+        content=data,
     )
+
+
+def _filename(part: email.message.Message, default: str) -> str:
+    return clean(_decode_header(_eight_bit(part.get_filename() or default)))
+
+
+def _base64_text(part: email.message.Message) -> str | None:
+    """The base64 text of a part to decode with a2b_base64, or None for the stdlib's decoding."""
+    if str(part.get("content-transfer-encoding", "")).strip().lower() != "base64":
+        return None
+    try:
+        text = part.get_payload()
+    except (TypeError, LookupError):  # 8-bit bytes and an RFC 2231 charset*= the stdlib cannot decode with
+        return None
+    return text if isinstance(text, str) and text.isascii() else None
+
+
+def _streamed(part: email.message.Message, skeleton: Skeleton) -> tuple[int, str, Callable[[], Iterator[bytes]]] | None:
+    """(size, sha256, content) of a base64 attachment with runs left out of the skeleton: decoded
+    a chunk at a time, now to measure it and again whenever its content is read. None for any
+    other part, and when its base64 is broken (then the runs are put back for the stdlib)."""
+    text = _base64_text(part)
+    if text is None or not skeleton.holds(text):
+        return None
+
+    def content() -> Iterator[bytes]:
+        return decode_base64(skeleton.pieces(text))
+
+    digest, size = hashlib.sha256(), 0
+    try:
+        for chunk in content():
+            digest.update(chunk)
+            size += len(chunk)
+    except binascii.Error:
+        part.set_payload(skeleton.expand(text))
+        return None
+    return size, digest.hexdigest(), content
 
 
 def _content(part: email.message.Message) -> bytes:
     """A leaf's content, decoded. Base64 straight from the parsed text: ``get_payload(decode=True)``
     makes four copies of it on the way (25 MB of attachment cost 100 MB more); it is still the
     way for bad padding and everything else, as it is tolerant of bad base64."""
-    base64 = str(part.get("content-transfer-encoding", "")).strip().lower() == "base64"
-    try:
-        text = part.get_payload() if base64 else None
-    except (TypeError, LookupError):  # 8-bit bytes and an RFC 2231 charset*= the stdlib cannot decode with
-        text = None
-    if isinstance(text, str) and text.isascii():
+    text = _base64_text(part)
+    if text is not None:
         try:
             return binascii.a2b_base64(text)  # skips line breaks and other non-alphabet bytes, as the stdlib does
         except binascii.Error:
@@ -264,14 +322,23 @@ def decode_payload(part: email.message.Message) -> str:
     return clean(payload.decode("windows-1252", "replace"))
 
 
-def _body_and_attachments(message: email.message.Message) -> tuple[list[str], list[str], list[Attachment]]:
-    """Inline text/plain and text/html parts, decoded, and everything else as attachments."""
+def _body_and_attachments(
+    message: email.message.Message, skeleton: Skeleton,
+) -> tuple[list[str], list[str], list[Attachment]]:
+    """Inline text/plain and text/html parts, decoded, and everything else as attachments.
+
+    Base64 attachments keep the skeleton's stand-ins (their content is decoded from the raw
+    message when read); every other part gets its text back first."""
+    leaves = [(part, _is_attachment(part)) for part in _leaves(message)]
+    skeleton.expand_parts(message, keep=[part for part, attached in leaves
+                                         if attached and part.get_content_maintype() != "message"
+                                         and _base64_text(part) is not None])
     plain: list[str] = []
     html: list[str] = []
     attachments: list[Attachment] = []
-    for part in _leaves(message):
-        if _is_attachment(part):
-            attachments.append(_attachment(part))
+    for part, attached in leaves:
+        if attached:
+            attachments.append(_attachment(part, skeleton))
         elif part.get_content_type() == "text/plain":
             plain.append(decode_payload(part))
         else:
@@ -287,13 +354,23 @@ def _addresses(raw_headers: dict[str, tuple[str, ...]], name: str) -> tuple[str,
     return tuple(m.address for m in _mailboxes(raw_headers, name))
 
 
-def parse_message(raw: bytes) -> tuple[Parsed, email.message.Message]:
-    """Parse one raw message; raise ParseError when nothing useful can be read."""
-    if not raw.strip():
+def parse_message(raw: bytes | os.PathLike[str], *, elide_at: int = ELIDE_AT) -> tuple[Parsed, email.message.Message]:
+    """Parse one raw message, given as bytes or as the path of a file holding it (a file is
+    read a chunk at a time and never held whole); raise ParseError when nothing useful can be read.
+
+    Runs of base64 lines of ``elide_at`` bytes or more never reach the stdlib parser (see
+    ``maild.core.elide``): a base64 attachment's content is decoded from the raw message a
+    chunk at a time when read (``Attachment.chunks``), so a message given as a path must stay
+    where it is while its attachments are read. In the message returned, such an attachment's
+    payload is a short stand-in: read attachments from ``Parsed.attachments``.
+    """
+    source = Raw.of(raw)
+    if source.is_blank():
         raise ParseError("empty message")
+    skeleton = Skeleton.of(source, elide_at)
     try:
         # from a stream: message_from_bytes copies the whole message into a StringIO, 4 bytes a character
-        message = email.parser.BytesParser().parse(io.BytesIO(raw))
+        message = email.parser.BytesParser().parse(skeleton.stream())
     except Exception as exc:  # RecursionError on absurd nesting, among others
         raise ParseError(f"parser failed: {type(exc).__name__}: {exc}") from exc
     raw_headers = _raw_headers(message)
@@ -301,7 +378,7 @@ def parse_message(raw: bytes) -> tuple[Parsed, email.message.Message]:
         raise ParseError("no headers")
     headers = _headers(raw_headers)
     sender = next(iter(_mailboxes(raw_headers, "from")), Mailbox("", ""))
-    plain_parts, html_parts, attachments = _body_and_attachments(message)
+    plain_parts, html_parts, attachments = _body_and_attachments(message, skeleton)
     html = "\n".join(html_parts) or None
     text = "\n".join(plain_parts).strip()
     if not text and html:
@@ -325,6 +402,6 @@ def parse_message(raw: bytes) -> tuple[Parsed, email.message.Message]:
         defects=tuple(sorted({type(defect).__name__ for part in message.walk() for defect in part.defects})),
         authentication_results=headers.get("authentication-results", ()),  # a trace header: kept raw
         cleaned=_cleaning_notes(raw_headers, headers),
-        fingerprint=content_fingerprint(raw),
+        fingerprint=content_fingerprint(source),
     )
     return parsed, message

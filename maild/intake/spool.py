@@ -17,10 +17,11 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -38,8 +39,8 @@ class RawStore:
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir)
 
-    def write(self, raw: bytes, now: datetime | None = None) -> str:
-        """Write durably and return the path relative to the data directory."""
+    def write(self, raw: bytes | Iterable[bytes], now: datetime | None = None) -> str:
+        """Write durably (bytes, or their pieces) and return the path relative to the data directory."""
         now = now or datetime.now(timezone.utc)
         directory = self.root / "raw" / now.strftime("%Y/%m/%d")
         if not directory.is_dir():
@@ -49,28 +50,36 @@ class RawStore:
         return str(path.relative_to(self.root))
 
     def read(self, relative: str) -> bytes:
-        return (self.root / relative).read_bytes()
+        return self.path(relative).read_bytes()
+
+    def path(self, relative: str) -> Path:
+        """Where a stored message is: ``parse_message`` reads it from there a chunk at a time,
+        so a big message is never held whole."""
+        return self.root / relative
 
 
-def inbound_row(raw: bytes, raw_path: str, envelope: Envelope) -> Inbound:
+def inbound_row(raw: bytes, raw_path: str, envelope: Envelope, size: int | None = None, sha256: str | None = None) -> Inbound:
+    """The pending row of a stored message; ``size`` and ``sha256`` when they are known already."""
     return Inbound(
         source=envelope.source,
         mailbox=envelope.mailbox,
         mail_from=envelope.mail_from,
         recipients=list(envelope.recipients),
         raw_path=raw_path,
-        size=len(raw),
-        sha256=hashlib.sha256(raw).hexdigest(),
+        size=len(raw) if size is None else size,
+        sha256=hashlib.sha256(raw).hexdigest() if sha256 is None else sha256,
     )
 
 
+_CHUNK = 1 << 20
+_HEAD = 65536  # where message_id_of looks
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*([^\r\n]{0,200})", re.IGNORECASE | re.MULTILINE)
 
 
 def message_id_of(raw: bytes) -> str | None:
     """The Message-ID as written in the header block, for the log only (the parser reads it
     properly later); looked for in the first 64 KB."""
-    head = raw[:65536].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    head = raw[:_HEAD].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     found = _MESSAGE_ID.search(head)
     return found.group(1).decode("ascii", "replace").strip() if found else None
 
@@ -90,6 +99,25 @@ def spool_sync(engine: sa.Engine, store: RawStore, raw: bytes, envelope: Envelop
     """Store one message durably, without asyncio (``maild ingest``). Returns the inbound id."""
     path = store.write(raw)
     return commit_rows(engine, [inbound_row(raw, path, envelope)], [message_id_of(raw)])[0]
+
+
+def spool_stream(engine: sa.Engine, store: RawStore, stream: BinaryIO, envelope: Envelope) -> int:
+    """``spool_sync`` for a message read from a file or a pipe a chunk at a time (``maild ingest
+    FILE``): a big message is never held whole, and is hashed and measured on the way."""
+    digest, size, head = hashlib.sha256(), 0, bytearray()
+
+    def pieces() -> Iterator[bytes]:
+        nonlocal size
+        while piece := stream.read(_CHUNK):
+            digest.update(piece)
+            size += len(piece)
+            if len(head) < _HEAD:
+                head.extend(piece[: _HEAD - len(head)])
+            yield piece
+
+    path = store.write(pieces())
+    row = inbound_row(b"", path, envelope, size=size, sha256=digest.hexdigest())
+    return commit_rows(engine, [row], [message_id_of(bytes(head))])[0]
 
 
 class GroupCommitter:

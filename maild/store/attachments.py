@@ -21,7 +21,7 @@ def save_attachments(session: Session, data_dir: Path, message: Message, attachm
         path = Path(data_dir) / relative
         if not path.exists():
             make_dirs(path.parent)
-            write_file(path, item.data, durable=False)
+            write_file(path, item.chunks(), durable=False)  # a big one a chunk at a time
         session.add(
             Attachment(
                 message_id=message.id,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 FILE_MODE = 0o600
@@ -48,8 +49,11 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_file(path: Path, data: bytes, durable: bool = True, replace: bool = True, staging: Path | None = None) -> bool:
-    """Write ``data`` as the whole new content of ``path``, 0600; readers never see a part.
+def write_file(
+    path: Path, data: bytes | Iterable[bytes], durable: bool = True, replace: bool = True, staging: Path | None = None,
+) -> bool:
+    """Write ``data`` (bytes, or pieces of them) as the whole new content of ``path``, 0600;
+    readers never see a part.
 
     The bytes go to a temporary file in ``staging`` (default: the same directory; it must be on
     the same file system), which then takes the name. ``durable``: fsync the file and the
@@ -74,13 +78,14 @@ def write_file(path: Path, data: bytes, durable: bool = True, replace: bool = Tr
     return True
 
 
-def _write_new(path: Path, data: bytes, durable: bool) -> None:
+def _write_new(path: Path, data: bytes | Iterable[bytes], durable: bool) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        for piece in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view):]
         if durable:
             os.fsync(fd)
     finally:
