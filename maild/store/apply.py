@@ -84,7 +84,7 @@ def apply(applying: Applying, plan: Plan) -> str:
     for effect in plan.effects:
         _apply(applying, effect)
     if applying.events:
-        session.execute(sa.insert(Event), applying.events)
+        session.connection().execute(sa.insert(_EVENTS), applying.events)
         applying.events.clear()
     inbound = applying.inbound
     if inbound is not None and applying.quarantined is None:
@@ -141,13 +141,27 @@ def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per ef
         raise TypeError(f"no way to apply {effect!r}")
 
 
+_CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+_MESSAGES = Message.__table__  # type: ignore[attr-defined]
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+_STORE_MESSAGE = sa.insert(_MESSAGES).returning(_MESSAGES.c.id)
+
+
+def _contact_upsert(dialect: str) -> Any:
+    """INSERT a contact; when the address is known, only a name it lacks is filled in."""
+    insert = (sqlite_insert if dialect == "sqlite" else pg_insert)(_CONTACTS)
+    return insert.on_conflict_do_update(
+        index_elements=[_CONTACTS.c.address], set_={"name": insert.excluded.name},
+        where=sa.and_(_CONTACTS.c.name == "", insert.excluded.name != ""))
+
+
+_UPSERTS = {"sqlite": _contact_upsert("sqlite"), "postgresql": _contact_upsert("postgresql")}
+
+
 def ensure_contact(session: Session, address: str, name: str, now: datetime) -> None:
-    """The contact for an address, made if new (race-free); a name is kept once known."""
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    session.execute(insert(Contact).values(address=address, name=name, created_at=now, undeliverable=False)
-                    .on_conflict_do_nothing())
-    if name:
-        session.execute(sa.update(Contact).where(Contact.address == address, Contact.name == "").values(name=name))
+    """The contact for an address, made if new (race-free); a name is kept once known. One statement."""
+    session.connection().execute(_UPSERTS[session.get_bind().dialect.name],
+                                 {"address": address, "name": name, "created_at": now, "undeliverable": False})
 
 
 def _store_message(a: Applying, ticket: Ticket, parsed: Parsed, effect: StoreMessage) -> None:
@@ -161,7 +175,7 @@ def _store_message(a: Applying, ticket: Ticket, parsed: Parsed, effect: StoreMes
         "references": list(parsed.references), "classification": effect.classification, "text": parsed.text,
         "html": parsed.html, "raw_path": inbound.raw_path if inbound else None, "created_at": a.now,
     }
-    message_id = a.session.execute(sa.insert(Message).values(values).returning(Message.id)).scalar_one()
+    message_id = a.session.connection().execute(_STORE_MESSAGE, values).scalar_one()
     if parsed.attachments:  # save_attachments only needs the row's id
         save_attachments(a.session, a.data_dir, SimpleNamespace(id=message_id), parsed.attachments)  # type: ignore[arg-type]
     if parsed.cleaned:  # contract 4.5a: what was cleaned or left out is on the record

@@ -80,11 +80,12 @@ def _thread(session: Session, keys: threader.ThreadKeys, policy: Policy, secret:
             number, staff = read_staff_token(secret, token, policy.rules.all_staff()) or (None, None)
         if number:
             tokens.append((number, staff))
-    by_number = {t.number: t for t in store.tickets_by_numbers(session, {n for n, _ in tokens} | set(keys.tags))}
+    numbers = {n for n, _ in tokens} | set(keys.tags)
+    by_number = {t.number: t for t in store.tickets_by_numbers(session, numbers)} if numbers else {}
     token_ticket, token_staff = next(((by_number[n], s) for n, s in tokens if n in by_number), (None, None))
-    reference = store.ticket_for_message_ids(session, keys.referenced)
+    reference = store.ticket_for_message_ids(session, keys.referenced) if keys.referenced else None
     return threader.Found(
-        same_message_id=store.fingerprints_for(session, keys.message_id, keys.fingerprint),
+        same_message_id=_fingerprints(session, keys),
         token_ticket=store.ref(token_ticket) if token_ticket else None,
         token_staff=token_staff,
         tag_tickets=tuple(store.ref(by_number[n]) for n in keys.tags if n in by_number),
@@ -92,17 +93,33 @@ def _thread(session: Session, keys: threader.ThreadKeys, policy: Policy, secret:
     )
 
 
+_CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+_OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+_TICKETS = Ticket.__table__  # type: ignore[attr-defined]
+_MESSAGES = Message.__table__  # type: ignore[attr-defined]
+_SENDER = sa.bindparam("sender")
+# the member's contact and their acknowledgements of the last hour, in one round trip
+_MEMBER = sa.select(
+    sa.select(_CONTACTS.c.name).where(_CONTACTS.c.address == _SENDER).scalar_subquery(),
+    sa.select(_CONTACTS.c.undeliverable_since).where(_CONTACTS.c.address == _SENDER).scalar_subquery(),
+    sa.select(sa.func.count()).select_from(_OUTBOX).where(
+        _OUTBOX.c.recipient == _SENDER, _OUTBOX.c.kind == str(MessageKind.ACK),
+        _OUTBOX.c.created_at >= sa.bindparam("since", type_=_OUTBOX.c.created_at.type)).scalar_subquery(),
+)
+_OTHER_OPEN = (sa.select(_TICKETS.c.number, _TICKETS.c.subject, _TICKETS.c.status, _TICKETS.c.queue,
+                         _TICKETS.c.confidential)
+               .where(_TICKETS.c.requester == _SENDER, _TICKETS.c.status.in_([str(s) for s in OPEN_STATUSES]))
+               .order_by(_TICKETS.c.number))
+_SAME_MESSAGE_ID = sa.select(_MESSAGES.c.fingerprint).where(
+    _MESSAGES.c.direction == str(Direction.IN), _MESSAGES.c.message_id == sa.bindparam("message_id"))
+
+
 def _new(session: Session, reading: ToFile, found: threader.Found, policy: Policy, now: datetime) -> Lookups:
-    """For a new ticket: the member's bounce mark, acknowledgements and open tickets; the
-    assignment's turn or load."""
-    sender, decision = reading.sender, reading.decision
-    contact = session.exec(select(Contact.name, Contact.undeliverable_since).where(Contact.address == sender)).first()
-    name, since = contact if contact else (None, None)
-    acks = session.exec(select(sa.func.count()).select_from(Outbox).where(
-        Outbox.recipient == sender, Outbox.kind == MessageKind.ACK, Outbox.created_at >= now - timedelta(hours=1))).one()
-    other = session.exec(
-        select(Ticket.number, Ticket.subject, Ticket.status, Ticket.queue, Ticket.confidential)
-        .where(Ticket.requester == sender, col(Ticket.status).in_(OPEN_STATUSES)).order_by(Ticket.number)).all()
+    """For a new ticket: the member's contact, bounce mark, acknowledgements and open tickets;
+    the assignment's turn or load."""
+    sender, decision, connection = reading.sender, reading.decision, session.connection()
+    name, since, acks = connection.execute(_MEMBER, {"sender": sender, "since": now - timedelta(hours=1)}).one()
+    other = connection.execute(_OTHER_OPEN, {"sender": sender}).all()
     turn, load = 0, {}
     if decision.assign == "round-robin":
         turn = session.exec(select(Counter.value).where(Counter.name == f"round-robin:{decision.queue}")).first() or 0
@@ -111,6 +128,14 @@ def _new(session: Session, reading: ToFile, found: threader.Found, policy: Polic
     return Lookups(
         found=found, sender_name=name, sender_undeliverable=undeliverable(since, now), acks_last_hour=int(acks),
         other_open=tuple(OtherTicket(*row) for row in other), assign_turn=turn, open_load=load)
+
+
+def _fingerprints(session: Session, keys: threader.ThreadKeys) -> tuple[str, ...]:
+    """Fingerprints of stored messages sharing this Message-ID (or, with none, this content)."""
+    if not keys.message_id:
+        return store.fingerprints_for(session, None, keys.fingerprint)
+    rows = session.connection().execute(_SAME_MESSAGE_ID, {"message_id": keys.message_id}).scalars()
+    return tuple(fp for fp in rows if fp)
 
 
 def _bounce(session: Session, reading: Returned, now: datetime) -> Lookups:
