@@ -293,9 +293,8 @@ def ingest(
     # Stored: from here on the exit is 0 whatever happens, or the MTA would bounce or repeat
     # a message that is safe (the daemon files what is left pending).
     try:
-        pipeline = instance.pipeline
-        for inbound_id in stored:
-            err.print(f"{inbound_id}: {pipeline.process(inbound_id)}", markup=False)
+        for inbound_id, outcome in instance.pipeline.process_many(stored).items():  # in batches
+            err.print(f"{inbound_id}: {outcome}", markup=False)
     except RulesError as exc:
         err.print(f"maild: stored, not yet processed: {exc.errors[0]}", markup=False)
     except Exception as exc:

@@ -138,29 +138,45 @@ def quarantine_row(session: Session, qid: int) -> dict[str, Any] | None:
 
 
 def rules_verdict(rules: RuleSet, raw: bytes, recipients: tuple[str, ...]) -> dict[str, Any]:
-    """``maild rules test``: classification and routing decision for a raw message, with reasons."""
-    from maild.core.classify import classify
-    from maild.core.parse import ParseError, parse_message
-    from maild.mail import Envelope
-    from maild.rules.engine import decide, facts_from
+    """``maild rules test``: classification and routing decision for a raw message, with reasons.
 
-    try:
-        parsed, message = parse_message(raw)
-    except ParseError as exc:
-        return {"classification": "unparseable", "queue": None, "priority": None, "category": None,
-                "assignee": None, "ack": False, "ack_reason": f"unparseable: {exc}", "matched_rules": []}
+    Read and planned exactly as the processor would for a new message on an empty database
+    (``maild.read``, ``core.plan``), so the acknowledgement it reports is the planner's."""
+    from maild.core import plan as planner
+    from maild.core.classify import classify
+    from maild.core.kinds import EventKind, MessageKind, QuarantineKind
+    from maild.core.parse import parse_message
+    from maild.core.reading import ToFile, Unreadable
+    from maild.mail import Envelope
+    from maild.read import read
+    from maild.rules.engine import decide, facts_from
+    from maild.store.tables import utcnow
+
     envelope = Envelope(source="pipe", recipients=recipients)
-    verdict = classify(parsed, envelope, message, rules.addresses())
-    decision = decide(facts_from(parsed, recipients), rules)
-    if verdict.is_machine:
-        ack, reason = False, f"{verdict.kind}: {verdict.reason}"
-    elif decision.drop:
-        ack, reason = False, "dropped by rule"
-    elif decision.ack is False:
-        ack, reason = False, "a rule turned the acknowledgement off"
-    else:
-        ack = decision.ack if isinstance(decision.ack, str) else "ack"
-        reason = "new ticket from a person"
+    reading = read(raw, envelope, rules, "-", b"")
+    if isinstance(reading, Unreadable) and reading.reason != "no sender address":
+        return {"classification": "unparseable", "queue": None, "priority": None, "category": None,
+                "assignee": None, "ack": False, "ack_reason": f"unparseable: {reading.reason}", "matched_rules": []}
+    if isinstance(reading, ToFile):
+        decision, verdict = reading.decision, reading.verdict
+    else:  # a bounce, or a message without a sender: the rules' view of it all the same
+        parsed, message = parse_message(raw)
+        verdict = classify(parsed, envelope, message, rules.addresses())
+        decision = decide(facts_from(parsed, recipients), rules)
+    now = utcnow()
+    policy = planner.Policy(rules, "-", ack_limit_per_hour=1)
+    plan = planner.plan(reading, planner.Lookups(), policy, planner.Spooled(None, now), now)
+    ack: str | bool = False
+    reason = "new ticket from a person"
+    for effect in plan.effects:
+        if isinstance(effect, planner.QueueMail) and effect.kind == MessageKind.ACK:
+            ack = effect.args["template"]
+        elif isinstance(effect, planner.AddEvent) and effect.kind == EventKind.ACK_SKIPPED:
+            reason = effect.data["reason"]
+        elif isinstance(effect, planner.Quarantine):
+            reason = effect.reason if effect.kind == QuarantineKind.DROPPED else f"{effect.kind}: {effect.reason}"
+            if effect.kind == QuarantineKind.BOUNCE:
+                reason = f"{verdict.kind}: {verdict.reason}"
     return {
         **decision.to_json(),
         "classification": verdict.kind,

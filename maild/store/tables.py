@@ -180,7 +180,10 @@ class Outbox(SQLModel, table=True):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (sa.Index("ix_outbox_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_due", "state", "next_attempt_at"),
+        sa.Index("ix_outbox_recipient_kind", "recipient", "kind", "created_at"),  # the acknowledgement cap
+    )
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int | None = Field(default=None, foreign_key="tickets.id", index=True)
     message_id: int | None = Field(default=None, foreign_key="messages.id")

@@ -11,10 +11,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, func, select
 
 from maild.core.bounces import undeliverable
+from maild.core.kinds import OPEN_STATUSES as _OPEN_STATUSES
 from maild.core.threader import TicketRef
 from maild.store import listing
-from maild.store.listing import OPEN_STATUSES
 from maild.store.tables import Contact, Counter, Event, Inbound, Message, Outbox, Quarantine, Ticket, utcnow
+
+OPEN_STATUSES = _OPEN_STATUSES  # the statuses of work still to do (``core.kinds``)
 
 
 def _insert_ignore(session: Session, table: type, **values: Any) -> None:
@@ -23,18 +25,24 @@ def _insert_ignore(session: Session, table: type, **values: Any) -> None:
     session.execute(insert(table).values(**values).on_conflict_do_nothing())
 
 
+_COUNTERS = Counter.__table__  # type: ignore[attr-defined]
+_BUMP = (sa.update(_COUNTERS).where(_COUNTERS.c.name == sa.bindparam("counter"))
+         .values(value=_COUNTERS.c.value + 1).returning(_COUNTERS.c.value))
+
+
 def next_number(session: Session, name: str = "ticket") -> int:
     """The next number of a sequence, taken in the caller's transaction.
 
     The counter row is locked by the UPDATE (PostgreSQL row lock; SQLite's write lock), so two
     transactions never get the same number, and a rolled-back one gives its number back
     unused: numbers are sequential and never reused. A missing row is created race-free.
+    One prepared Core statement: this runs for every new ticket.
     """
-    bump = sa.update(Counter).where(Counter.name == name).values(value=Counter.value + 1).returning(Counter.value)
-    result = session.execute(bump).scalar_one_or_none()
+    connection = session.connection()
+    result = connection.execute(_BUMP, {"counter": name}).scalar_one_or_none()
     if result is None:
         _insert_ignore(session, Counter, name=name, value=0)
-        result = session.execute(bump).scalar_one()
+        result = connection.execute(_BUMP, {"counter": name}).scalar_one()
     return int(result)
 
 

@@ -1,0 +1,125 @@
+"""The names the store, the planner and the templates share: statuses, kinds and states.
+
+``StrEnum``: each member *is* its string (``Status.NEW == "new"``), so the values in the
+database, in JSON output and in templates are the strings they always were, and a row read
+back compares equal to the member without conversion.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """A ticket's place in its life (``core.lifecycle``)."""
+
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
+
+
+class Happened(StrEnum):
+    """What moves a ticket through ``core.lifecycle.TRANSITIONS``."""
+
+    MEMBER_REPLY = "member_reply"
+    STAFF_REPLY = "staff_reply"
+    STAFF_ACTION = "staff_action"
+    SET_OPEN = "set_open"
+    SET_PENDING = "set_pending"
+    RESOLVE = "resolve"
+    CLOSE = "close"
+
+
+class InboundState(StrEnum):
+    """A spool row: waiting, filed, or kept in the quarantine."""
+
+    PENDING = "pending"
+    DONE = "done"
+    QUARANTINED = "quarantined"
+
+
+class OutboxState(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    HELD = "held"
+
+
+class QuarantineKind(StrEnum):
+    UNPARSEABLE = "unparseable"
+    ERROR = "error"
+    BOUNCE = "bounce"
+    DROPPED = "dropped"
+    OVERSIZE = "oversize"
+
+
+class MessageKind(StrEnum):
+    """Who wrote a message on a ticket (``in``), or what maild sent (``out``, the outbox kind)."""
+
+    MEMBER = "member"
+    THIRD_PARTY = "third_party"
+    AUTO_REPLY = "auto_reply"
+    STAFF = "staff"  # in: a proven staff answer; out: its relayed copy to the member
+    NOTE = "note"
+    BOUNCE = "bounce"
+    ACK = "ack"
+    NOTIFICATION = "notification"
+    RESOLVED = "resolved"
+    REMINDER = "reminder"
+    DIGEST = "digest"
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class EventKind(StrEnum):
+    """The audit trail's entries (``events.kind``)."""
+
+    CREATED = "created"
+    MESSAGE = "message"
+    ASSIGNED = "assigned"
+    UNASSIGNED = "unassigned"
+    STATUS = "status"
+    PRIORITY = "priority"
+    CATEGORY = "category"
+    QUEUE = "queue"
+    CONFIDENTIAL = "confidential"
+    CC_ADDED = "cc_added"
+    CC_REMOVED = "cc_removed"
+    NOTE = "note"
+    ACK_SKIPPED = "ack_skipped"
+    RELAYED = "relayed"
+    NOTHING_RELAYED = "nothing_relayed"
+    COMMANDS_REJECTED = "commands_rejected"
+    STAFF_UNPROVEN = "staff_unproven"
+    MESSAGE_ID_COLLISION = "message_id_collision"
+    DUPLICATE_RECEIVED = "duplicate_received"
+    MAIL_VALUES_CLEANED = "mail_values_cleaned"
+    OUTGOING_VALUES_LEFT_OUT = "outgoing_values_left_out"
+    BOUNCE = "bounce"
+    REQUESTER_UNDELIVERABLE = "requester_undeliverable"
+    RESOLVED_NOTICE_SKIPPED = "resolved_notice_skipped"
+    REMINDED_STAFF = "reminded_staff"
+    REMINDED_MEMBER = "reminded_member"
+    REMINDER_SKIPPED = "reminder_skipped"
+    ESCALATED = "escalated"
+    DELIVERY_FAILED = "delivery_failed"
+
+
+class Outcome(StrEnum):
+    """What became of a spooled message (the first part of ``Pipeline.process``'s answer)."""
+
+    NEW = "new"
+    FOLLOW_UP = "follow_up"
+    BOUNCE = "bounce"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+    SKIPPED = "skipped"

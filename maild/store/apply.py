@@ -1,0 +1,201 @@
+"""Carry out a ``core.plan.Plan`` in the caller's transaction. No decisions here: the plan has
+made them all; this module only knows how each effect is written.
+
+Rows that nothing reads back in the same transaction go in with SQLAlchemy Core (the
+message read, the events, in one statement each per message); the ticket stays an ORM
+object because the notices are made from it as it is at the moment they are queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from maild.core import threader
+from maild.core.kinds import Direction, EventKind, InboundState
+from maild.core.plan import (
+    AddEvent, AddNote, BumpCounter, CreateTicket, Effect, EnsureContact, MarkUndeliverable, NoteOnSpool, Plan,
+    Quarantine, QueueMail, StoreMessage, UpdateTicket,
+)
+from maild.mail import Parsed
+from maild.outbound import notices, outbox
+from maild.outbound.compose import Outgoing
+from maild.outbound.notices import Mailer
+from maild.rules.model import RuleSet
+from maild.store import tickets as store
+from maild.store.attachments import save_attachments
+from maild.store.tables import Contact, Event, Inbound, Message, Ticket
+
+log = logging.getLogger("maild.ingest")
+
+Notice = Callable[[Mailer, RuleSet, Ticket, dict[str, Any]], list[Outgoing]]
+
+# QueueMail.notice -> how ``outbound.notices`` makes it from the ticket and the plan's values
+NOTICES: dict[str, Notice] = {
+    "acknowledgement": lambda m, r, t, a: [
+        notices.acknowledgement(m, r, a["queue"], t, a["parsed"], a["template"], a["now"])],
+    "staff_new": lambda m, r, t, a: notices.staff_new(
+        m, r, a["queue"], t, a["parsed"], a["other_open"], a["not_recipients"], a["recipients"], a["now"]),
+    "staff_followup": lambda m, r, t, a: notices.staff_followup(
+        m, a["queue"], t, a["parsed"], a["requester_name"], a["third_party"], a["not_recipients"], a["recipients"],
+        a["now"]),
+    "command_errors": lambda m, r, t, a: [
+        notices.command_errors(m, a["queue"], t, a["writer"], a["parsed"], a["errors"], a["now"])],
+    "nothing_relayed": lambda m, r, t, a: [notices.nothing_relayed(m, a["queue"], t, a["writer"], a["parsed"], a["now"])],
+    "relayed_answer": lambda m, r, t, a: [
+        notices.relayed_answer(m, a["queue"], t, a["answer"], a["in_reply_to"], a["references"], a["now"])],
+    "resolved": lambda m, r, t, a: [notices.resolved(m, r, a["queue"], t, a["requester_name"], a["now"])],
+}
+
+
+@dataclass
+class Applying:
+    """Where a plan is carried out, and what it is about."""
+
+    session: Session
+    mailer: Mailer
+    rules: RuleSet
+    data_dir: Path
+    now: datetime
+    inbound: Inbound | None = None
+    parsed: Parsed | None = None
+    ticket: Ticket | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: str | None = None
+
+
+def apply(applying: Applying, plan: Plan) -> str:
+    """Write every effect of ``plan`` in order; return what became of the message
+    (``new:12``, ``follow_up:12``, ``duplicate``, ``quarantined:error``...)."""
+    session = applying.session
+    if plan.ticket is not None and plan.ticket.id is not None and applying.ticket is None:
+        applying.ticket = session.get(Ticket, plan.ticket.id)
+    for effect in plan.effects:
+        _apply(applying, effect)
+    if applying.events:
+        session.connection().execute(sa.insert(_EVENTS), applying.events)
+        applying.events.clear()
+    inbound = applying.inbound
+    if inbound is not None and applying.quarantined is None:
+        inbound.state = InboundState.DONE
+    if applying.quarantined:
+        return f"quarantined:{applying.quarantined}"
+    if applying.ticket is None or plan.outcome == "duplicate":
+        return str(plan.outcome)
+    return f"{plan.outcome}:{applying.ticket.number}"
+
+
+def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per effect
+    session, ticket = a.session, a.ticket
+    if isinstance(effect, AddEvent):
+        assert ticket is not None and ticket.id is not None
+        a.events.append({"ticket_id": ticket.id, "kind": str(effect.kind), "actor": effect.actor,
+                         "data": dict(effect.data), "at": effect.at or a.now})
+    elif isinstance(effect, UpdateTicket):
+        assert ticket is not None
+        for name, value in effect.changes.items():
+            setattr(ticket, name, list(value) if name == "cc" else value)
+    elif isinstance(effect, QueueMail):
+        assert ticket is not None
+        _queue_mail(a, ticket, effect)
+    elif isinstance(effect, StoreMessage):
+        assert ticket is not None and a.parsed is not None
+        _store_message(a, ticket, a.parsed, effect)
+    elif isinstance(effect, EnsureContact):
+        ensure_contact(session, effect.address, effect.name, a.now)
+    elif isinstance(effect, CreateTicket):
+        a.ticket = Ticket(
+            number=store.next_number(session), queue=effect.queue, priority=effect.priority, category=effect.category,
+            subject=effect.subject, requester=effect.requester, confidential=effect.confidential,
+            tags=list(effect.tags), other_queues=list(effect.other_queues), cc=list(effect.cc),
+            linked_to=effect.linked_to, created_at=a.now, updated_at=a.now, status_changed_at=a.now)
+        session.add(a.ticket)
+        session.flush()
+    elif isinstance(effect, BumpCounter):
+        store.next_number(session, effect.name)
+    elif isinstance(effect, MarkUndeliverable):
+        store.mark_undeliverable(session, effect.address, a.now)
+    elif isinstance(effect, Quarantine):
+        store.quarantine(session, effect.kind, effect.reason, a.inbound, from_addr=effect.sender, subject=effect.subject)
+        a.quarantined = str(effect.kind)
+    elif isinstance(effect, NoteOnSpool):
+        if a.inbound is not None:
+            a.inbound.error = effect.error
+        log.info("inbound %s: %s", a.inbound.id if a.inbound else "-", effect.error)
+    elif isinstance(effect, AddNote):
+        assert ticket is not None
+        session.add(Message(ticket_id=ticket.id, direction=Direction.IN, kind="note", from_addr=effect.author,
+                            text=effect.text, subject=effect.subject))
+    else:  # pragma: no cover - a new effect needs its case here
+        raise TypeError(f"no way to apply {effect!r}")
+
+
+_CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+_MESSAGES = Message.__table__  # type: ignore[attr-defined]
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+_STORE_MESSAGE = sa.insert(_MESSAGES).returning(_MESSAGES.c.id)
+
+
+def _contact_upsert(dialect: str) -> Any:
+    """INSERT a contact; when the address is known, only a name it lacks is filled in."""
+    insert = (sqlite_insert if dialect == "sqlite" else pg_insert)(_CONTACTS)
+    return insert.on_conflict_do_update(
+        index_elements=[_CONTACTS.c.address], set_={"name": insert.excluded.name},
+        where=sa.and_(_CONTACTS.c.name == "", insert.excluded.name != ""))
+
+
+_UPSERTS = {"sqlite": _contact_upsert("sqlite"), "postgresql": _contact_upsert("postgresql")}
+
+
+def ensure_contact(session: Session, address: str, name: str, now: datetime) -> None:
+    """The contact for an address, made if new (race-free); a name is kept once known. One statement."""
+    session.connection().execute(_UPSERTS[session.get_bind().dialect.name],
+                                 {"address": address, "name": name, "created_at": now, "undeliverable": False})
+
+
+def _store_message(a: Applying, ticket: Ticket, parsed: Parsed, effect: StoreMessage) -> None:
+    inbound = a.inbound
+    values = {
+        "ticket_id": ticket.id, "inbound_id": inbound.id if inbound else None, "direction": Direction.IN,
+        "kind": str(effect.kind), "message_id": parsed.message_id, "fingerprint": threader.fingerprint(parsed),
+        "from_addr": parsed.from_addr or ((inbound.mail_from if inbound else "") or "").lower(),
+        "from_name": parsed.from_name, "to": list(parsed.to), "cc": list(parsed.cc), "subject": parsed.subject,
+        "date": parsed.date, "in_reply_to": parsed.in_reply_to[0] if parsed.in_reply_to else None,
+        "references": list(parsed.references), "classification": effect.classification, "text": parsed.text,
+        "html": parsed.html, "raw_path": inbound.raw_path if inbound else None, "created_at": a.now,
+    }
+    message_id = a.session.connection().execute(_STORE_MESSAGE, values).scalar_one()
+    if parsed.attachments:  # save_attachments only needs the row's id
+        save_attachments(a.session, a.data_dir, SimpleNamespace(id=message_id), parsed.attachments)  # type: ignore[arg-type]
+    if parsed.cleaned:  # contract 4.5a: what was cleaned or left out is on the record
+        a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.MAIL_VALUES_CLEANED), "actor": "maild",
+                         "data": {"message": message_id, "notes": list(parsed.cleaned)}, "at": a.now})
+
+
+def _queue_mail(a: Applying, ticket: Ticket, effect: QueueMail) -> None:
+    """Queue the mail; one that cannot be made is an event, never a lost ticket."""
+    make = NOTICES[effect.notice]
+    try:
+        mails = make(a.mailer, a.rules, ticket, dict(effect.args))
+        message = outbox.enqueue_many(a.session, ticket, str(effect.kind), mails, a.mailer.secret, a.mailer.hostname)
+    except SQLAlchemyError:
+        raise
+    except Exception as exc:  # a broken template or value must not cost the member their ticket
+        log.error("ticket %s: %s not sent: %s", ticket.number, effect.kind, exc)
+        a.events.append({"ticket_id": ticket.id, "kind": f"{effect.kind}_failed", "actor": "maild",
+                         "data": {"error": f"{type(exc).__name__}: {exc}"}, "at": a.now})
+        return
+    if message is not None and effect.relayed_by:  # recorded as relayed only when queued, to whom it was queued
+        a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.RELAYED), "actor": effect.relayed_by,
+                         "data": {"to": [*message.to, *message.cc]}, "at": a.now})

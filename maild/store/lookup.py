@@ -1,0 +1,158 @@
+"""What the planner needs to know from the database about one message, in few queries.
+
+Each lookup is asked only when its decision can come up: a new ticket's member is looked up
+for the acknowledgement and the staff notice, a follow-up's ticket for its lifecycle, the
+last member message only when a staff member may relay an answer. Runs in the filing
+transaction, so a message sees everything that the messages before it in the batch did.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from maild.core import threader
+from maild.core.bounces import undeliverable
+from maild.core.kinds import Direction, MessageKind, OPEN_STATUSES
+from maild.core.plan import Lookups, OtherTicket, Policy, TicketFacts, TicketState
+from maild.core.reading import Reading, Returned, ToFile
+from maild.core.tokens import read_staff_token, read_ticket_token
+from maild.store import tickets as store
+from maild.store.tables import Contact, Counter, Message, Outbox, Ticket
+
+
+def state(ticket: Ticket) -> TicketState:
+    return TicketState(
+        id=ticket.id, number=ticket.number, queue=ticket.queue, status=ticket.status, requester=ticket.requester,
+        subject=ticket.subject, priority=ticket.priority, category=ticket.category, assignee=ticket.assignee,
+        confidential=ticket.confidential, cc=tuple(ticket.cc), answered=ticket.first_response_at is not None)
+
+
+def ticket_facts(session: Session, ticket: Ticket, now: datetime, for_staff: bool = True) -> TicketFacts:
+    """A ticket and its requester; ``for_staff``: also what resolving and relaying need."""
+    contact = session.exec(select(Contact.name, Contact.undeliverable_since)
+                           .where(Contact.address == ticket.requester)).first()
+    name, since = contact if contact else ("", None)
+    machine, last = None, None
+    if for_staff and ticket.id is not None:
+        machine = store.opened_by_machine(session, [ticket.id]).get(ticket.id)
+        row = session.exec(
+            select(Message.message_id, Message.references)
+            .where(Message.ticket_id == ticket.id, Message.direction == Direction.IN, Message.kind == MessageKind.MEMBER)
+            .order_by(col(Message.id).desc()).limit(1)).first()
+        last = (row[0], tuple(row[1] or ())) if row else None
+    return TicketFacts(state(ticket), name or "", undeliverable(since, now), machine, last)
+
+
+def for_reading(session: Session, reading: Reading, policy: Policy, secret: bytes, now: datetime) -> Lookups:
+    """The answers ``plan.plan`` needs for ``reading``."""
+    if isinstance(reading, Returned):
+        return _bounce(session, reading, now)
+    if not isinstance(reading, ToFile):
+        return Lookups()
+    found = _thread(session, reading.keys, policy, secret)
+    choice = threader.choose(reading.keys, found)
+    if choice.action == "duplicate":
+        keys = reading.keys
+        first = store.first_copy(session, keys.message_id, (keys.fingerprint, keys.legacy_fingerprint))
+        ticket = session.get(Ticket, first.ticket_id) if first is not None else None
+        if first is None or ticket is None:
+            return Lookups(found=found)
+        return Lookups(found=found, ticket=TicketFacts(state(ticket)), first_copy=first.id)
+    if choice.action == "follow_up" and choice.ticket is not None:
+        ticket = store.ticket_by_number(session, choice.ticket.number)
+        if ticket is not None:
+            queue = policy.rules.queues.get(ticket.queue)
+            for_staff = queue is not None and reading.sender in queue.staff
+            return Lookups(found=found, ticket=ticket_facts(session, ticket, now, for_staff))
+    return _new(session, reading, found, policy, now)
+
+
+def _thread(session: Session, keys: threader.ThreadKeys, policy: Policy, secret: bytes) -> threader.Found:
+    """The store's answers to what threading asked (``keys``): tickets by token and tag in one
+    query, the Message-IDs in two."""
+    tokens = []
+    for token in keys.tokens:
+        number, staff = read_ticket_token(secret, token), None
+        if number is None:
+            number, staff = read_staff_token(secret, token, policy.rules.all_staff()) or (None, None)
+        if number:
+            tokens.append((number, staff))
+    numbers = {n for n, _ in tokens} | set(keys.tags)
+    by_number = {t.number: t for t in store.tickets_by_numbers(session, numbers)} if numbers else {}
+    token_ticket, token_staff = next(((by_number[n], s) for n, s in tokens if n in by_number), (None, None))
+    reference = store.ticket_for_message_ids(session, keys.referenced) if keys.referenced else None
+    return threader.Found(
+        same_message_id=_fingerprints(session, keys),
+        token_ticket=store.ref(token_ticket) if token_ticket else None,
+        token_staff=token_staff,
+        tag_tickets=tuple(store.ref(by_number[n]) for n in keys.tags if n in by_number),
+        reference_ticket=store.ref(reference) if reference else None,
+    )
+
+
+_CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+_OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+_TICKETS = Ticket.__table__  # type: ignore[attr-defined]
+_MESSAGES = Message.__table__  # type: ignore[attr-defined]
+_SENDER = sa.bindparam("sender")
+# the member's contact and their acknowledgements of the last hour, in one round trip
+_MEMBER = sa.select(
+    sa.select(_CONTACTS.c.name).where(_CONTACTS.c.address == _SENDER).scalar_subquery(),
+    sa.select(_CONTACTS.c.undeliverable_since).where(_CONTACTS.c.address == _SENDER).scalar_subquery(),
+    sa.select(sa.func.count()).select_from(_OUTBOX).where(
+        _OUTBOX.c.recipient == _SENDER, _OUTBOX.c.kind == str(MessageKind.ACK),
+        _OUTBOX.c.created_at >= sa.bindparam("since", type_=_OUTBOX.c.created_at.type)).scalar_subquery(),
+)
+_OTHER_OPEN = (sa.select(_TICKETS.c.number, _TICKETS.c.subject, _TICKETS.c.status, _TICKETS.c.queue,
+                         _TICKETS.c.confidential)
+               .where(_TICKETS.c.requester == _SENDER, _TICKETS.c.status.in_([str(s) for s in OPEN_STATUSES]))
+               .order_by(_TICKETS.c.number))
+_SAME_MESSAGE_ID = sa.select(_MESSAGES.c.fingerprint).where(
+    _MESSAGES.c.direction == str(Direction.IN), _MESSAGES.c.message_id == sa.bindparam("message_id"))
+
+
+def _new(session: Session, reading: ToFile, found: threader.Found, policy: Policy, now: datetime) -> Lookups:
+    """For a new ticket: the member's contact, bounce mark, acknowledgements and open tickets;
+    the assignment's turn or load."""
+    sender, decision, connection = reading.sender, reading.decision, session.connection()
+    name, since, acks = connection.execute(_MEMBER, {"sender": sender, "since": now - timedelta(hours=1)}).one()
+    other = connection.execute(_OTHER_OPEN, {"sender": sender}).all()
+    turn, load = 0, {}
+    if decision.assign == "round-robin":
+        turn = session.exec(select(Counter.value).where(Counter.name == f"round-robin:{decision.queue}")).first() or 0
+    elif decision.assign == "least-loaded":
+        load = store.open_load(session, decision.queue)
+    return Lookups(
+        found=found, sender_name=name, sender_undeliverable=undeliverable(since, now), acks_last_hour=int(acks),
+        other_open=tuple(OtherTicket(*row) for row in other), assign_turn=turn, open_load=load)
+
+
+def _fingerprints(session: Session, keys: threader.ThreadKeys) -> tuple[str, ...]:
+    """Fingerprints of stored messages sharing this Message-ID (or, with none, this content)."""
+    if not keys.message_id:
+        return store.fingerprints_for(session, None, keys.fingerprint)
+    rows = session.connection().execute(_SAME_MESSAGE_ID, {"message_id": keys.message_id}).scalars()
+    return tuple(fp for fp in rows if fp)
+
+
+def _bounce(session: Session, reading: Returned, now: datetime) -> Lookups:
+    """The mail of maild's that bounced: by the VERP address the bounce came back to, else by
+    the returned Message-ID when maild generated it. A bounce of any other message (one that
+    maild received, an attacker's own) is not ours: no ticket, so it goes to the quarantine
+    (contract 4.4)."""
+    if reading.outbox_id is not None:
+        row = session.get(Outbox, reading.outbox_id)
+        ticket = session.get(Ticket, row.ticket_id) if row is not None and row.ticket_id is not None else None
+        if row is not None and ticket is not None:  # the DSN may name a forward target: the row's recipient
+            return Lookups(ticket=TicketFacts(state(ticket)), bounced_failed=(row.recipient,))
+    original = reading.bounce.original_message_id if reading.bounce else None
+    message = store.outgoing_message(session, original) if original else None
+    ticket = session.get(Ticket, message.ticket_id) if message is not None else None
+    if message is None or ticket is None:
+        return Lookups()
+    listed = set(reading.bounce.recipients) if reading.bounce else set()
+    return Lookups(ticket=TicketFacts(state(ticket)),
+                   bounced_failed=tuple(a for a in store.sent_to(session, message) if a in listed))

@@ -1,0 +1,89 @@
+"""Filing in batches: one transaction for many messages, each in its own savepoint. A message
+that fails is quarantined alone and the rest are filed; a database error leaves the whole
+batch pending, and each message of it is then tried alone (real SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
+
+from maild.app import App
+from maild.config import load_settings
+from maild.intake.spool import spool_sync
+from maild.mail import Envelope
+from maild.store import db
+from maild.store.tables import Event, Inbound, Quarantine, Ticket
+from tests.mailgen import mail
+
+ENVELOPE = Envelope("smtp", None, ("jasenpalvelu@liitto.fi",))
+
+
+@pytest.fixture
+def app(make_instance, db_url: str) -> App:
+    instance = App(load_settings(str(make_instance(db_url))))
+    db.upgrade(instance.settings.database_url)
+    return instance
+
+
+def with_attachment(i: int) -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = f"jasen{i}@example.fi", "jasenpalvelu@liitto.fi", f"Liite {i}"
+    msg["Message-ID"] = f"<liite-{i}@example.fi>"
+    msg.set_content("Liitteenä todistus.")
+    msg.add_attachment(b"%PDF-1.4 todistus", maintype="application", subtype="pdf", filename="todistus.pdf")
+    return msg.as_bytes()
+
+
+def spool(app: App, raws: list[bytes]) -> list[int]:
+    return [spool_sync(app.engine, app.raw_store, raw, ENVELOPE) for raw in raws]
+
+
+def test_a_failing_message_is_quarantined_alone_and_the_batch_commits(app: App) -> None:
+    raws = [mail(subject=f"Asia {i}", message_id=f"<asia-{i}@example.fi>", sender=f"jasen{i}@example.fi") for i in range(5)]
+    raws[2] = with_attachment(2)
+    ids = spool(app, raws)
+    (app.raw_store.root / "attachments").write_bytes(b"not a directory")  # the attachment cannot be written
+    outcomes = app.pipeline.process_many(ids)
+    assert [outcomes[i] for i in ids] == ["new:1", "new:2", "quarantined:error", "new:3", "new:4"]
+    with Session(app.engine) as session:
+        # the failed message's savepoint gave its ticket number back: numbers stay sequential
+        assert sorted(t.number for t in session.exec(select(Ticket))) == [1, 2, 3, 4]
+        assert [q.inbound_id for q in session.exec(select(Quarantine))] == [ids[2]]
+        assert {i.id: i.state for i in session.exec(select(Inbound))} == {
+            i: ("quarantined" if i == ids[2] else "done") for i in ids}
+        assert len(session.exec(select(Event).where(Event.kind == "created")).all()) == 4
+
+
+def test_a_database_error_leaves_the_batch_pending_then_each_goes_alone(make_instance, sqlite_url: str) -> None:
+    """SQLite only: a table gone mid-batch is an OperationalError there, as an unreachable
+    database is; PostgreSQL reports a missing table as a ProgrammingError instead."""
+    app = App(load_settings(str(make_instance(sqlite_url))))
+    db.upgrade(app.settings.database_url)
+    ids = spool(app, [mail(subject=f"Asia {i}", message_id=f"<db-{i}@example.fi>") for i in range(3)])
+    Event.__table__.drop(app.engine)  # type: ignore[attr-defined]  # the database fails mid-batch
+    with pytest.raises(OperationalError):
+        app.pipeline.process_many(ids)
+    with Session(app.engine) as session:
+        rows = session.exec(select(Inbound).order_by(Inbound.id)).all()
+        assert [(r.state, r.attempts) for r in rows] == [("pending", 1)] * 3  # counted, nothing filed
+        assert session.exec(select(Ticket)).all() == []
+    Event.__table__.create(app.engine)  # type: ignore[attr-defined]  # the database is back
+    claimed = app.pipeline._claim(ids)[0]
+    assert [r.id for r in claimed] == ids[:1]  # tried before: alone, so only a crashing one is counted again
+    outcomes = app.pipeline.process_many(ids)
+    assert [outcomes[i] for i in ids] == ["new:1", "new:2", "new:3"]
+    with Session(app.engine) as session:
+        assert [r.attempts for r in session.exec(select(Inbound).order_by(Inbound.id))] == [3, 2, 2]
+
+
+def test_messages_of_one_batch_see_each_other(app: App) -> None:
+    """A reply filed in the same transaction as the request it answers finds its ticket;
+    a copy of a message in the same batch is a duplicate."""
+    first = mail(subject="Jäsenmaksu", message_id="<eka@example.fi>")
+    reply = mail(subject="VS: [JP#1] Jäsenmaksu", message_id="<toka@example.fi>", in_reply_to="<eka@example.fi>")
+    ids = spool(app, [first, reply, first])
+    outcomes = app.pipeline.process_many(ids)
+    assert [outcomes[i] for i in ids] == ["new:1", "follow_up:1", "duplicate"]
