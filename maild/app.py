@@ -106,7 +106,13 @@ class App:
         """Every template problem as ``path:line: message`` (empty: all render)."""
         if not self.settings.templates_dir.is_dir():
             return [f"{self.settings.templates_dir}: templates directory not found"]
-        return self.templates.check()
+        from maild.outbound.answers import Answers
+
+        try:
+            rules = self.rules
+        except Exception:  # RulesError, OSError: reported by the rules check; the answers alone here
+            rules = None
+        return self.templates.check() + Answers(self.templates).check(rules)
 
     def sender(self) -> Sender:
         out = self.settings.outbound

@@ -18,7 +18,8 @@ from maild.mail import Envelope
 from maild.rules.engine import decide, facts_from
 from maild.rules.model import RuleSet
 from maild.store import tickets as store
-from maild.store.tables import Event, Message, Outbox, Quarantine, Ticket, utcnow
+from maild.store.attachments import attachments_of
+from maild.store.tables import Attachment, Event, Message, Outbox, Quarantine, Ticket, utcnow
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -67,7 +68,11 @@ def member_detail(session: Session, prefix: str, address: str) -> dict[str, Any]
     return {"address": address, "name": contact.name, "undeliverable_since": _iso(since), "tickets": tickets}
 
 
-def message_dict(message: Message) -> dict[str, Any]:
+def attachment_dict(row: Attachment) -> dict[str, Any]:
+    return {"id": row.id, "filename": row.filename, "content_type": row.content_type, "size": row.size}
+
+
+def message_dict(message: Message, attachments: list[Attachment] | None = None) -> dict[str, Any]:
     return {
         "direction": message.direction,
         "kind": message.kind,
@@ -79,6 +84,7 @@ def message_dict(message: Message) -> dict[str, Any]:
         "date": _iso(message.date or message.created_at),
         "text": message.text,
         "classification": message.classification,
+        "attachments": [attachment_dict(row) for row in attachments or ()],
     }
 
 
@@ -94,7 +100,8 @@ def ticket_detail(session: Session, prefix: str, number: int) -> dict[str, Any] 
     detail = ticket_dict(ticket, prefix, len(messages))
     since = store.contact_of(session, ticket.requester).undeliverable_since
     detail["requester_undeliverable"] = undeliverable(since, utcnow())
-    detail["messages"] = [message_dict(m) for m in messages]
+    attached = attachments_of(session, [m.id for m in messages if m.id is not None])
+    detail["messages"] = [message_dict(m, attached.get(m.id or 0)) for m in messages]
     detail["events"] = [event_dict(e) for e in store.events_of(session, ticket)]
     return detail
 

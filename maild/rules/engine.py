@@ -58,6 +58,8 @@ def decide(facts: Facts, rules: RuleSet) -> Decision:
         confidential=confidential,
         drop=merged.drop,
         hits=hits,
+        suggest=merged.suggest,
+        answer=merged.answer,
     )
 
 
@@ -78,19 +80,20 @@ def _matching_rules(view: FactsView, rules: RuleSet) -> tuple[RuleHit, ...]:
 
 
 def _merge(hits: Iterable[RuleHit]) -> Actions:
-    """Fold what the matched rules set: a later value wins, tags and notify accumulate.
+    """Fold what the matched rules set: a later value wins, tags, notify and suggest accumulate.
 
     ``confidential`` and ``drop`` can only be set to true, so "later wins" keeps them on.
     """
     merged: dict[str, object] = {}
-    lists: dict[str, dict[object, None]] = {"tags": {}, "notify": {}}
+    lists: dict[str, dict[object, None]] = {"tags": {}, "notify": {}, "suggest": {}}
     for hit in hits:
         for key, value in hit.values.items():
             if key in lists:
                 lists[key].update(dict.fromkeys(value))  # type: ignore[call-overload]
             else:
                 merged[key] = value
-    return Actions(**merged, tags=tuple(lists["tags"]), notify=tuple(lists["notify"]))  # type: ignore[arg-type]
+    return Actions(**merged, tags=tuple(lists["tags"]), notify=tuple(lists["notify"]),  # type: ignore[arg-type]
+                   suggest=tuple(lists["suggest"]))
 
 
 def _final_queue(merged: Actions, addressed: list[Queue], rules: RuleSet) -> Queue:

@@ -306,6 +306,8 @@ def test_to_json() -> None:
         "assignee": "sari@liitto.fi",
         "ack": "vastaanotettu",
         "notify": ["sari@liitto.fi", "maija@liitto.fi"],
+        "suggest": [],
+        "answer": None,
         "confidential": False,
         "drop": False,
         "matched_rules": [
