@@ -14,6 +14,7 @@ import email.message
 import email.parser
 import hashlib
 import io
+import mimetypes
 import re
 from datetime import datetime, timezone
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from typing import Any
 
 from mailparser.dates import parse_mail_date
 
+from maild.core import tnef
 from maild.core.addresses import CONTROL, Mailbox, is_message_id, mailboxes
 from maild.core.html_text import html_to_text
 from maild.mail import Attachment, Parsed
@@ -231,6 +233,23 @@ def _attachment(part: email.message.Message) -> Attachment:
     )
 
 
+def _unpacked(item: Attachment) -> list[Attachment]:
+    """Outlook's winmail.dat as the files inside it (``core.tnef``); anything else as it is."""
+    inside = tnef.files(item.data) if tnef.is_tnef(item.filename, item.content_type, item.data) else None
+    if inside is None:
+        return [item]
+    return [
+        Attachment(
+            filename=CONTROL.sub("", clean(name))[:255] or "attachment",
+            content_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            data=data,
+        )
+        for name, data in inside
+    ]
+
+
 def _content(part: email.message.Message) -> bytes:
     """A leaf's content, decoded. Base64 straight from the parsed text: ``get_payload(decode=True)``
     makes four copies of it on the way (25 MB of attachment cost 100 MB more); it is still the
@@ -271,7 +290,7 @@ def _body_and_attachments(message: email.message.Message) -> tuple[list[str], li
     attachments: list[Attachment] = []
     for part in _leaves(message):
         if _is_attachment(part):
-            attachments.append(_attachment(part))
+            attachments.extend(_unpacked(_attachment(part)))
         elif part.get_content_type() == "text/plain":
             plain.append(decode_payload(part))
         else:
