@@ -18,7 +18,7 @@ from maild.oauth2 import token_source
 from maild.ingest import Pipeline, secret_key
 from maild.intake.spool import RawStore
 from maild.rules.loader import parse_rules, read_rules_text
-from maild.rules.model import RuleSet
+from maild.rules.model import Queue, RuleSet
 from maild.store import db
 
 
@@ -112,7 +112,24 @@ class App:
             rules = self.rules
         except Exception:  # RulesError, OSError: reported by the rules check; the answers alone here
             rules = None
-        return self.templates.check() + Answers(self.templates).check(rules)
+        return self.templates.check() + Answers(self.templates).check(rules) + self._check_web(rules)
+
+    def _check_web(self, rules: RuleSet | None) -> list[str]:
+        """The web form's page renders in every language, and its queue exists (when it is on)."""
+        web = self.settings.web
+        if not web.listen:
+            return []
+        from maild.intake.web import FormPage
+
+        problems = FormPage(self.settings.templates_dir, self.settings.instance.name).check()
+        if rules is not None and web.queue and web.queue not in rules.queues:
+            problems.append(f"[web] queue: no queue {web.queue!r} in {rules.path}; queues: {', '.join(rules.queues)}")
+        return problems
+
+    def web_form_queue(self) -> Queue:
+        """The queue whose address the web form's mail goes to."""
+        queue = self.settings.web.queue
+        return self.rules.queues[queue] if queue else self.rules.default_queue()
 
     def sender(self) -> Sender:
         out = self.settings.outbound
