@@ -384,7 +384,7 @@ def tickets_show(ticket: Annotated[str, typer.Argument(metavar="NUMBER", help="1
         _print_json(detail)
         return
     out.print(f"{detail['tag']} {detail['subject']}", markup=False)
-    for key in ("status", "queue", "priority", "category", "requester", "assignee", "cc", "created_at"):
+    for key in ("status", "queue", "priority", "category", "requester", "assignee", "cc", "channel", "created_at"):
         out.print(f"  {key}: {detail[key] if detail[key] not in (None, []) else '-'}", markup=False)
     for message in detail["messages"]:
         out.rule(f"{message['date'] or ''} {message['direction']} {message['kind']} {message['from']}")

@@ -247,7 +247,7 @@ class Pipeline:
         return Reading(
             envelope, parsed, verdict, sender,
             keys=threader.keys(parsed, envelope, self.mailer.tag_prefix, self.rules.addresses()),
-            decision=decide(facts_from(parsed, envelope.recipients), self.rules),
+            decision=decide(facts_from(parsed, envelope.recipients, channel_of(envelope.source)), self.rules),
         )
 
     def _persist(self, session: Session, inbound: Inbound, reading: Reading) -> str:
@@ -422,6 +422,7 @@ class Pipeline:
             cc=[] if decision.confidential else list(dict.fromkeys(
                 a for a in parsed.cc if a != sender and self.rules.queue_for_address(a) is None)),
             linked_to=choice.linked_to,
+            channel=channel_of(inbound.source),
             created_at=now,
             updated_at=now,
         )
@@ -723,6 +724,11 @@ class Pipeline:
             tuple(last.references) if last else (), utcnow())])
         if relayed is not None:  # recorded as relayed only when queued, to whom it was queued
             store.add_event(session, ticket, "relayed", actor=writer, to=[*relayed.to, *relayed.cc])
+
+
+def channel_of(source: str) -> str:
+    """A ticket's channel from how its first message came: the web form, else mail."""
+    return "web" if source == "web" else "email"
 
 
 def secret_key(settings_key: str, data_dir: Path) -> bytes:

@@ -45,6 +45,7 @@ def ticket_dict(ticket: Ticket, prefix: str, message_count: int) -> dict[str, An
         "tags": list(ticket.tags),
         "other_queues": list(ticket.other_queues),
         "linked_to": ticket.linked_to,
+        "channel": ticket.channel,
     }
 
 

@@ -25,7 +25,7 @@ from maild.rules.model import ASSIGN_STRATEGIES, Actions, Decision, Facts, Queue
 from maild.rules.text import FactsView
 
 
-def facts_from(parsed: Parsed, envelope_recipients: tuple[str, ...]) -> Facts:
+def facts_from(parsed: Parsed, envelope_recipients: tuple[str, ...], channel: str = "email") -> Facts:
     """What the rules may look at in ``parsed``; recipients in routing order, without repeats."""
     delivered_to = [mailbox.address for mailbox in mailboxes(parsed.headers.get("delivered-to", ()))]
     recipients = (*parsed.to, *parsed.cc, *envelope_recipients, *delivered_to)
@@ -36,6 +36,7 @@ def facts_from(parsed: Parsed, envelope_recipients: tuple[str, ...]) -> Facts:
         body=parsed.text,  # the parser has already made text of HTML-only mail
         headers=parsed.headers,
         has_attachment=bool(parsed.attachments),
+        channel=channel,
     )
 
 

@@ -594,7 +594,7 @@ _RULE_KEYS = ("name", "if", "then", "stop")
 _ACTION_KEYS = (
     "queue", "priority", "category", "tags", "assign", "ack", "notify", "suggest", "answer", "confidential", "drop", "stop",
 )
-_BARE_MEANS = {"from": "equals", "to": "equals", "subject": "contains", "body": "contains"}
+_BARE_MEANS = {"from": "equals", "to": "equals", "subject": "contains", "body": "contains", "channel": "equals"}
 _CONDITION_KEYS = ("all", "any", "not", *_BARE_MEANS, "header", "has_attachment")
 _OPERATORS = ("equals", "contains", "regex")
 

@@ -322,6 +322,7 @@ class Facts:
     body: str
     headers: Mapping[str, tuple[str, ...]]  # lower-case header names
     has_attachment: bool
+    channel: str = "email"  # email | phone | visit | letter | web: how the request came
 
 
 @dataclass(frozen=True)

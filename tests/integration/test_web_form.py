@@ -98,8 +98,8 @@ def test_posts_are_stored_once_with_clear_answers_for_bad_ones(daemon, sqlite_ur
     assert post(base, **FORM, token=first)[0] == 200  # a reload or a double click
     wait_for(lambda: rows(sqlite_url, "select count(*) from tickets") == [(1,)])
     assert rows(sqlite_url, "select source, mail_from from inbound") == [("web", "maija@example.fi")]
-    ticket = rows(sqlite_url, "select number, requester, queue, subject from tickets")
-    assert ticket == [(1, "maija@example.fi", "jasenasiat", "Jäsenmaksu")]
+    ticket = rows(sqlite_url, "select number, requester, queue, subject, channel from tickets")
+    assert ticket == [(1, "maija@example.fi", "jasenasiat", "Jäsenmaksu", "web")]
     wait_for(lambda: rows(sqlite_url, "select recipient from outbox where kind = 'ack'") == [("maija@example.fi",)])
 
     for _ in range(2):  # the address's limit is 3 an hour; one is used
