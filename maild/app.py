@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from maild.outbound.notices import Mailer
     from maild.outbound.sender import Sender
     from maild.outbound.templates import Templates
-    from maild.rules.model import RuleSet
+    from maild.rules.model import Queue, RuleSet
 
 
 class NotMigrated(Exception):
@@ -124,7 +124,30 @@ class App:
         """Every template problem as ``path:line: message`` (empty: all render)."""
         if not self.settings.templates_dir.is_dir():
             return [f"{self.settings.templates_dir}: templates directory not found"]
-        return self.templates.check()
+        from maild.outbound.answers import Answers
+
+        try:
+            rules = self.rules
+        except Exception:  # RulesError, OSError: reported by the rules check; the answers alone here
+            rules = None
+        return self.templates.check() + Answers(self.templates).check(rules) + self._check_web(rules)
+
+    def _check_web(self, rules: RuleSet | None) -> list[str]:
+        """The web form's page renders in every language, and its queue exists (when it is on)."""
+        web = self.settings.web
+        if not web.listen:
+            return []
+        from maild.intake.web import FormPage
+
+        problems = FormPage(self.settings.templates_dir, self.settings.instance.name).check()
+        if rules is not None and web.queue and web.queue not in rules.queues:
+            problems.append(f"[web] queue: no queue {web.queue!r} in {rules.path}; queues: {', '.join(rules.queues)}")
+        return problems
+
+    def web_form_queue(self) -> Queue:
+        """The queue whose address the web form's mail goes to."""
+        queue = self.settings.web.queue
+        return self.rules.queues[queue] if queue else self.rules.default_queue()
 
     def sender(self) -> Sender:
         from maild.oauth2 import token_source

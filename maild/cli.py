@@ -405,11 +405,14 @@ def tickets_show(ticket: Annotated[str, typer.Argument(metavar="NUMBER", help="1
         _print_json(detail)
         return
     out.print(f"{detail['tag']} {detail['subject']}", markup=False)
-    for key in ("status", "queue", "priority", "category", "requester", "assignee", "cc", "created_at"):
+    for key in ("status", "queue", "priority", "category", "requester", "assignee", "cc", "channel", "created_at"):
         out.print(f"  {key}: {detail[key] if detail[key] not in (None, []) else '-'}", markup=False)
     for message in detail["messages"]:
         out.rule(f"{message['date'] or ''} {message['direction']} {message['kind']} {message['from']}")
         out.print(f"Subject: {message['subject']}\n\n{message['text']}", markup=False)
+        for item in message["attachments"]:
+            out.print(f"  attachment {item['id']}: {item['filename'] or '(no name)'} ({item['content_type']}, "
+                      f"{item['size']} bytes): maild attachments get {item['id']} --out FILE", markup=False)
     out.rule("events")
     for event in detail["events"]:
         out.print(f"{event['at']} {event['actor']} {event['kind']} {json.dumps(event['data'], ensure_ascii=False)}", markup=False)
@@ -516,6 +519,61 @@ def members(
         out.print(f"  undeliverable since {member['undeliverable_since']}: maild's mail to it bounced; no "
                   f"acknowledgements or reminders go there for {UNDELIVERABLE_FOR.days} days", markup=False)
     _ticket_table(member["tickets"], False)
+
+
+# --- attachments and canned answers ------------------------------------------------------------
+
+attachments_app = typer.Typer(no_args_is_help=True, help="Files that came with the mail.")
+answers_app = typer.Typer(no_args_is_help=True, help="Canned answers (templates/LANG/answers/NAME.txt).")
+app.add_typer(attachments_app, name="attachments")
+app.add_typer(answers_app, name="answers")
+
+
+@attachments_app.command("get")
+def attachments_get(
+    attachment_id: Annotated[int, typer.Argument(metavar="ID", help="As `tickets show` lists it.")],
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write it here (made private); default: stdout.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write one attachment out: to FILE, or its bytes to stdout."""
+    from maild.store.attachments import attachment_path
+    from maild.store.private import write_file
+    from maild.store.tables import Attachment
+
+    instance = _read_app(config)
+    with Session(instance.engine) as session:
+        row = session.get(Attachment, attachment_id)
+    if row is None:
+        _fail(f"no attachment {attachment_id}")
+    try:
+        data = attachment_path(instance.settings.data_dir, row).read_bytes()
+    except (OSError, ValueError) as exc:
+        _fail(f"attachment {attachment_id}: {exc}")
+    if out_file is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        write_file(out_file, data, replace=True)
+    except OSError as exc:
+        _fail(f"cannot write {out_file}: {exc}")
+    err.print(f"{out_file}: {row.filename or '(no name)'}, {len(data)} bytes", markup=False)
+
+
+@answers_app.command("list")
+def answers_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """The canned answers, each with its language and title."""
+    from maild.outbound.answers import Answers
+
+    instance = App(_settings(config))
+    listing = Answers(instance.templates).listing()
+    if as_json:
+        _print_json([{"name": a.name, "language": a.language, "title": a.title} for a in listing])
+        return
+    table = _Table("name", "language", "title")
+    for answer in listing:
+        table.add_row(answer.name, answer.language, answer.title)
+    out.print(table)
 
 
 # --- quarantine ------------------------------------------------------------------------------

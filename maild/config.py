@@ -286,6 +286,32 @@ class Metrics(_Section):
         return value
 
 
+class Web(_Section):
+    """The web form channel (off unless ``listen`` is set)."""
+
+    listen: str = ""  # HOST:PORT for the form page; empty: off
+    queue: str = ""  # the queue whose address the form's mail goes to; empty: the default queue
+    max_body_bytes: int = 65536
+    per_ip_per_hour: int = 20
+    per_address_per_hour: int = 5
+    forwarded_allow_ips: list[str] = []  # reverse proxies whose X-Forwarded-For is believed
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if value and (not sep or not host or not port.isdigit() or not 0 < int(port) < 65536):
+            raise ValueError("listen must be HOST:PORT, or empty for no web form")
+        return value
+
+    @field_validator("max_body_bytes", "per_ip_per_hour", "per_address_per_hour")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be more than 0")
+        return value
+
+
 class Log(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -308,6 +334,7 @@ class Settings(BaseSettings):
     processing: Processing = Processing()
     log: Log = Log()
     metrics: Metrics = Metrics()
+    web: Web = Web()
     # Where the configuration came from, and what relative paths are relative to.
     source: str = "built-in defaults"
     base_dir: str = "."

@@ -15,11 +15,12 @@ import logging
 import signal
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 from maild import sdnotify
 from maild.app import App, TemplatesError
 from maild.intake.imap import first_done, start_pollers, stop_pollers
-from maild.intake.smtp import IntakeHandler, start_listener
+from maild.intake.smtp import Accept, IntakeHandler, start_listener
 from maild.intake.spool import GroupCommitter
 from maild.processor import Processor
 from maild.rules.loader import RulesError
@@ -83,6 +84,24 @@ async def tend_processor(processor: Processor, committed: asyncio.Event, stoppin
             processor.wake()
 
 
+async def start_web_form(app: App, accept: Accept, tracker: Tracker) -> tuple[Any, asyncio.Task[None]]:
+    """The web form listener (``[web] listen``): bound before the start is reported done."""
+    from maild.intake import web
+
+    settings = app.settings
+    queue = app.web_form_queue()
+    page = web.FormPage(settings.templates_dir, settings.instance.name)
+    form = web.build(
+        accept=accept, page=page, to=queue.address, language=queue.language, hostname=settings.instance.hostname,
+        secret=app.mailer.secret, max_body_bytes=settings.web.max_body_bytes,
+        per_ip_per_hour=settings.web.per_ip_per_hour, per_address_per_hour=settings.web.per_address_per_hour,
+        health=tracker,
+    )
+    started = await web.start(form, settings.web.listen, settings.web.forwarded_allow_ips)
+    log.info("web form on http://%s/ (queue %s)", settings.web.listen, queue.id)
+    return started
+
+
 def reload_rules(app: App, processor: Processor | None) -> None:
     """SIGHUP: check the new rules here; only valid ones reach the processor (none yet while
     the daemon starts: it starts with the app's rules)."""
@@ -123,6 +142,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
 
         metrics_server = serve_metrics(app.engine, settings.metrics.listen)
     server = await start_listener(handler, settings.smtp, settings.instance.hostname)
+    web = await start_web_form(app, committer.accept, health.track("web")) if settings.web.listen else None
     # Only now the child: a port in use must end the start-up with no process left behind.
     # (No await from here to the handler: a SIGHUP cannot fall between the two.)
     processor = Processor(settings, app.rules_text)
@@ -144,6 +164,10 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     sdnotify.notify("STOPPING=1")
     log.info("stopping: no new connections; finishing messages in flight")
     server.close()
+    if web is not None:
+        from maild.intake.web import stop as stop_web
+
+        await stop_web(*web)
     if metrics_server is not None:
         metrics_server.shutdown()
     for _ in range(int(DRAIN_SECONDS * 10)):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-Source = Literal["smtp", "imap", "pipe", "replay"]
+Source = Literal["smtp", "imap", "pipe", "replay", "web"]
 MachineKind = Literal["normal", "auto_reply", "bounce", "list", "loop"]
 
 

@@ -12,7 +12,7 @@ from maild.core import threader
 from maild.core.addresses import parse_address
 from maild.core.bounces import parse_bounce, verp_token
 from maild.core.classify import classify
-from maild.core.kinds import QuarantineKind
+from maild.core.kinds import QuarantineKind, channel_of
 from maild.core.parse import ParseError, parse_message
 from maild.core.reading import Reading, Returned, ToFile, Unreadable
 from maild.core.tokens import read_outbox_token
@@ -38,7 +38,8 @@ def read(raw: bytes | os.PathLike[str], envelope: Envelope, rules: RuleSet, tag_
     if not sender:
         return Unreadable(envelope, QuarantineKind.UNPARSEABLE, "no sender address", sender, parsed.subject)
     keys = threader.keys(parsed, envelope, tag_prefix, rules.addresses())
-    return ToFile(envelope, parsed, verdict, sender, keys, decide(facts_from(parsed, envelope.recipients), rules))
+    facts = facts_from(parsed, envelope.recipients, channel_of(envelope.source))
+    return ToFile(envelope, parsed, verdict, sender, keys, decide(facts, rules))
 
 
 def verp_outbox_id(recipients: tuple[str, ...], secret: bytes) -> int | None:

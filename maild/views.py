@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from maild.rules.model import RuleSet
-    from maild.store.tables import Event, Message, Quarantine, Ticket
+    from maild.store.tables import Attachment, Event, Message, Quarantine, Ticket
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -42,6 +42,7 @@ def ticket_dict(ticket: Ticket | Any, prefix: str, message_count: int) -> dict[s
         "tags": list(ticket.tags),
         "other_queues": list(ticket.other_queues),
         "linked_to": ticket.linked_to,
+        "channel": ticket.channel,
     }
 
 
@@ -71,7 +72,11 @@ def member_detail(session: Session, prefix: str, address: str) -> dict[str, Any]
     return {"address": address, "name": contact.name, "undeliverable_since": _iso(since), "tickets": tickets}
 
 
-def message_dict(message: Message) -> dict[str, Any]:
+def attachment_dict(row: Attachment) -> dict[str, Any]:
+    return {"id": row.id, "filename": row.filename, "content_type": row.content_type, "size": row.size}
+
+
+def message_dict(message: Message, attachments: list[Attachment] | None = None) -> dict[str, Any]:
     return {
         "direction": message.direction,
         "kind": message.kind,
@@ -83,6 +88,7 @@ def message_dict(message: Message) -> dict[str, Any]:
         "date": _iso(message.date or message.created_at),
         "text": message.text,
         "classification": message.classification,
+        "attachments": [attachment_dict(row) for row in attachments or ()],
     }
 
 
@@ -102,7 +108,10 @@ def ticket_detail(session: Session, prefix: str, number: int) -> dict[str, Any] 
     detail = ticket_dict(ticket, prefix, len(messages))
     since = store.contact_of(session, ticket.requester).undeliverable_since
     detail["requester_undeliverable"] = undeliverable(since, utcnow())
-    detail["messages"] = [message_dict(m) for m in messages]
+    from maild.store.attachments import attachments_of
+
+    attached = attachments_of(session, [m.id for m in messages if m.id is not None])
+    detail["messages"] = [message_dict(m, attached.get(m.id or 0)) for m in messages]
     detail["events"] = [event_dict(e) for e in store.events_of(session, ticket)]
     return detail
 

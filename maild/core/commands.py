@@ -23,7 +23,9 @@ from maild.rules.model import PRIORITIES
 # '#' and at once a word: "#close", "#bogus". "# Heading", "### Heading" or "#123" are text.
 _COMMAND_LINE = re.compile(r"^\s*#[^\W\d_]")
 ARGUMENTS = {"note": False, "take": False, "close": False, "pending": False, "open": False,
-             "assign": True, "priority": True, "queue": True, "category": True, "cc": True, "uncc": True}
+             "assign": True, "priority": True, "queue": True, "category": True, "cc": True, "uncc": True,
+             "answer": True, "for": True, "channel": True}
+CHANNELS = ("email", "phone", "visit", "letter", "web")
 
 # An address as typed in a mail client: bare, in <>, as mailto:, or as Outlook's plain-text
 # rendering of a link ("x@example.fi <mailto:x@example.fi>").
@@ -36,6 +38,7 @@ _DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 class Command:
     name: str
     argument: str = ""
+    label: str = ""  # #for: the member's name when typed as "Name <address>"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ class Context:
     requester: str = ""
     staff_of: Mapping[str, frozenset[str]] | None = None
     own_addresses: frozenset[str] = frozenset()
+    answers: frozenset[str] | None = None  # canned answers in the queue's language (None: not checked)
+    language: str = ""
+    opening: bool = False  # a mail to a queue address, no ticket yet: only here #for opens one
 
 
 def parse_staff_text(text: str, queues: frozenset[str], staff: frozenset[str], context: Context = Context()) -> StaffText:
@@ -69,6 +75,8 @@ def parse_staff_text(text: str, queues: frozenset[str], staff: frozenset[str], c
         line = lines[index].strip()
         if line:
             command, error = _command(line, queues, staff, context)
+            if command is not None and command.name == "for" and (commands or errors):
+                command, error = None, f"{line}: #for must be the first command line"
             if command:
                 commands.append(command)
                 if command.name == "queue" and context.staff_of is not None:
@@ -108,20 +116,34 @@ def check(
         return None, f"no queue {argument!r} (queues: {', '.join(sorted(queues))})"
     if name in ("cc", "uncc"):
         return _cc(name, argument, context)
-    return Command(name, argument.lower() if name in ("assign", "priority") else argument), None
+    if name == "answer" and context.answers is not None and argument not in context.answers:
+        known = ", ".join(sorted(context.answers)) or "none"
+        return None, f"no canned answer {argument!r} in {context.language or 'this language'} (answers: {known})"
+    if name == "channel" and argument.lower() not in CHANNELS:
+        return None, f"channel must be one of {', '.join(CHANNELS)}"
+    if name == "for":
+        if not context.opening:
+            return None, "#for opens a new ticket: write it in a new mail to a queue address, not in a reply"
+        label, bracket, rest = argument.partition("<")
+        found, error = _cc(name, bracket + rest if bracket and label.strip() else argument, context)
+        if found is None or not bracket:
+            return found, error
+        return Command(name, found.argument, " ".join(label.strip().strip('"').split())), None
+    return Command(name, argument.lower() if name in ("assign", "priority", "channel") else argument), None
 
 
 def _cc(name: str, argument: str, context: Context) -> tuple[Command | None, str | None]:
-    """``#cc``/``#uncc``: one valid address; never one of maild's own or a machine's, and the
-    member cannot be taken off their own ticket."""
+    """``#cc``/``#uncc``/``#for``: one valid address; never one of maild's own or a machine's,
+    and the member cannot be taken off their own ticket."""
     address = typed_address(argument)
     if address is None:
         return None, f"{argument!r} is not one email address"
     if name == "uncc" and address == context.requester:
         return None, f"{address} is the ticket's member, who always gets the answers (#note keeps one internal)"
-    refused = machine_address(address, context.own_addresses) if name == "cc" else None
+    refused = machine_address(address, context.own_addresses) if name in ("cc", "for") else None
     if refused:
-        return None, f"{address} cannot receive a ticket's mail: {refused}"
+        what = "receive a ticket's mail" if name == "cc" else "be a ticket's member"
+        return None, f"{address} cannot {what}: {refused}"
     return Command(name, address), None
 
 

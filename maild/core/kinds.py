@@ -23,6 +23,21 @@ class Status(StrEnum):
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
 
 
+class Channel(StrEnum):
+    """How a request came: ``#channel`` names the ones no mail shows."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    VISIT = "visit"
+    LETTER = "letter"
+    WEB = "web"
+
+
+def channel_of(source: str) -> Channel:
+    """A ticket's channel from how its first message came: the web form, else mail."""
+    return Channel.WEB if source == "web" else Channel.EMAIL
+
+
 class Happened(StrEnum):
     """What moves a ticket through ``core.lifecycle.TRANSITIONS``."""
 

@@ -14,6 +14,7 @@ import email.header
 import email.message
 import email.parser
 import hashlib
+import mimetypes
 import os
 import re
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ from typing import Any
 
 from mailparser.dates import parse_mail_date
 
+from maild.core import tnef
 from maild.core.addresses import CONTROL, Mailbox, is_message_id, mailboxes
 from maild.core.html_text import html_to_text
 from maild.core.elide import CHUNK as _CHUNK, ELIDE_AT, Raw, Skeleton, decode_base64
@@ -293,6 +295,25 @@ def _streamed(part: email.message.Message, skeleton: Skeleton) -> tuple[int, str
     return size, digest.hexdigest(), content
 
 
+def _unpacked(item: Attachment) -> list[Attachment]:
+    """Outlook's winmail.dat as the files inside it (``core.tnef``); anything else as it is."""
+    if not tnef.named(item.filename, item.content_type):
+        return [item]
+    inside = tnef.files(item.data)
+    if inside is None:
+        return [item]
+    return [
+        Attachment(
+            filename=CONTROL.sub("", clean(name))[:255] or "attachment",
+            content_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            content=data,
+        )
+        for name, data in inside
+    ]
+
+
 def _content(part: email.message.Message) -> bytes:
     """A leaf's content, decoded. Base64 straight from the parsed text: ``get_payload(decode=True)``
     makes four copies of it on the way (25 MB of attachment cost 100 MB more); it is still the
@@ -338,7 +359,7 @@ def _body_and_attachments(
     attachments: list[Attachment] = []
     for part, attached in leaves:
         if attached:
-            attachments.append(_attachment(part, skeleton))
+            attachments.extend(_unpacked(_attachment(part, skeleton)))
         elif part.get_content_type() == "text/plain":
             plain.append(decode_payload(part))
         else:

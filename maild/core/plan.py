@@ -26,7 +26,7 @@ from maild.core.assignment import pick_assignee
 from maild.core.authres import proves_sender
 from maild.core.classify import no_member_mail
 from maild.core.commands import Command, Context, check, parse_staff_text
-from maild.core.kinds import EventKind, Happened, MessageKind, Outcome, QuarantineKind, Status
+from maild.core.kinds import EventKind, Happened, MessageKind, Outcome, QuarantineKind, Status, channel_of
 from maild.core.lifecycle import next_status
 from maild.core.reading import Reading, Returned, ToFile, Unreadable
 
@@ -137,6 +137,7 @@ class CreateTicket:
     other_queues: tuple[str, ...]
     cc: tuple[str, ...]
     linked_to: int | None
+    channel: str = "email"
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,7 @@ def new_ticket(reading: ToFile, choice: threader.Choice, lookups: Lookups, polic
         queue=decision.queue, priority=decision.priority, category=decision.category,
         subject=threader.strip_prefixes(parsed.subject) or "(no subject)", requester=sender,
         confidential=decision.confidential, tags=decision.tags, other_queues=decision.other_queues, cc=cc,
-        linked_to=choice.linked_to)
+        linked_to=choice.linked_to, channel=channel_of(reading.envelope.source))
     effects: list[Effect] = []
     if lookups.sender_name is None or (parsed.from_name and not lookups.sender_name):
         effects.append(EnsureContact(sender, parsed.from_name))  # a new member, or their name at last

@@ -60,3 +60,20 @@ def read_staff_token(secret: bytes, token: str, staff: frozenset[str]) -> tuple[
         if hmac.compare_digest(match.group(2), _mac(secret, f"staff:{number}:{address.lower()}")):
             return number, address
     return None
+
+
+def opener_token(secret: bytes, queue: str, staff: str) -> str:
+    """A staff member's secret token for opening tickets in one queue (``#for``): mail to
+    ``queue+TOKEN@domain`` proves the writer as a staff reply token does for one ticket."""
+    return f"n{_mac(secret, f'open:{queue}:{staff.lower()}')}"
+
+
+def read_opener_token(secret: bytes, token: str, queue: str, staff: frozenset[str]) -> str | None:
+    """The staff member whose opening token for ``queue`` this is, else None."""
+    match = re.match(r"^n([a-z2-7]{10})$", token.lower())
+    if not match:
+        return None
+    for address in sorted(staff):
+        if hmac.compare_digest(match.group(1), _mac(secret, f"open:{queue}:{address.lower()}")):
+            return address
+    return None

@@ -25,7 +25,7 @@ from maild.rules.model import ASSIGN_STRATEGIES, Actions, Decision, Facts, Queue
 from maild.rules.text import FactsView
 
 
-def facts_from(parsed: Parsed, envelope_recipients: tuple[str, ...]) -> Facts:
+def facts_from(parsed: Parsed, envelope_recipients: tuple[str, ...], channel: str = "email") -> Facts:
     """What the rules may look at in ``parsed``; recipients in routing order, without repeats."""
     delivered_to = [mailbox.address for mailbox in mailboxes(parsed.headers.get("delivered-to", ()))]
     recipients = (*parsed.to, *parsed.cc, *envelope_recipients, *delivered_to)
@@ -36,6 +36,7 @@ def facts_from(parsed: Parsed, envelope_recipients: tuple[str, ...]) -> Facts:
         body=parsed.text,  # the parser has already made text of HTML-only mail
         headers=parsed.headers,
         has_attachment=bool(parsed.attachments),
+        channel=channel,
     )
 
 
@@ -58,6 +59,8 @@ def decide(facts: Facts, rules: RuleSet) -> Decision:
         confidential=confidential,
         drop=merged.drop,
         hits=hits,
+        suggest=merged.suggest,
+        answer=merged.answer,
     )
 
 
@@ -78,19 +81,20 @@ def _matching_rules(view: FactsView, rules: RuleSet) -> tuple[RuleHit, ...]:
 
 
 def _merge(hits: Iterable[RuleHit]) -> Actions:
-    """Fold what the matched rules set: a later value wins, tags and notify accumulate.
+    """Fold what the matched rules set: a later value wins, tags, notify and suggest accumulate.
 
     ``confidential`` and ``drop`` can only be set to true, so "later wins" keeps them on.
     """
     merged: dict[str, object] = {}
-    lists: dict[str, dict[object, None]] = {"tags": {}, "notify": {}}
+    lists: dict[str, dict[object, None]] = {"tags": {}, "notify": {}, "suggest": {}}
     for hit in hits:
         for key, value in hit.values.items():
             if key in lists:
                 lists[key].update(dict.fromkeys(value))  # type: ignore[call-overload]
             else:
                 merged[key] = value
-    return Actions(**merged, tags=tuple(lists["tags"]), notify=tuple(lists["notify"]))  # type: ignore[arg-type]
+    return Actions(**merged, tags=tuple(lists["tags"]), notify=tuple(lists["notify"]),  # type: ignore[arg-type]
+                   suggest=tuple(lists["suggest"]))
 
 
 def _final_queue(merged: Actions, addressed: list[Queue], rules: RuleSet) -> Queue:

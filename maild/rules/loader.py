@@ -367,6 +367,19 @@ def _template_name(value: object) -> str | bool:
     return value
 
 
+def _answer_name(value: object) -> str:
+    """A canned answer's name (``templates/LANG/answers/NAME.txt``); whether it exists is
+    checked with the templates (``maild check``)."""
+    if not isinstance(value, str) or not _TEMPLATE_NAME.fullmatch(value):
+        raise _Invalid(f"expected the name of a canned answer, got {_describe(value)}")
+    return value
+
+
+def _answer_names(value: object) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    return tuple(dict.fromkeys(_answer_name(item) for item in items))
+
+
 def _queue_id(queues: dict[str, Queue]) -> Callable[[object], str]:
     def check(value: object) -> str:
         if value not in queues:
@@ -578,8 +591,10 @@ _QUEUE_KEYS = ("name", "address", "staff", "leads", "language", "default", "conf
 _HOURS_KEYS = ("days", "hours", "holidays")
 _LIFECYCLE_KEYS = ("remind_member_after_days", "resolve_pending_after_days", "close_after_days")
 _RULE_KEYS = ("name", "if", "then", "stop")
-_ACTION_KEYS = ("queue", "priority", "category", "tags", "assign", "ack", "notify", "confidential", "drop", "stop")
-_BARE_MEANS = {"from": "equals", "to": "equals", "subject": "contains", "body": "contains"}
+_ACTION_KEYS = (
+    "queue", "priority", "category", "tags", "assign", "ack", "notify", "suggest", "answer", "confidential", "drop", "stop",
+)
+_BARE_MEANS = {"from": "equals", "to": "equals", "subject": "contains", "body": "contains", "channel": "equals"}
 _CONDITION_KEYS = ("all", "any", "not", *_BARE_MEANS, "header", "has_attachment")
 _OPERATORS = ("equals", "contains", "regex")
 
@@ -850,6 +865,8 @@ class _Builder:
             assign=self.get(spec, "assign", where, _assignee(target, queues), None),
             ack=self.get(spec, "ack", where, _template_name, None),
             notify=self.get(spec, "notify", where, _addresses, ()),
+            suggest=self.get(spec, "suggest", where, _answer_names, ()),
+            answer=self.get(spec, "answer", where, _answer_name, None),
             confidential=self.get(spec, "confidential", where, _true, False),
             drop=self.get(spec, "drop", where, _true, False),
             stop=self.get(spec, "stop", where, _true, False),

@@ -230,6 +230,8 @@ class Actions:
     assign: str | None = None
     ack: str | Literal[False] | None = None
     notify: tuple[str, ...] = ()
+    suggest: tuple[str, ...] = ()  # canned answers named in the staff notification
+    answer: str | None = None  # a canned answer sent at once, in place of the acknowledgement
     confidential: bool = False
     drop: bool = False
     stop: bool = False
@@ -320,6 +322,7 @@ class Facts:
     body: str
     headers: Mapping[str, tuple[str, ...]]  # lower-case header names
     has_attachment: bool
+    channel: str = "email"  # email | phone | visit | letter | web: how the request came
 
 
 @dataclass(frozen=True)
@@ -335,6 +338,8 @@ class Decision:
     confidential: bool
     drop: bool
     hits: tuple[RuleHit, ...]
+    suggest: tuple[str, ...] = ()  # canned answers to list in the staff notification
+    answer: str | None = None  # canned answer sent at once in place of the acknowledgement
 
     def to_json(self) -> dict[str, object]:
         """The rules' part of ``maild rules test --json``; the CLI adds classification and ack_reason."""
@@ -347,6 +352,8 @@ class Decision:
             "assignee": self.assign,
             "ack": self.ack,
             "notify": list(self.notify),
+            "suggest": list(self.suggest),
+            "answer": self.answer,
             "confidential": self.confidential,
             "drop": self.drop,
             "matched_rules": [hit.to_json() for hit in self.hits],

@@ -39,7 +39,7 @@ def normalise(text: str) -> str:
 class FactsView(dict[str, tuple[str, ...]]):
     """The normalised fields of one message, each computed on first use and then kept.
 
-    Keys are ``from``, ``to``, ``subject``, ``body`` and ``header:<lower-case name>``.
+    Keys are ``from``, ``to``, ``subject``, ``body``, ``channel`` and ``header:<lower-case name>``.
     One view lives for one ``decide()`` call, so a field is normalised at most once
     however many rules look at it, and never if no rule does.
     """
@@ -63,4 +63,5 @@ class FactsView(dict[str, tuple[str, ...]]):
             "to": facts.recipients,
             "subject": (facts.subject,),
             "body": (facts.body,),
+            "channel": (facts.channel,),
         }[key]

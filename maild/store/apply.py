@@ -119,7 +119,8 @@ def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per ef
             number=store.next_number(session), queue=effect.queue, priority=effect.priority, category=effect.category,
             subject=effect.subject, requester=effect.requester, confidential=effect.confidential,
             tags=list(effect.tags), other_queues=list(effect.other_queues), cc=list(effect.cc),
-            linked_to=effect.linked_to, created_at=a.now, updated_at=a.now, status_changed_at=a.now)
+            linked_to=effect.linked_to, channel=effect.channel, created_at=a.now, updated_at=a.now,
+            status_changed_at=a.now)
         session.add(a.ticket)
         session.flush()
     elif isinstance(effect, BumpCounter):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from maild.mail import Attachment as ParsedAttachment
 from maild.store.private import make_dirs, write_file
@@ -32,3 +32,24 @@ def save_attachments(session: Session, data_dir: Path, message: Message, attachm
                 path=str(relative),
             )
         )
+
+
+def attachments_of(session: Session, message_ids: list[int]) -> dict[int, list[Attachment]]:
+    """The attachments of these messages, by message id, in the order they were stored."""
+    found: dict[int, list[Attachment]] = {}
+    if not message_ids:
+        return found
+    rows = session.exec(select(Attachment).where(col(Attachment.message_id).in_(message_ids)).order_by(Attachment.id))
+    for row in rows:
+        found.setdefault(row.message_id, []).append(row)
+    return found
+
+
+def attachment_path(data_dir: Path, row: Attachment) -> Path:
+    """Where an attachment's bytes are; its stored path is relative to the data directory
+    and never leaves it (a row edited to ``../..`` is refused)."""
+    root = Path(data_dir).resolve()
+    path = (root / row.path).resolve()
+    if not path.is_relative_to(root / "attachments"):
+        raise ValueError(f"attachment {row.id}: stored path {row.path!r} is outside the data directory")
+    return path

@@ -33,6 +33,7 @@ TICKETS = sa.table(
     sa.column("other_queues", sa.JSON),
     sa.column("cc", sa.JSON),
     sa.column("linked_to", sa.Integer),
+    sa.column("channel", sa.String),
     sa.column("created_at", UTCDateTime),
     sa.column("updated_at", UTCDateTime),
 )

@@ -86,6 +86,7 @@ class Ticket(SQLModel, table=True):
     other_queues: list[str] = _json(list)
     cc: list[str] = _json(list)
     linked_to: int | None = None  # the number of an earlier, closed ticket this one continues
+    channel: str = Field(default="email", max_length=16)  # email | phone | visit | letter | web
     created_at: datetime = _ts(default_factory=utcnow)
     updated_at: datetime = _ts(default_factory=utcnow)
     resolved_at: datetime | None = _ts(default=None)

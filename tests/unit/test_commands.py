@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from maild.core.commands import Command, parse_staff_text
+from maild.core.commands import Command, Context, parse_staff_text
 from maild.core.reply_text import answer_text
 
 QUEUES = frozenset({"jasenasiat", "laskutus"})
@@ -60,3 +60,39 @@ NOTIFICATION = "--- maild ---\nUusi tiketti [JP#1]\n--- /maild ---\nJäsenen vie
 )
 def test_the_quoted_notification_is_cut(reply: str) -> None:
     assert answer_text(reply) == "Hei,\nasia on hoidossa."
+
+
+# --- #answer, #for, #channel (contract 8) ---------------------------------------------------
+
+ANSWERS = Context(writer="maija@liitto.fi", answers=frozenset({"jasenmaksu", "eroaminen"}), language="fi")
+
+
+def test_answer_names_a_canned_answer_of_the_queues_language() -> None:
+    text = parse_staff_text("#answer jasenmaksu\nLisäksi: maksu on vähennyskelpoinen.", QUEUES, STAFF, ANSWERS)
+    assert text.commands == (Command("answer", "jasenmaksu"),) and not text.errors
+    assert text.answer == "Lisäksi: maksu on vähennyskelpoinen."
+    bad = parse_staff_text("#answer jasenkortti\nHei", QUEUES, STAFF, ANSWERS)
+    assert bad.errors == ("#answer jasenkortti: no canned answer 'jasenkortti' in fi (answers: eroaminen, jasenmaksu)",)
+
+
+def test_for_opens_only_a_new_ticket_and_only_as_the_first_line() -> None:
+    opening = Context(writer="maija@liitto.fi", opening=True, own_addresses=frozenset({"jasenpalvelu@liitto.fi"}))
+    text = parse_staff_text("#for Matti <matti@example.fi>\n#channel Phone\nSoitti jäsenmaksusta.", QUEUES, STAFF, opening)
+    assert text.commands == (Command("for", "matti@example.fi", "Matti"), Command("channel", "phone")) and not text.errors
+    assert parse_staff_text('#for "Matti  M" <matti@example.fi>', QUEUES, STAFF, opening).commands == (
+        Command("for", "matti@example.fi", "Matti M"),)
+    assert parse_staff_text("#for <matti@example.fi>", QUEUES, STAFF, opening).commands == (Command("for", "matti@example.fi"),)
+    assert text.answer == "Soitti jäsenmaksusta."
+    late = parse_staff_text("#take\n#for matti@example.fi", QUEUES, STAFF, opening)
+    assert late.errors == ("#for matti@example.fi: #for must be the first command line",)
+    reply = parse_staff_text("#for matti@example.fi", QUEUES, STAFF, Context(writer="maija@liitto.fi"))
+    assert reply.errors and "opens a new ticket" in reply.errors[0]
+    assert parse_staff_text("#for jasenpalvelu@liitto.fi", QUEUES, STAFF, opening).errors
+    assert parse_staff_text("#for not an address", QUEUES, STAFF, opening).errors
+    assert parse_staff_text("#for mailer-daemon@example.fi", QUEUES, STAFF, opening).errors
+
+
+def test_channel_is_one_of_the_known_channels() -> None:
+    assert parse_staff_text("#channel visit", QUEUES, STAFF).commands == (Command("channel", "visit"),)
+    assert parse_staff_text("#channel fax", QUEUES, STAFF).errors == (
+        "#channel fax: channel must be one of email, phone, visit, letter, web",)

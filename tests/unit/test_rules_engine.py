@@ -306,6 +306,8 @@ def test_to_json() -> None:
         "assignee": "sari@liitto.fi",
         "ack": "vastaanotettu",
         "notify": ["sari@liitto.fi", "maija@liitto.fi"],
+        "suggest": [],
+        "answer": None,
         "confidential": False,
         "drop": False,
         "matched_rules": [
@@ -415,3 +417,17 @@ def test_contains_reads_dotless_i_as_i() -> None:
     rules = ruleset("  - name: r\n    if: {subject: kapi}\n    then: {tags: [osui]}\n")
 
     assert decide(facts(subject="Kapı"), rules).tags == ("osui",)
+
+
+def test_rules_can_test_the_channel() -> None:
+    from maild.rules.loader import parse_rules
+    from maild.rules.model import Facts
+
+    rules = parse_rules(
+        "queues:\n  a: {name: A, address: a@liitto.fi, staff: [s@liitto.fi], default: true}\n"
+        "rules:\n  - name: Puhelut\n    if: {channel: phone}\n    then: {tags: [puhelu]}\n"
+        "  - name: Lomake\n    if: {channel: {equals: [web]}}\n    then: {tags: [lomake]}\n", "rules.yaml")
+    base = dict(from_addr="m@example.fi", recipients=("a@liitto.fi",), subject="", body="", headers={}, has_attachment=False)
+    assert decide(Facts(**base, channel="phone"), rules).tags == ("puhelu",)
+    assert decide(Facts(**base, channel="web"), rules).tags == ("lomake",)
+    assert decide(Facts(**base), rules).tags == ()

@@ -81,8 +81,8 @@ MAIL = [
     ("Reklamaatio", "Palvelu oli huonoa.", COMPLAINT),
     ("Valitus palvelusta", "", COMPLAINT),
     # ordinary mail stays in jasenasiat at normal priority
-    ("Osoitteenmuutos", "Uusi osoitteeni on Mannerheimintie 1 A, 00100 Helsinki.", ORDINARY),
-    ("Jäsenkortti", "Valitettavasti jäsenkorttini on kadonnut.", ORDINARY),
+    ("Osoitteenmuutos", "Uusi osoitteeni on Mannerheimintie 1 A, 00100 Helsinki.", Route("jasenasiat", category="yhteystiedot")),
+    ("Jäsenkortti", "Valitettavasti jäsenkorttini on kadonnut.", Route("jasenasiat", category="jäsenkortti")),
     ("Erotuomarikurssi", "Järjestääkö liitto erotuomarikoulutusta?", ORDINARY),
     ("Liittyen edelliseen viestiini", "Tämä voi liittyä aiempaan kysymykseeni.", ORDINARY),
     ("Ero", "Mikä on ero ansiosidonnaisen ja peruspäivärahan välillä?", ORDINARY),
@@ -97,6 +97,30 @@ def test_member_mail_is_routed(rules: RuleSet, subject: str, body: str, route: R
     decision = decide(mail, rules)
 
     assert Route(decision.queue, decision.priority, decision.category, decision.confidential) == route
+
+
+# (subject, body, canned answer sent at once, answers suggested to staff)
+SELF_SERVICE = [
+    ("Paljonko jäsenmaksu on?", "", "jasenmaksu", ("jasenmaksu",)),
+    ("Kysymys", "Hei, mikä on jäsenmaksun suuruus opiskelijalle?", "jasenmaksu", ("jasenmaksu",)),
+    ("Vad kostar medlemsavgiften?", "", "jasenmaksu", ("jasenmaksu",)),
+    ("Laskussani on virhe", "", None, ("jasenmaksu",)),
+    ("Jäsenkortti", "Missä jäsenkorttini on?", "jasenkortti", ()),
+    ("Medlemskortet", "", "jasenkortti", ()),
+    ("Eroilmoitus", "", None, ("eroaminen",)),
+    ("Osoitteenmuutos", "", None, ("yhteystiedot",)),
+    ("Ansiopäiväraha", "Miten haen ansiosidonnaista?", None, ("tyottomyyskassa",)),
+    ("Työnantaja irtisanoi minut", "", None, ()),  # legal advice: never a canned answer
+]
+
+
+@pytest.mark.parametrize(("subject", "body", "answer", "suggest"), SELF_SERVICE,
+                         ids=[f"{s or b}"[:40] for s, b, _, _ in SELF_SERVICE])
+def test_frequent_questions_get_canned_answers(rules: RuleSet, subject: str, body: str, answer: str | None,
+                                               suggest: tuple[str, ...]) -> None:
+    decision = decide(Facts("jasen@example.fi", ("jasenpalvelu@liitto.fi",), subject, body, {}, False), rules)
+
+    assert (decision.answer, decision.suggest) == (answer, suggest)
 
 
 def test_an_address_routes_when_no_rule_does(rules: RuleSet) -> None:
