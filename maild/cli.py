@@ -536,6 +536,8 @@ def attachments_get(
     config: ConfigOpt = None,
 ) -> None:
     """Write one attachment out: to FILE, or its bytes to stdout."""
+    from sqlmodel import Session
+
     from maild.store.attachments import attachment_path
     from maild.store.private import write_file
     from maild.store.tables import Attachment
@@ -565,15 +567,12 @@ def answers_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """The canned answers, each with its language and title."""
     from maild.outbound.answers import Answers
 
-    instance = App(_settings(config))
+    instance = _app(config, migrate=False)
     listing = Answers(instance.templates).listing()
     if as_json:
         _print_json([{"name": a.name, "language": a.language, "title": a.title} for a in listing])
         return
-    table = _Table("name", "language", "title")
-    for answer in listing:
-        table.add_row(answer.name, answer.language, answer.title)
-    out.print(table)
+    _table(("name", "language", "title"), ((a.name, a.language, a.title) for a in listing))
 
 
 # --- quarantine ------------------------------------------------------------------------------
