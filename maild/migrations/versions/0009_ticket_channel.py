@@ -2,16 +2,16 @@
 
 Tickets from before are mail, except those whose first message came through the web form.
 
-Revision ID: 0012
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01 13:30:00.000000
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0012'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """index for the acknowledgement cap: acknowledgements queued to one address lately
 
-Revision ID: 0010
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-01 13:50:00.000000
 
@@ -11,7 +11,7 @@ whole outbox, which grows with every mail ever sent.
 from alembic import op
 
 
-revision = '0010'
+revision = '0008'
 down_revision = '0007'
 branch_labels = None
 depends_on = None
