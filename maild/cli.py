@@ -273,7 +273,7 @@ def ingest(
 
     from maild.app import NotMigrated
     from maild.config import ConfigError
-    from maild.intake.spool import spool_sync
+    from maild.intake.spool import spool_stream
     from maild.mail import Envelope
     from maild.rules.loader import RulesError
 
@@ -285,9 +285,13 @@ def ingest(
     stored = []
     for name in files or ["-"]:
         try:
-            # the bytes go once stored: processing reads the stored copy (one 25 MB copy less at the peak)
-            read = sys.stdin.buffer.read if name == "-" else Path(name).read_bytes
-            stored.append(spool_sync(instance.engine, instance.raw_store, read(), envelope))
+            # read and stored a chunk at a time: processing reads the stored copy, so a big
+            # message is never held whole
+            if name == "-":
+                stored.append(spool_stream(instance.engine, instance.raw_store, sys.stdin.buffer, envelope))
+            else:
+                with open(name, "rb") as stream:
+                    stored.append(spool_stream(instance.engine, instance.raw_store, stream, envelope))
         except Exception as exc:  # anything that keeps a message from being stored is temporary
             _fail(f"{name}: could not store: {exc}", EXIT_TEMPFAIL)
     # Stored: from here on the exit is 0 whatever happens, or the MTA would bounce or repeat
