@@ -40,6 +40,7 @@ from maild.outbound.notices import Mailer
 from maild.read import read
 from maild.rules.model import RuleSet
 from maild.store import lookup, private
+from maild.outbound.answers import answer_titles
 from maild.store import tickets as store
 from maild.store.apply import Applying, apply
 from maild.store.tables import Inbound, Message, Quarantine, Ticket, utcnow
@@ -127,7 +128,7 @@ class Pipeline:
     @property
     def policy(self) -> planner.Policy:
         return planner.Policy(self.rules, self.mailer.tag_prefix, self.ack_limit_per_hour, self.staff_proof,
-                              self.trusted_authserv_ids)
+                              self.trusted_authserv_ids, answer_titles(self.mailer.templates))
 
     def process(self, inbound_id: int) -> str:
         """Process one spooled message; return what became of it (for logs and tests)."""

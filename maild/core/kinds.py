@@ -111,6 +111,8 @@ class EventKind(StrEnum):
     CC_REMOVED = "cc_removed"
     NOTE = "note"
     ACK_SKIPPED = "ack_skipped"
+    ANSWER_SENT = "answer_sent"  # a rule's canned answer went in place of the acknowledgement
+    ANSWER_MISSING = "answer_missing"  # a rule named an answer the queue's language lacks
     RELAYED = "relayed"
     NOTHING_RELAYED = "nothing_relayed"
     COMMANDS_REJECTED = "commands_rejected"

@@ -47,6 +47,7 @@ class Policy:
     ack_limit_per_hour: int
     staff_proof: str = "token"  # token | authres | none (contract 4.5)
     trusted_authserv_ids: frozenset[str] = frozenset()
+    answers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # language -> canned answer -> title
 
 
 @dataclass(frozen=True)
@@ -313,7 +314,15 @@ def new_ticket(reading: ToFile, choice: threader.Choice, lookups: Lookups, polic
                            policy.ack_limit_per_hour)
     if reason:
         effects.append(AddEvent(EventKind.ACK_SKIPPED, data={"reason": reason}))
+    elif decision.answer and decision.answer in policy.answers.get(queue.language, {}):
+        # self-service: the rule's canned answer instead of the acknowledgement, under the same
+        # no-machine rules and the same hourly cap (it is counted as an acknowledgement)
+        effects += [QueueMail(MessageKind.ACK, "canned_answer",
+                              {"queue": queue, "parsed": parsed, "answer": decision.answer, "now": now}),
+                    AddEvent(EventKind.ANSWER_SENT, data={"answer": decision.answer, "language": queue.language})]
     else:
+        if decision.answer:
+            effects.append(AddEvent(EventKind.ANSWER_MISSING, data={"answer": decision.answer, "language": queue.language}))
         template = decision.ack if isinstance(decision.ack, str) else "ack"
         effects.append(QueueMail(MessageKind.ACK, "acknowledgement",
                                  {"queue": queue, "parsed": parsed, "template": template, "now": now}))
@@ -327,8 +336,14 @@ def new_ticket(reading: ToFile, choice: threader.Choice, lookups: Lookups, polic
         effects.append(QueueMail(MessageKind.NOTIFICATION, "staff_new", {
             "queue": queue, "parsed": parsed, "other_open": other_open,
             "not_recipients": not_recipients(state, parsed, rules),
-            "recipients": tuple(dict.fromkeys(queue.staff + extra)), "now": now}))
+            "recipients": tuple(dict.fromkeys(queue.staff + extra)), "now": now,
+            "suggestions": suggestions(decision.suggest, policy.answers.get(queue.language, {}))}))
     return Plan(Outcome.NEW, tuple(effects))
+
+
+def suggestions(names: tuple[str, ...], titles: Mapping[str, str]) -> list[dict[str, str]]:
+    """The rules' suggested answers that the queue's language has, for the staff notification."""
+    return [{"name": name, "title": titles[name]} for name in names if name in titles]
 
 
 def no_ack_reason(verdict: Verdict, decision: Decision, undeliverable: bool, acks_last_hour: int, limit: int) -> str | None:

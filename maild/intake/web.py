@@ -5,7 +5,7 @@ What it promises (docs/mail.md, web form):
 - stored before yes: the thank-you page is sent only after the spool row is committed; a
   storage failure says "try again" (503) and stores nothing half;
 - the page comes in Finnish, Swedish or English (``?lang=``, else the browser's languages,
-  else the queue's), from ``templates/LANG/web_form.html``, so the association words it;
+  else the queue's), from ``templates/LANG/web/form.html``, so the association words it;
 - bounded: a request body over ``max_body_bytes`` is refused (413) without being read whole;
   a hidden honeypot field catches simple bots; posts are limited per client IP and per
   member address (429 with Retry-After);
@@ -42,7 +42,7 @@ from maild.supervise import Tracker
 log = logging.getLogger("maild.web")
 
 Accept = Callable[[bytes, Envelope], Awaitable[int]]
-TEMPLATE = "web_form.html"
+TEMPLATE = "web/form.html"
 WINDOW_SECONDS = 3600.0
 _TRACKED_KEYS = 10_000  # clients and addresses remembered by the limiter; the oldest go first
 _USED_TOKENS = 100_000
@@ -71,7 +71,7 @@ class Limiter:
 
 
 class FormPage:
-    """``templates/LANG/web_form.html``, with the form's state and values."""
+    """``templates/LANG/web/form.html``, with the form's state and values."""
 
     def __init__(self, templates_dir: Path, instance: str) -> None:
         self.instance = instance

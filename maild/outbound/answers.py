@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import TemplateError, TemplateSyntaxError
@@ -34,6 +35,16 @@ class Answer:
 class RenderedAnswer:
     title: str
     text: str
+
+
+@lru_cache(maxsize=8)
+def answer_titles(templates: Templates) -> Mapping[str, Mapping[str, str]]:
+    """language -> name -> title of every canned answer, read once per ``Templates`` (which
+    are themselves read once and replaced on reload), for the planner's decisions."""
+    titles: dict[str, dict[str, str]] = {}
+    for answer in Answers(templates).listing():
+        titles.setdefault(answer.language, {})[answer.name] = answer.title
+    return titles
 
 
 class Answers:

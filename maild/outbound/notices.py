@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from maild.core.business_time import BusinessCalendar
@@ -16,7 +17,7 @@ from maild.core.threader import format_tag
 from maild.core.tokens import staff_token, ticket_token
 from maild.mail import Parsed
 from maild.outbound.compose import Outgoing, new_message_id
-from maild.outbound.templates import Templates
+from maild.outbound.templates import Templates, header_safe
 from maild.rules.model import BusinessHours, Queue, RuleSet
 from maild.store.tables import Ticket
 
@@ -131,9 +132,11 @@ def _staff_mails(
 def staff_new(
     mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, parsed: Parsed, other_open: list[dict[str, Any]],
     not_recipients: tuple[str, ...], recipients: tuple[str, ...], now: datetime,
+    suggestions: Sequence[Mapping[str, str]] = (),
 ) -> list[Outgoing]:
     """A new ticket, to each of ``recipients`` with their own secret reply address.
-    ``not_recipients``: addresses in the mail that do not get the ticket's mail (``#cc`` adds one)."""
+    ``not_recipients``: addresses in the mail that do not get the ticket's mail (``#cc`` adds one);
+    ``suggestions``: canned answers the rules suggest (``name``, ``title``), for ``#answer NAME``."""
     sla = rules.sla.get(ticket.priority)
     context = {
         "instance": mailer.instance_name,
@@ -143,6 +146,7 @@ def staff_new(
         "due": mailer.calendar(rules).add(now, sla) if sla else None,
         "other_open": other_open,
         "not_recipients": list(not_recipients),
+        "suggestions": [dict(item) for item in suggestions],
     }
     return _staff_mails(mailer, queue, ticket, recipients, "staff_new", context, parsed, now)
 
@@ -164,6 +168,31 @@ def staff_followup(
         "not_recipients": list(not_recipients),
     }
     return _staff_mails(mailer, queue, ticket, recipients, "staff_followup", context, parsed, now)
+
+
+def canned_answer(mailer: Mailer, queue: Queue, ticket: Ticket, parsed: Parsed, name: str, now: datetime) -> Outgoing:
+    """A rule's canned answer to a member's new ticket, in place of the acknowledgement: the
+    answer's title after the tag as the subject, so that a reply threads like any other."""
+    from maild.outbound.answers import Answers
+
+    rendered = Answers(mailer.templates).render(name, queue.language, {
+        "instance": mailer.instance_name, "queue": queue,
+        "ticket": ticket_context(ticket, mailer.tag_prefix, parsed.from_name), "sla": None, "due": None,
+        "member_text": parsed.text})
+    references = parsed.references + ((parsed.message_id,) if parsed.message_id else ())
+    return Outgoing(
+        from_name=queue.name,
+        from_addr=queue.address,
+        to=(ticket.requester,),
+        subject=header_safe(f"{format_tag(mailer.tag_prefix, ticket.number)} {rendered.title}"),
+        text=rendered.text,
+        message_id=new_message_id(mailer.hostname),
+        in_reply_to=parsed.message_id,
+        references=references,
+        reply_to=mailer.reply_address(queue, ticket.number),
+        auto="auto-replied",
+        date=now,
+    )
 
 
 def relayed_answer(

@@ -47,7 +47,8 @@ Per template, besides those:
   Category ``eroaminen`` and ``jäsenhakemus`` get their own wording.
 - ``staff_new``: ``member_text``, ``due`` (or None), ``other_open``: the requester's other
   open tickets, each ``tag``, ``subject``, ``status``, ``visible`` (False: a confidential
-  ticket of another queue; only its tag is shown), ``not_recipients``.
+  ticket of another queue; only its tag is shown), ``not_recipients``, ``suggestions``: the
+  canned answers the rules suggest, each ``name`` and ``title`` (for ``#answer NAME``).
 - ``staff_followup``: ``sender`` (address), ``sender_name``, ``third_party`` (bool: not the
   requester, a CC or staff), ``member_text`` (the new message), ``not_recipients``.
 - ``not_recipients`` (both): the addresses in the mail that are not recipients of the ticket
@@ -520,6 +521,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
             {"tag": "[JP#10]", "subject": "Irtisanominen", "status": "open", "visible": False},
         ],
         "not_recipients": ["puoliso@example.fi"],
+        "suggestions": [{"name": "jasenmaksu", "title": "Jäsenmaksu: suuruus, maksutavat ja verovähennys"}],
     },
     "staff_followup": {
         **_COMMON,

@@ -45,8 +45,10 @@ Notice = Callable[[Mailer, RuleSet, Ticket, dict[str, Any]], list[Outgoing]]
 NOTICES: dict[str, Notice] = {
     "acknowledgement": lambda m, r, t, a: [
         notices.acknowledgement(m, r, a["queue"], t, a["parsed"], a["template"], a["now"])],
+    "canned_answer": lambda m, r, t, a: [notices.canned_answer(m, a["queue"], t, a["parsed"], a["answer"], a["now"])],
     "staff_new": lambda m, r, t, a: notices.staff_new(
-        m, r, a["queue"], t, a["parsed"], a["other_open"], a["not_recipients"], a["recipients"], a["now"]),
+        m, r, a["queue"], t, a["parsed"], a["other_open"], a["not_recipients"], a["recipients"], a["now"],
+        a.get("suggestions", ())),
     "staff_followup": lambda m, r, t, a: notices.staff_followup(
         m, a["queue"], t, a["parsed"], a["requester_name"], a["third_party"], a["not_recipients"], a["recipients"],
         a["now"]),

@@ -1,0 +1,50 @@
+"""Canned answers in the planner (contract 8): a rule's `answer:` goes in place of the
+acknowledgement, under the same no-machine rules and cap; `suggest:` reaches the staff. No database."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from maild.core.plan import Lookups, QueueMail, Spooled, plan
+from maild.rules.loader import parse_rules
+
+from tests.unit._plan import NOW, POLICY, RULES, events, mails, parsed, to_file
+
+ANSWER_RULES = RULES + """\
+  - name: Jäsenmaksu
+    if: {subject: {contains: [jäsenmaksu]}}
+    then: {answer: jasenmaksu, suggest: [jasenmaksu, yhteystiedot, puuttuu]}
+"""
+TITLES = {"fi": {"jasenmaksu": "Jäsenmaksu", "yhteystiedot": "Yhteystiedot"}, "sv": {"jasenmaksu": "Medlemsavgiften"}}
+WITH_ANSWERS = replace(POLICY, rules=parse_rules(ANSWER_RULES, "rules.yaml"), answers=TITLES)
+FEE = parsed(subject="Paljonko jäsenmaksu on?")
+
+# (policy, verdict, lookups) -> events, mails
+TABLE = [
+    (WITH_ANSWERS, "normal", Lookups(), ["created", "answer_sent"],
+     [("ack", "canned_answer"), ("notification", "staff_new")]),
+    (replace(WITH_ANSWERS, answers={"sv": TITLES["sv"]}), "normal", Lookups(), ["created", "answer_missing"],
+     [("ack", "acknowledgement"), ("notification", "staff_new")]),
+    (WITH_ANSWERS, "auto_reply", Lookups(), ["created", "ack_skipped"], []),
+    (WITH_ANSWERS, "normal", Lookups(acks_last_hour=3), ["created", "ack_skipped"], [("notification", "staff_new")]),
+    (WITH_ANSWERS, "normal", Lookups(sender_undeliverable=True), ["created", "ack_skipped"],
+     [("notification", "staff_new")]),
+]
+
+
+@pytest.mark.parametrize(("policy", "machine", "lookups", "kinds", "queued"), TABLE)
+def test_a_rules_answer_replaces_the_acknowledgement(policy, machine, lookups, kinds, queued) -> None:  # type: ignore[no-untyped-def]
+    result = plan(to_file(FEE, machine=machine, policy=policy), lookups, policy, Spooled(1), NOW)
+    assert events(result.effects) == kinds
+    assert mails(result.effects) == queued
+
+
+def test_suggestions_are_the_answers_the_queues_language_has() -> None:
+    result = plan(to_file(FEE, policy=WITH_ANSWERS), Lookups(), WITH_ANSWERS, Spooled(1), NOW)
+    notice = next(e for e in result.effects if isinstance(e, QueueMail) and e.notice == "staff_new")
+    assert notice.args["suggestions"] == [{"name": "jasenmaksu", "title": "Jäsenmaksu"},
+                                          {"name": "yhteystiedot", "title": "Yhteystiedot"}]
+    answer = next(e for e in result.effects if isinstance(e, QueueMail) and e.notice == "canned_answer")
+    assert answer.args["answer"] == "jasenmaksu"
