@@ -66,7 +66,7 @@ def make_report(session: Session, rules: RuleSet, timezone: str, tag_prefix: str
         part["confidential"] = bool(known and known.confidential)
     return {
         "period": {"from": start.isoformat(), "to": end.isoformat(), "timezone": timezone,
-                   "as_of": datetime.fromtimestamp(period.as_of_ts, UTC).isoformat()},
+                   "as_of": datetime.fromtimestamp(period.as_of_ts, calendar.zone).isoformat(timespec="seconds")},
         "queue": queue,
         **figures,
     }
