@@ -43,7 +43,7 @@ def _utc(ts: float) -> datetime:
 
 
 def _created_in(period: Period, queue: str | None) -> list[Any]:
-    where = [Ticket.created_at >= _utc(period.start_ts), Ticket.created_at < _utc(period.end_ts)]
+    where = [Ticket.created_at >= _utc(period.start_ts), Ticket.created_at < _utc(period.as_of_ts)]
     if queue is not None:
         where.append(Ticket.queue == queue)
     return where
