@@ -10,7 +10,7 @@ from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
 from maild.report import svg
-from maild.report.labels import labels
+from maild.report.labels import decimal, labels, percent
 
 PAGE = """<!DOCTYPE html>
 <html lang="{{ language }}">
@@ -83,14 +83,6 @@ section{break-inside:avoid-page}
 """
 
 
-def number(value: float | None) -> str:
-    return "–" if value is None else f"{value:g}"
-
-
-def percent(value: float | None) -> str:
-    return "–" if value is None else f"{value:g} %"
-
-
 def charts(figures: dict[str, Any], language: str) -> dict[str, Markup]:
     """The charts of one section, as markup to put into a page or a mail."""
     t = labels(language)
@@ -119,4 +111,5 @@ def page(report: dict[str, Any], instance: str, language: str) -> str:
     env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True)
     template = env.from_string(PAGE)
     return template.render(report=report, instance=instance, language=language, t=labels(language),
-                           parts=sections(report, language), num=number, pct=percent)
+                           parts=sections(report, language),
+                           num=lambda v: decimal(v, language), pct=lambda v: percent(v, language))

@@ -41,3 +41,15 @@ LABELS: dict[str, dict[str, str]] = {
 
 def labels(language: str) -> dict[str, str]:
     return LABELS.get(language, LABELS["en"])
+
+
+def decimal(value: float | None, language: str) -> str:
+    """A figure as the language writes it (a decimal comma in fi and sv); "–" for none."""
+    if value is None:
+        return "–"
+    text = f"{value:g}"
+    return text.replace(".", ",") if language in ("fi", "sv") else text
+
+
+def percent(value: float | None, language: str) -> str:
+    return "–" if value is None else f"{decimal(value, language)} %"

@@ -10,8 +10,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from maild.report.html import number, percent
-from maild.report.labels import labels
+from maild.report.labels import decimal, labels, percent
 from maild.terminal import terminal_safe
 
 
@@ -40,11 +39,11 @@ def render(report: dict[str, Any], language: str) -> Iterator[RenderableType]:
         (t["created"], *(p["created"] for _, p in parts)),
         (t["resolved"], *(p["resolved"] for _, p in parts)),
         (t["backlog"], *(p["backlog"] for _, p in parts)),
-        (f"{t['first_response']}, {t['median']}", *(number(p["first_response_hours"]["median"]) for _, p in parts)),
-        (f"{t['first_response']}, {t['p90']}", *(number(p["first_response_hours"]["p90"]) for _, p in parts)),
-        (f"{t['resolution']}, {t['median']}", *(number(p["resolution_hours"]["median"]) for _, p in parts)),
-        (f"{t['resolution']}, {t['p90']}", *(number(p["resolution_hours"]["p90"]) for _, p in parts)),
-        (t["sla_met"], *(percent(p["sla_met_percent"]) for _, p in parts)),
+        (f"{t['first_response']}, {t['median']}", *(decimal(p["first_response_hours"]["median"], language) for _, p in parts)),
+        (f"{t['first_response']}, {t['p90']}", *(decimal(p["first_response_hours"]["p90"], language) for _, p in parts)),
+        (f"{t['resolution']}, {t['median']}", *(decimal(p["resolution_hours"]["median"], language) for _, p in parts)),
+        (f"{t['resolution']}, {t['p90']}", *(decimal(p["resolution_hours"]["p90"], language) for _, p in parts)),
+        (t["sla_met"], *(percent(p["sla_met_percent"], language) for _, p in parts)),
     ])
     for title, part in parts:
         yield _cell("")

@@ -25,6 +25,7 @@ from maild.outbound.notices import Mailer
 from maild.report.build import make_report
 from maild.report.figures import week_label
 from maild.report.html import charts
+from maild.report.labels import decimal, percent
 from maild.rules.model import Queue
 from maild.store import tickets as store
 from maild.store.tables import Counter
@@ -67,22 +68,14 @@ def weekly_report(sweep: Sweep) -> list[str]:
     return actions
 
 
-def _decimal(value: float | None, language: str) -> str:
-    if value is None:
-        return "–"
-    text = f"{value:g}"
-    return text.replace(".", ",") if language in ("fi", "sv") else text
-
-
 def shown(figures: dict[str, Any], language: str) -> dict[str, str]:
     """The figures that are not plain counts, written as the language writes numbers."""
-    percent = figures["sla_met_percent"]
     return {
-        "first_response_median": _decimal(figures["first_response_hours"]["median"], language),
-        "first_response_p90": _decimal(figures["first_response_hours"]["p90"], language),
-        "resolution_median": _decimal(figures["resolution_hours"]["median"], language),
-        "resolution_p90": _decimal(figures["resolution_hours"]["p90"], language),
-        "sla_met_percent": "–" if percent is None else f"{_decimal(percent, language)} %",
+        "first_response_median": decimal(figures["first_response_hours"]["median"], language),
+        "first_response_p90": decimal(figures["first_response_hours"]["p90"], language),
+        "resolution_median": decimal(figures["resolution_hours"]["median"], language),
+        "resolution_p90": decimal(figures["resolution_hours"]["p90"], language),
+        "sla_met_percent": percent(figures["sla_met_percent"], language),
     }
 
 
