@@ -51,7 +51,7 @@ def make_report(session: Session, rules: RuleSet, timezone: str, tag_prefix: str
 
     shown = [q for q in rules.queues.values() if queue is None or q.id == queue]
     figures = summarise(
-        query.facts(session, period, queue), period, clock, sla_judge(clock, rules.sla, period.as_of_ts, due),
+        query.facts(session, period, queue), period, clock, sla_judge(rules.sla, period.as_of_ts, due),
         query.tallies(session, period, queue), {q.id: q.staff for q in shown}, own_queue=queue)
     sections = [figures["overall"], *figures["queues"].values()]
     found = query.subjects(session, sorted({item["number"] for part in sections for item in part["oldest_open"]}))

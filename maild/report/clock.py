@@ -15,6 +15,7 @@ the UTC offset comes from the zone's transitions in the span, found once.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from maild.core.business_time import BusinessCalendar
@@ -71,6 +72,48 @@ class BusinessClock:
             return self.cum[index]
         into = wall % DAY - self.opens
         return self.cum[index] + (0 if into <= 0 else min(into, self.day_seconds))
+
+    def positioner(self) -> Callable[[float], int | float]:
+        """:meth:`position` as a function with everything it needs bound locally: the report
+        calls it three times for each of a million tickets."""
+        offsets, starts, business, cum = self._offsets, self._starts, self.business, self.cum
+        shift, opens, length, size = _EPOCH_ORDINAL - self._base, self.opens, self.day_seconds, len(self.cum)
+        if len(offsets) == 1:
+            only = offsets[0]
+
+            def position(ts: float) -> int | float:
+                wall = ts + only
+                index = int(wall // DAY) + shift
+                if not 0 <= index < size:
+                    return self.position(ts)  # raises OutOfSpan
+                if not business[index]:
+                    return cum[index]
+                into = wall % DAY - opens
+                return cum[index] + (0 if into <= 0 else (into if into < length else length))
+
+            return position
+
+        def shifted(ts: float) -> int | float:
+            wall = ts + offsets[bisect_right(starts, ts) - 1]
+            index = int(wall // DAY) + shift
+            if not 0 <= index < size:
+                return self.position(ts)  # raises OutOfSpan
+            if not business[index]:
+                return cum[index]
+            into = wall % DAY - opens
+            return cum[index] + (0 if into <= 0 else (into if into < length else length))
+
+        return shifted
+
+    def day_indexer(self) -> Callable[[float], int]:
+        """:meth:`day_index` with its lookups bound locally (see :meth:`positioner`)."""
+        offsets, starts, shift, size = self._offsets, self._starts, _EPOCH_ORDINAL - self._base, len(self.cum)
+
+        def day_index(ts: float) -> int:
+            index = int((ts + offsets[bisect_right(starts, ts) - 1]) // DAY) + shift
+            return index if 0 <= index < size else self.day_index(ts)  # raises OutOfSpan
+
+        return day_index
 
     def elapsed(self, start: float, end: float) -> int | float:
         """Open time in seconds between two POSIX times; zero when ``end`` is not after ``start``."""

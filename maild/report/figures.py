@@ -113,29 +113,32 @@ def hours(seconds: list[float]) -> dict[str, Any]:
 
 @dataclass
 class _Section:
-    weeks: dict[str, list[int]]
-    list_confidential: bool
-    created: int = 0
-    resolved: int = 0
-    backlog: int = 0
+    """What one queue's tickets add up to; the overall section is their sum (``_merged``)."""
+
+    created: Counter[str] = field(default_factory=Counter)  # per week
+    resolved: Counter[str] = field(default_factory=Counter)  # per week
     first_response: list[float] = field(default_factory=list)
     resolution: list[float] = field(default_factory=list)
-    sla_met: int = 0
-    sla_missed: int = 0
-    sla_pending: int = 0
+    sla: Counter[str | None] = field(default_factory=Counter)
     assigned: Counter[str] = field(default_factory=Counter)
-    categories: Counter[str] = field(default_factory=Counter)
-    uncategorised: int = 0
-    open_tickets: list[tuple[float, int, Facts]] = field(default_factory=list)
-    hidden: int = 0
+    categories: Counter[str | None] = field(default_factory=Counter)
+    open_tickets: list[Facts] = field(default_factory=list)  # the backlog, confidential ones too
+
+    def absorb(self, other: _Section) -> None:
+        for name in ("created", "resolved", "sla", "assigned", "categories"):
+            getattr(self, name).update(getattr(other, name))
+        self.first_response += other.first_response
+        self.resolution += other.resolution
+        self.open_tickets += other.open_tickets
 
 
-SlaOutcome = Callable[[Facts], str | None]
+SlaOutcome = Callable[[Facts, "int | float | None", "int | float"], "str | None"]
 
 
-def sla_judge(clock: BusinessClock, targets: Mapping[str, timedelta], as_of: float,
-              due: Callable[[float, timedelta], float]) -> SlaOutcome:
-    """``met``, ``missed``, ``pending`` (unanswered, not yet due at ``as_of``) or None (no target).
+def sla_judge(targets: Mapping[str, timedelta], as_of: float, due: Callable[[float, timedelta], float]) -> SlaOutcome:
+    """``outcome(ticket, response, waited)``: ``met``, ``missed``, ``pending`` (unanswered,
+    not yet due at ``as_of``) or None (no target); ``response`` is the business time to the
+    first answer (None: none by ``as_of``), ``waited`` the business time until ``as_of``.
 
     Met means answered at or before the due time that ``BusinessCalendar.add`` gives, as the
     escalation sweep uses. That is the same as "at most the target's business time elapsed",
@@ -143,20 +146,20 @@ def sla_judge(clock: BusinessClock, targets: Mapping[str, timedelta], as_of: flo
     closed): only then is the due time computed, by ``due(created, target)``."""
     seconds = {priority: target.total_seconds() for priority, target in targets.items()}
 
-    def outcome(ticket: Facts) -> str | None:
+    def outcome(ticket: Facts, response: int | float | None, waited: int | float) -> str | None:
         target = seconds.get(ticket.priority)
         if target is None:
             return None
-        answered = ticket.first_response
-        moment = answered if answered is not None else as_of
-        spent = clock.elapsed(ticket.created, moment)
-        if spent < target:
-            return "met" if answered is not None else "pending"
+        answered = response is not None
+        spent = response if answered else waited
+        if spent < target:  # type: ignore[operator]
+            return "met" if answered else "pending"
         if spent == target:
-            on_time = moment <= due(ticket.created, targets[ticket.priority])
-            if answered is not None:
+            moment = ticket.first_response if answered else as_of
+            on_time = moment <= due(ticket.created, targets[ticket.priority])  # type: ignore[operator]
+            if answered:
                 return "met" if on_time else "missed"
-            return "pending" if moment < due(ticket.created, targets[ticket.priority]) else "missed"
+            return "pending" if moment < due(ticket.created, targets[ticket.priority]) else "missed"  # type: ignore[operator]
         return "missed"
 
     return outcome
@@ -172,64 +175,40 @@ def summarise(
     ``own_queue``: the queue whose own report this is (its confidential subjects are listed).
     """
     week_of = [week_label(clock.first + timedelta(days=i)) for i in range(len(clock.cum))]
-    labels = period.weeks()
-
-    def section(list_confidential: bool) -> _Section:
-        return _Section(weeks={label: [0, 0] for label in labels}, list_confidential=list_confidential)
-
-    overall = section(False)
-    sections: dict[str, _Section] = {queue: section(queue == own_queue) for queue in queues}
-    for ticket in tickets:
-        mine = sections.get(ticket.queue)
-        if mine is None:  # a queue no longer in the rules
-            mine = sections[ticket.queue] = section(ticket.queue == own_queue)
-        created_week = week_of[clock.day_index(ticket.created)]
-        response = None if ticket.first_response is None else clock.elapsed(ticket.created, ticket.first_response)
-        resolution = None
-        resolved_week = None
-        if ticket.resolved is not None:
-            resolution = clock.elapsed(ticket.created, ticket.resolved)
-            resolved_week = week_of[clock.day_index(ticket.resolved)]
-        outcome = sla(ticket)
-        for part in (overall, mine):
-            _add(part, ticket, created_week, resolved_week, response, resolution, outcome)
-    return {
-        "overall": _finish(overall, {}, tallies, None),
-        "queues": {queue: _finish(part, queues.get(queue, ()), tallies, queue) for queue, part in sections.items()},
-    }
-
-
-def _add(part: _Section, ticket: Facts, created_week: str, resolved_week: str | None, response: float | None,
-         resolution: float | None, outcome: str | None) -> None:
-    part.created += 1
-    weeks = part.weeks
-    if created_week in weeks:
-        weeks[created_week][0] += 1
-    if resolution is not None:
-        part.resolved += 1
-        part.resolution.append(resolution)
-        if resolved_week in weeks:
-            weeks[resolved_week][1] += 1  # type: ignore[index]
-    else:
-        part.backlog += 1
-        if ticket.confidential and not part.list_confidential:
-            part.hidden += 1
+    position, day_index = clock.positioner(), clock.day_indexer()
+    at_end = position(period.as_of_ts)
+    sections: dict[str, _Section] = {queue: _Section() for queue in queues}
+    for ticket in tickets:  # a million times: everything local, one section per ticket
+        part = sections.get(ticket.queue)
+        if part is None:  # a queue no longer in the rules
+            part = sections[ticket.queue] = _Section()
+        created = ticket.created
+        start = position(created)
+        part.created[week_of[day_index(created)]] += 1
+        answered = ticket.first_response
+        response = None
+        if answered is not None:
+            response = position(answered) - start if answered > created else 0
+            part.first_response.append(response)
+        done = ticket.resolved
+        if done is not None:
+            part.resolution.append(position(done) - start if done > created else 0)
+            part.resolved[week_of[day_index(done)]] += 1
         else:
-            part.open_tickets.append((ticket.created, ticket.number, ticket))
-    if response is not None:
-        part.first_response.append(response)
-    if outcome == "met":
-        part.sla_met += 1
-    elif outcome == "missed":
-        part.sla_missed += 1
-    elif outcome == "pending":
-        part.sla_pending += 1
-    if ticket.assignee:
-        part.assigned[ticket.assignee] += 1
-    if ticket.category:
+            part.open_tickets.append(ticket)
+        part.sla[sla(ticket, response, at_end - start)] += 1
+        if ticket.assignee:
+            part.assigned[ticket.assignee] += 1
         part.categories[ticket.category] += 1
-    else:
-        part.uncategorised += 1
+    overall = _Section()
+    for part in sections.values():
+        overall.absorb(part)
+    labels = period.weeks()
+    return {
+        "overall": _finish(overall, labels, (), tallies, None, list_confidential=False),
+        "queues": {queue: _finish(part, labels, queues.get(queue, ()), tallies, queue, queue == own_queue)
+                   for queue, part in sections.items()},
+    }
 
 
 def _ranked(counts: Mapping[str, int]) -> dict[str, int]:
@@ -246,29 +225,34 @@ def _merged(per_queue: Mapping[str, Mapping[str, int]], queue: str | None) -> Co
     return total
 
 
-def _finish(part: _Section, staff: Sequence[str], tallies: Tallies, queue: str | None) -> dict[str, Any]:
+def _finish(part: _Section, labels: list[str], staff: Sequence[str], tallies: Tallies, queue: str | None,
+            list_confidential: bool) -> dict[str, Any]:
     answered = _merged(tallies.answered, queue)
     people = dict.fromkeys([*staff, *sorted(set(part.assigned) | set(answered))])
-    decided = part.sla_met + part.sla_missed
-    oldest = heapq.nsmallest(OLDEST_LISTED, part.open_tickets)
+    met, missed = part.sla["met"], part.sla["missed"]
+    listed = [t for t in part.open_tickets if list_confidential or not t.confidential]
+    oldest = heapq.nsmallest(OLDEST_LISTED, listed, key=lambda t: (t.created, t.number))
+    categories = Counter({name: count for name, count in part.categories.items() if name})
+    created = sum(part.created.values())
     return {
-        "created": part.created,
-        "resolved": part.resolved,
-        "backlog": part.backlog,
+        "created": created,
+        "resolved": len(part.resolution),
+        "backlog": len(part.open_tickets),
         "first_response_hours": hours(part.first_response),
         "resolution_hours": hours(part.resolution),
-        "sla_met_percent": round(100 * part.sla_met / decided, 1) if decided else None,
-        "sla": {"met": part.sla_met, "missed": part.sla_missed, "pending": part.sla_pending},
+        "sla_met_percent": round(100 * met / (met + missed), 1) if met + missed else None,
+        "sla": {"met": met, "missed": missed, "pending": part.sla["pending"]},
         "staff": {person: {"assigned": part.assigned.get(person, 0), "answered": answered.get(person, 0)}
                   for person in people},
-        "categories": _ranked(part.categories),
-        "uncategorised": part.uncategorised,
+        "categories": _ranked(categories),
+        "uncategorised": part.categories.get(None, 0),
         "channels": _ranked(_merged(tallies.channels, queue)),
         "rules": _ranked(_merged(tallies.rules, queue)),
         "no_rule": sum(tallies.no_rule.values()) if queue is None else tallies.no_rule.get(queue, 0),
-        "weeks": {label: {"created": created, "resolved": resolved} for label, (created, resolved) in part.weeks.items()},
-        "oldest_open": [_listed(ticket) for _, _, ticket in oldest],
-        "hidden": part.hidden,
+        "weeks": {label: {"created": part.created.get(label, 0), "resolved": part.resolved.get(label, 0)}
+                  for label in labels},
+        "oldest_open": [_listed(ticket) for ticket in oldest],
+        "hidden": len(part.open_tickets) - len(listed),
     }
 
 

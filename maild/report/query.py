@@ -16,6 +16,7 @@ later is the better one). Status, answers and resolution are taken as of the end
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -23,12 +24,33 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col, select
 
 from maild.report.figures import DONE, Facts, Period, Tallies
 from maild.store.tables import Event, Ticket
 
 STREAM = 10_000
+
+
+class epoch(FunctionElement[int]):
+    """A timestamp column as whole POSIX seconds, computed by the database: a million
+    datetimes are not built in Python only to be turned into numbers."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+
+
+@compiles(epoch, "sqlite")
+def _epoch_sqlite(element: epoch, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"unixepoch({column})" if sqlite3.sqlite_version_info >= (3, 38) else f"CAST(strftime('%s', {column}) AS INTEGER)"
+
+
+@compiles(epoch, "postgresql")
+def _epoch_postgresql(element: epoch, compiler: Any, **kw: Any) -> str:
+    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
 
 
 def period_of(start: date, end: date, zone: ZoneInfo, now: datetime) -> Period:
@@ -52,7 +74,7 @@ def _created_in(period: Period, queue: str | None) -> list[Any]:
 def _replayed(session: Session, period: Period, queue: str | None) -> dict[int, tuple[str, float | None]]:
     """Status at the end and when it was (last) resolved, for the tickets changed since."""
     as_of = _utc(period.as_of_ts)
-    query = (select(Event.ticket_id, Event.at, Event.data["new"].as_string())
+    query = (select(Event.ticket_id, epoch(Event.at), Event.data["new"].as_string())
              .join(Ticket, col(Ticket.id) == Event.ticket_id)
              .where(*_created_in(period, queue), Ticket.status_changed_at >= as_of, Event.kind == "status",
                     Event.at < as_of)
@@ -61,7 +83,7 @@ def _replayed(session: Session, period: Period, queue: str | None) -> dict[int, 
     for ticket_id, at, new in session.exec(query):
         _, resolved = state.get(ticket_id, ("new", None))
         if new == "resolved" or (new == "closed" and resolved is None):
-            resolved = at.timestamp()
+            resolved = at
         elif new not in DONE:
             resolved = None
         state[ticket_id] = (new, resolved)
@@ -69,27 +91,26 @@ def _replayed(session: Session, period: Period, queue: str | None) -> dict[int, 
 
 
 FACT_COLUMNS = (Ticket.id, Ticket.number, Ticket.queue, Ticket.priority, Ticket.category, Ticket.status,
-                Ticket.assignee, Ticket.confidential, Ticket.created_at, Ticket.first_response_at,
-                Ticket.resolved_at, Ticket.closed_at, Ticket.status_changed_at)
+                Ticket.assignee, Ticket.confidential, epoch(Ticket.created_at), epoch(Ticket.first_response_at),
+                epoch(sa.func.coalesce(Ticket.resolved_at, Ticket.closed_at)), epoch(Ticket.status_changed_at))
 
 
 def facts(session: Session, period: Period, queue: str | None = None) -> Iterator[Facts]:
     """Each ticket created in ``period`` as it stood at the end, streamed."""
     replayed = _replayed(session, period, queue)
     as_of = period.as_of_ts
-    query = select(*FACT_COLUMNS).where(*_created_in(period, queue)).execution_options(yield_per=STREAM)
-    for (ticket_id, number, queue_id, priority, category, status, assignee, confidential, created_at,
-         first_response_at, resolved_at, closed_at, changed_at) in session.exec(query):
-        answered = first_response_at.timestamp() if first_response_at is not None else None
-        if answered is not None and answered >= as_of:
-            answered = None
-        if changed_at.timestamp() < as_of:
-            done = resolved_at or closed_at
-            resolved = done.timestamp() if status in DONE and done is not None else None
-        else:
-            status, resolved = replayed.get(ticket_id, ("new", None))
-        yield Facts(number, queue_id, priority, category, "", status, assignee, bool(confidential),
-                    created_at.timestamp(), answered, resolved)
+    query = sa.select(*FACT_COLUMNS).where(*_created_in(period, queue)).execution_options(yield_per=STREAM)
+    for rows in session.connection().execute(query).partitions(STREAM):
+        for (ticket_id, number, queue_id, priority, category, status, assignee, confidential, created,
+             answered, done, changed) in rows:
+            if answered is not None and answered >= as_of:
+                answered = None
+            if changed < as_of:
+                resolved = done if status in DONE else None
+            else:
+                status, resolved = replayed.get(ticket_id, ("new", None))
+            yield Facts(number, queue_id, priority, category, "", status, assignee, bool(confidential),
+                        created, answered, resolved)
 
 
 def tallies(session: Session, period: Period, queue: str | None = None) -> Tallies:

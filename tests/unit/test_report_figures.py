@@ -54,13 +54,20 @@ def test_clock_elapsed(start: str, end: str, expected: float, why: str) -> None:
     assert CALENDAR.elapsed(*aware).total_seconds() == expected * HOUR, why
 
 
-def test_clock_agrees_with_the_calendar_everywhere() -> None:
+@pytest.mark.parametrize(("first", "last"), [(date(2027, 3, 1), date(2027, 4, 30)), (date(2027, 1, 4), date(2027, 2, 26)),
+                                             (date(2026, 10, 1), date(2026, 11, 30))])
+def test_clock_agrees_with_the_calendar_everywhere(first: date, last: date) -> None:
+    """Spring (DST starts, Easter), winter (one offset: the clock's shortcut), autumn (DST ends)."""
+    clock = BusinessClock(CALENDAR, first, last)
+    position = clock.positioner()
     rng = random.Random(15)
-    low, high = ts("2027-03-02 00:00"), ts("2027-04-29 00:00")
-    for _ in range(3000):
+    low = datetime.combine(first + timedelta(days=1), datetime.min.time(), HKI).timestamp()
+    high = datetime.combine(last - timedelta(days=1), datetime.min.time(), HKI).timestamp()
+    for _ in range(2000):
         a, b = sorted(rng.uniform(low, high) // 60 * 60 for _ in range(2))
         expected = CALENDAR.elapsed(datetime.fromtimestamp(a, HKI), datetime.fromtimestamp(b, HKI)).total_seconds()
-        assert CLOCK.elapsed(a, b) == expected, (datetime.fromtimestamp(a, HKI), datetime.fromtimestamp(b, HKI))
+        assert clock.elapsed(a, b) == expected, (datetime.fromtimestamp(a, HKI), datetime.fromtimestamp(b, HKI))
+        assert position(b) - position(a) == expected
 
 
 def test_clock_knows_local_days_across_dst_and_refuses_what_it_was_not_built_for() -> None:
@@ -117,8 +124,9 @@ SLA_CASES = [
 
 @pytest.mark.parametrize(("facts", "as_of", "expected", "why"), SLA_CASES)
 def test_sla_outcome(facts: Facts, as_of: str, expected: str | None, why: str) -> None:
-    judge = sla_judge(CLOCK, TARGETS, ts(as_of), due)
-    assert judge(facts) == expected, why
+    judge = sla_judge(TARGETS, ts(as_of), due)
+    response = None if facts.first_response is None else CLOCK.elapsed(facts.created, facts.first_response)
+    assert judge(facts, response, CLOCK.elapsed(facts.created, ts(as_of))) == expected, why
 
 
 def test_figures_of_a_small_history() -> None:
@@ -139,7 +147,7 @@ def test_figures_of_a_small_history() -> None:
     tallies = Tallies(channels={"a": Counter(smtp=2, imap=1), "b": Counter(smtp=1)},
                       rules={"a": Counter({"Eroamiset": 2})}, no_rule={"a": 1, "b": 1},
                       answered={"a": Counter({"m@x": 2}), "b": Counter({"j@x": 1})})
-    judge = sla_judge(CLOCK, TARGETS, period.as_of_ts, due)
+    judge = sla_judge(TARGETS, period.as_of_ts, due)
     report = summarise(tickets, period, CLOCK, judge, tallies, {"a": ("m@x", "p@x", "q@x"), "b": ("j@x",)})
     overall, a, b = report["overall"], report["queues"]["a"], report["queues"]["b"]
     assert (overall["created"], overall["resolved"], overall["backlog"]) == (4, 2, 2)
@@ -165,7 +173,7 @@ def test_figures_of_a_small_history() -> None:
 
 def test_an_empty_period_is_zeros() -> None:
     period = period_of(date(2027, 3, 22), date(2027, 3, 28), HKI, datetime(2027, 4, 10, tzinfo=HKI))
-    report = summarise([], period, CLOCK, sla_judge(CLOCK, TARGETS, period.as_of_ts, due), Tallies(), {"a": ()})
+    report = summarise([], period, CLOCK, sla_judge(TARGETS, period.as_of_ts, due), Tallies(), {"a": ()})
     part = report["overall"]
     assert (part["created"], part["resolved"], part["backlog"]) == (0, 0, 0)
     assert part["first_response_hours"] == {"median": None, "p90": None, "count": 0}
