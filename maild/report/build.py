@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
@@ -16,24 +15,7 @@ from maild.report.clock import BusinessClock
 from maild.report.figures import sla_judge, summarise
 from maild.rules.model import RuleSet
 
-DEFAULT_DAYS = 28
-
-
-def default_period(now: datetime, timezone: str) -> tuple[date, date]:
-    """The last 28 days, today included."""
-    today = now.astimezone(_zone(timezone)).date()
-    return today - timedelta(days=DEFAULT_DAYS - 1), today
-
-
-def _zone(timezone: str) -> ZoneInfo:
-    return ZoneInfo(timezone)
-
-
-def previous_week(now: datetime, timezone: str) -> tuple[date, date]:
-    """Monday to Sunday of the ISO week before the one ``now`` is in (local time)."""
-    today = now.astimezone(_zone(timezone)).date()
-    monday = today - timedelta(days=today.weekday())
-    return monday - timedelta(days=7), monday - timedelta(days=1)
+DEFAULT_DAYS = 28  # `maild report` without --from: the last 28 days, today included
 
 
 def make_report(session: Session, rules: RuleSet, timezone: str, tag_prefix: str, start: date, end: date,

@@ -113,7 +113,7 @@ def hours(seconds: list[float]) -> dict[str, Any]:
 
 @dataclass
 class _Section:
-    """What one queue's tickets add up to; the overall section is their sum (``_merged``)."""
+    """What one queue's tickets add up to; the overall section absorbs them all."""
 
     created: Counter[str] = field(default_factory=Counter)  # per week
     resolved: Counter[str] = field(default_factory=Counter)  # per week
