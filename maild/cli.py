@@ -894,6 +894,63 @@ def jobs_run(
             out.print(f"  {action}", markup=False)
 
 
+# --- report --------------------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    start: Annotated[Optional[str], typer.Option("--from", metavar="DATE", help="First day (YYYY-MM-DD); default 27 days before --to.")] = None,
+    end: Annotated[Optional[str], typer.Option("--to", metavar="DATE", help="Last day, included; default today.")] = None,
+    queue: Annotated[Optional[str], typer.Option("--queue", metavar="ID", help="One queue's own report.")] = None,
+    as_json: JsonOpt = False,
+    html: Annotated[Optional[Path], typer.Option("--html", metavar="FILE", help="Write one self-contained HTML page.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Tickets created in a period: volumes, backlog, response times, SLA, staff, categories."""
+    from datetime import date, timedelta
+
+    from maild.report.build import DEFAULT_DAYS, make_report
+    from maild.report.html import page
+    from maild.report.text import render
+
+    if as_json and html is not None:
+        _fail("--json and --html: choose one")
+
+    def day(option: str, value: str) -> date:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            _fail(f"{option} {value!r}: not a date such as 2027-03-01")
+            raise
+
+    instance = _read_app(config)
+    settings = instance.settings
+    rules = instance.rules
+    if queue is not None and queue not in rules.queues:
+        _fail(f"no queue {queue!r}; queues: {', '.join(rules.queues)}")
+    now = datetime.now(timezone.utc)
+    last = day("--to", end) if end else now.astimezone(ZoneInfo(settings.instance.timezone)).date()
+    first = day("--from", start) if start else last - timedelta(days=DEFAULT_DAYS - 1)
+    if first > last:
+        _fail(f"--from {first} is after --to {last}")
+    with Session(instance.engine) as session:
+        document = make_report(session, rules, settings.instance.timezone, settings.instance.tag_prefix,
+                               first, last, now, queue)
+    language = (rules.queues[queue] if queue else rules.default_queue()).language
+    if html is not None:
+        try:
+            html.write_text(page(document, settings.instance.name, language), encoding="utf-8")
+        except OSError as exc:
+            _fail(f"{html}: {exc.strerror}")
+        out.print(f"{html}: written", markup=False)
+        return
+    if as_json:
+        _print_json(document)
+        return
+    for part in render(document, language):
+        out.print(part)
+
+
 # --- rules -----------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from maild.core.classify import no_member_mail
 from maild.core.threader import format_tag
 from maild.ingest import Pipeline
 from maild.outbound import notices
+from maild.report.weekly import weekly_report
 from maild.rules.model import RuleSet
 from maild.store import tickets as store
 from maild.store.tables import Contact, Counter, Event, Ticket
@@ -231,6 +232,7 @@ JOBS: dict[str, Callable[[Sweep], list[str]]] = {
     "auto_resolve": auto_resolve,
     "close": close,
     "digest": digest,
+    "weekly_report": weekly_report,  # maild.report.weekly: Mondays from 08:00, once a week
 }
 
 

@@ -70,6 +70,11 @@ Per template, besides those:
   ``queue`` (name), ``status``, ``priority``, ``age`` (timedelta), ``confidential``,
   ``visible`` (False: only the tag and the word "confidential" show). ``more``: per
   section, how many tickets ``items`` leaves out; ``total``: all of them, listed or not.
+- ``report`` (the Monday mail to a queue's leads; ``maild.report.weekly``): ``queue``,
+  ``lead`` (the recipient), ``week`` ("2027-W10"), ``start``/``end`` (dates), ``figures``
+  (the queue's section of ``maild report --json``), ``shown`` (its hours and SLA per cent
+  written for the language) and ``charts`` (inline SVG markup: ``weeks``, ``categories``,
+  ``rules``, ``channels``).
 
 :data:`SAMPLE_CONTEXTS` holds one example of each, and :data:`SAMPLE_VARIANTS` the
 other branches worth rendering; :meth:`Templates.check` renders them all.
@@ -93,7 +98,7 @@ import re
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -112,13 +117,14 @@ from jinja2 import (
 )
 from jinja2.loaders import split_template_path
 from jinja2.runtime import Context
+from markupsafe import Markup
 
 from maild.core.reply_text import INTERNAL_END, INTERNAL_START  # noqa: F401  (the marks live in core, which reads them)
 from maild.rules.model import BusinessDuration, Lifecycle, Queue
 
 NAMES = (
     "ack", "staff_new", "staff_followup", "resolved", "reminder_staff", "reminder_member", "digest",
-    "command_errors", "nothing_relayed",
+    "command_errors", "nothing_relayed", "report",
 )
 LANGUAGES = ("fi", "sv", "en")
 SUBJECT_LIMIT = 200
@@ -611,6 +617,28 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     },
 }
 
+_FIGURES: dict[str, Any] = {  # one queue's section of `maild report --json`
+    "created": 3, "resolved": 2, "backlog": 1,
+    "first_response_hours": {"median": 2.0, "p90": 5.2, "count": 3},
+    "resolution_hours": {"median": 7.0, "p90": 9.4, "count": 2},
+    "sla_met_percent": 66.7, "sla": {"met": 2, "missed": 1, "pending": 0},
+    "staff": {"maija.virtanen@liitto.fi": {"assigned": 2, "answered": 2}},
+    "categories": {"eroaminen": 2}, "uncategorised": 1, "channels": {"smtp": 3},
+    "rules": {"Eroamiset kiireellisiksi": 2}, "no_rule": 1,
+    "weeks": {"2026-W47": {"created": 3, "resolved": 2}},
+    "oldest_open": [{"number": 12, "tag": "[JP#12]", "subject": "Eroaminen liitosta", "queue": "jasenasiat",
+                     "status": "open", "priority": "high", "assignee": None, "created_at": "2026-11-23T09:12:00+00:00"}],
+    "hidden": 0, "name": "Jäsenasiat", "confidential": False,
+}
+_SVG = Markup('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="10" height="10"/></svg>')
+SAMPLE_CONTEXTS["report"] = {
+    "instance": "Jäsenpalvelu", "queue": _QUEUE, "lead": "anna.nieminen@liitto.fi", "week": "2026-W47",
+    "start": date(2026, 11, 16), "end": date(2026, 11, 22), "figures": _FIGURES,
+    "shown": {"first_response_median": "2", "first_response_p90": "5,2", "resolution_median": "7",
+              "resolution_p90": "9,4", "sla_met_percent": "66,7 %"},
+    "charts": {"weeks": _SVG, "categories": _SVG, "rules": _SVG, "channels": _SVG},
+}
+
 # Overrides of SAMPLE_CONTEXTS[name] that take the templates' other branches.
 SAMPLE_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
     "ack": (
@@ -637,6 +665,9 @@ SAMPLE_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
         {"reason": "breach", "ticket": {**_TICKET, "confidential": True, "assignee": None}},
     ),
     "reminder_member": ({"ticket": {**_TICKET, "requester_name": "", "subject": ""}},),
+    "report": (
+        {"figures": {**_FIGURES, "categories": {}, "rules": {}, "staff": {}, "oldest_open": []}},
+    ),
     "digest": (
         {"items": [], "total": 0},
         {"more": {"overdue": 0, "own": 12, "unassigned": 3}, "total": 19},

@@ -55,7 +55,7 @@ def shown(config: str, *args: str) -> bytes:
 @pytest.mark.parametrize(
     "args",
     [("tickets", "list"), ("tickets", "show", "1"), ("tickets", "search", "punainen"), ("members", "show", "matti@example.fi"),
-     ("quarantine", "list"), ("quarantine", "show", "1"), ("outbox", "list", "--all")],
+     ("quarantine", "list"), ("quarantine", "show", "1"), ("outbox", "list", "--all"), ("report",), ("report", "--queue", "jasenasiat")],
 )
 def test_text_output_escapes_controls_and_interprets_no_markup(config: str, args: tuple[str, ...]) -> None:
     out = shown(config, *args).decode("utf-8")

@@ -17,7 +17,7 @@ from tests.mailgen import mail
 
 READ_ONLY = [
     ("tickets", "list"), ("tickets", "show", "1"), ("tickets", "search", "x"), ("members", "show", "a@b.fi"),
-    ("quarantine", "list"), ("quarantine", "show", "1"), ("outbox", "list"), ("jobs", "list"), ("status",),
+    ("quarantine", "list"), ("quarantine", "show", "1"), ("outbox", "list"), ("jobs", "list"), ("status",), ("report",),
 ]
 
 

@@ -263,7 +263,8 @@ def test_two_instances_at_once_send_everything_exactly_once(make_instance: MakeI
     assert [o.get("error") for o in outcomes] == [None, None]
 
     assert max(o["started"] for o in outcomes) < min(o["finished"] for o in outcomes)  # they overlapped
-    expected = {"staff_reminder": 20, "escalation": 20, "member_reminder": 20, "auto_resolve": 20, "close": 20, "digest": 4}
+    expected = {"staff_reminder": 20, "escalation": 20, "member_reminder": 20, "auto_resolve": 20, "close": 20, "digest": 4,
+                "weekly_report": 1}  # the report of 6.-12.12. to jasenasiat's lead, once
     for name in JOBS:
         both = outcomes[0]["actions"][name] + outcomes[1]["actions"][name]
         assert len(both) == len(set(both)) == expected[name], name
@@ -279,4 +280,4 @@ def test_two_instances_at_once_send_everything_exactly_once(make_instance: MakeI
     # reminders: to the two staff of either queue; escalations: to jasenasiat's lead, laskutus's
     # two staff (it has no leads); member reminders: one each
     assert sent["reminder"] == 20 * 2 + (10 * 1 + 10 * 2) + 20
-    assert sent["resolved"] == 20 and sent["digest"] == 4
+    assert sent["resolved"] == 20 and sent["digest"] == 4 and sent["report"] == 1

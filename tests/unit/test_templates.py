@@ -369,7 +369,7 @@ def test_header_safe(text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("name", [name for name in NAMES if name != "digest"])
+@pytest.mark.parametrize("name", [name for name in NAMES if name not in ("digest", "report")])  # no ticket in them
 def test_values_from_mail_cannot_split_the_subject(name: str, language: str) -> None:
     values = context(name, ticket_subject=INJECTION, ticket_requester_name="Matti\r\nBcc: x@evil.example")
 

@@ -1,0 +1,131 @@
+"""Report benchmark: `maild report` over N tickets created in one year, on SQLite.
+
+Fills a fresh SQLite database with N tickets spread over 2026 (three queues, one
+confidential; 80% answered, 70% resolved, categories and matched rules as rules set them,
+three channels) and their events (created, relayed, status), then times building the
+report over the whole year, as ``maild report --from 2026-01-01 --to 2026-12-31`` does,
+and rendering its table, JSON and HTML. The issue's target: 1,000,000 tickets in under 10 s.
+
+    .venv/bin/python bench/report.py [-n 1000000] [--db FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from maild.report.build import make_report  # noqa: E402
+from maild.report.html import page  # noqa: E402
+from maild.rules.loader import parse_rules  # noqa: E402
+from maild.store import db  # noqa: E402
+
+RULES = """\
+queues:
+  jasenasiat: {name: Jäsenasiat, address: jasenpalvelu@liitto.fi, staff: [maija@liitto.fi, pekka@liitto.fi], default: true, leads: [johtaja@liitto.fi], language: fi}
+  laskutus: {name: Laskutus, address: laskutus@liitto.fi, staff: [lasse@liitto.fi], language: fi}
+  lakineuvonta: {name: Lakineuvonta, address: lakineuvonta@liitto.fi, staff: [juristi@liitto.fi], confidential: true, language: fi}
+sla: {urgent: 4h, high: 1d, normal: 3d, low: 5d}
+business_hours: {days: [mon, tue, wed, thu, fri], hours: "08:00-16:00", holidays: FI}
+rules: []
+"""
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+QUEUES = [("jasenasiat", ("maija@liitto.fi", "pekka@liitto.fi")), ("laskutus", ("lasse@liitto.fi",)),
+          ("lakineuvonta", ("juristi@liitto.fi",))]
+CATEGORIES = [("eroaminen", "Eroamiset"), ("laskutus", "Laskut"), ("jäsenhakemus", "Hakemukset"), (None, None)]
+CHANNELS = ["smtp", "imap", "pipe"]
+
+
+def fill(engine: sa.Engine, n: int) -> None:
+    rng = random.Random(15)
+    tickets, events = [], []
+    year = 365 * 86400
+    fmt = "%Y-%m-%d %H:%M:%S.%f"
+    with engine.begin() as conn:
+        for number in range(1, n + 1):
+            created = START + timedelta(seconds=rng.randrange(year - 86400 * 14))
+            queue, staff = QUEUES[number % 3]
+            category, rule = rng.choice(CATEGORIES)
+            answered = created + timedelta(minutes=rng.randrange(10, 5 * 1440)) if rng.random() < 0.8 else None
+            resolved = answered + timedelta(minutes=rng.randrange(10, 5 * 1440)) if answered and rng.random() < 0.87 else None
+            status = "resolved" if resolved else ("pending" if answered else "new")
+            changed = resolved or answered or created
+            assignee = rng.choice(staff) if rng.random() < 0.9 else None
+            tickets.append({
+                "id": number, "number": number, "queue": queue, "status": status,
+                "priority": rng.choice(["normal", "normal", "high", "low", "urgent"]), "category": category,
+                "subject": f"Asia {number}", "requester": f"m{number}@example.fi", "assignee": assignee,
+                "confidential": queue == "lakineuvonta", "tags": "[]", "other_queues": "[]", "cc": "[]",
+                "created_at": created.strftime(fmt), "updated_at": changed.strftime(fmt),
+                "resolved_at": resolved.strftime(fmt) if resolved else None, "closed_at": None,
+                "status_changed_at": changed.strftime(fmt),
+                "first_response_at": answered.strftime(fmt) if answered else None})
+            hits = [{"name": rule, "index": 0, "actions": {"category": category}}] if rule else []
+            events.append({"ticket_id": number, "at": created.strftime(fmt), "actor": "m@example.fi", "kind": "created",
+                           "data": json.dumps({"source": rng.choice(CHANNELS), "queue": queue, "rules": hits})})
+            if answered:
+                who = assignee or staff[0]
+                events.append({"ticket_id": number, "at": answered.strftime(fmt), "actor": who, "kind": "relayed",
+                               "data": '{"to": []}'})
+                events.append({"ticket_id": number, "at": answered.strftime(fmt), "actor": who, "kind": "status",
+                               "data": '{"old": "new", "new": "pending"}'})
+            if resolved:
+                events.append({"ticket_id": number, "at": resolved.strftime(fmt), "actor": "maild", "kind": "status",
+                               "data": '{"old": "pending", "new": "resolved"}'})
+            if len(tickets) >= 50_000 or number == n:
+                conn.execute(sa.text(
+                    "INSERT INTO tickets (id, number, queue, status, priority, category, subject, requester, assignee,"
+                    " confidential, tags, other_queues, cc, created_at, updated_at, resolved_at, closed_at,"
+                    " status_changed_at, first_response_at) VALUES (:id, :number, :queue, :status, :priority,"
+                    " :category, :subject, :requester, :assignee, :confidential, :tags, :other_queues, :cc,"
+                    " :created_at, :updated_at, :resolved_at, :closed_at, :status_changed_at, :first_response_at)"),
+                    tickets)
+                conn.execute(sa.text("INSERT INTO events (ticket_id, at, actor, kind, data) VALUES"
+                                     " (:ticket_id, :at, :actor, :kind, :data)"), events)
+                tickets, events = [], []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=1_000_000)
+    parser.add_argument("--db", help="an SQLite file to fill (or reuse when it has the tickets already)")
+    args = parser.parse_args()
+    path = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="maild-report-bench-")) / "maild.db"
+    url = f"sqlite:///{path}"
+    fresh = not path.exists()
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    if fresh:
+        started = time.perf_counter()
+        fill(engine, args.n)
+        print(f"filled {args.n} tickets in {time.perf_counter() - started:.1f} s ({path})")
+    rules = parse_rules(RULES, "rules.yaml")
+    now = datetime(2027, 1, 15, tzinfo=timezone.utc)
+    started = time.perf_counter()
+    with Session(engine) as session:
+        document = make_report(session, rules, "Europe/Helsinki", "JP", date(2026, 1, 1), date(2026, 12, 31), now)
+    built = time.perf_counter() - started
+    started = time.perf_counter()
+    html = page(document, "Jäsenpalvelu", "fi")
+    rendered = time.perf_counter() - started
+    overall = document["overall"]
+    print(f"report over {overall['created']} tickets: {built:.2f} s (HTML {len(html) // 1024} kB in {rendered:.2f} s); "
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB")
+    print(f"  resolved {overall['resolved']}, backlog {overall['backlog']}, first response "
+          f"{overall['first_response_hours']}, SLA met {overall['sla_met_percent']} %")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""Reports for team leads (contract 9): ``maild report`` and the weekly mail.
+
+``figures`` computes (pure), ``query`` reads, ``build`` puts them together, ``text``,
+``html`` and ``svg`` render, ``weekly`` sends the Monday mail from the scheduler.
+"""
