@@ -228,6 +228,11 @@ def check(config: ConfigOpt = None) -> None:
             instance.rules  # noqa: B018
         except RulesError as exc:
             problems.extend(exc.errors)
+        else:
+            from maild.privacy.retention import warnings as retention_warnings
+
+            for warning in retention_warnings(instance.rules):
+                err.print(f"warning: {warning}", markup=False)
         problems.extend(instance.check_templates())
         logins = [(f"imap {box.name}", box) for box in settings.imap]
         if settings.outbound.username:
@@ -450,17 +455,17 @@ def tickets_note(number: int, text: str, actor: ActorOpt = None, config: ConfigO
     _act(number, Command("note"), actor, config, note=text)
 
 
-@app.command("members")
-def members(
-    action: Annotated[str, typer.Argument(metavar="show")],
+members_app = typer.Typer(no_args_is_help=True, help="Members: what maild knows of them; access and erasure requests.")
+app.add_typer(members_app, name="members")
+
+
+@members_app.command("show")
+def members_show(
     address: str,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """members show ADDRESS: a member's name, whether their address bounces, and their
-    tickets, open ones first."""
-    if action != "show":
-        _fail(f"unknown action {action!r}: use `maild members show ADDRESS`")
+    """A member's name, whether their address bounces, and their tickets, open ones first."""
     instance = _read_app(config)
     with Session(instance.engine) as session:
         member = views.member_detail(session, instance.settings.instance.tag_prefix, address)
@@ -797,10 +802,6 @@ def rules_test(message: Annotated[Path, typer.Argument(metavar="FILE.eml")], as_
 
 
 # --- members: access and erasure requests (contract 9) --------------------------------------
-
-members_app = typer.Typer(no_args_is_help=True, help="Members: their data, for access and erasure requests.")
-app.add_typer(members_app, name="members")
-
 
 def _member_address(address: str) -> str:
     """An address as the erasure and export look it up; a name or a fragment is refused (it

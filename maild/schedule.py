@@ -224,6 +224,13 @@ def _digest_items(sweep: Sweep, staff: str, queue_ids: set[str]) -> tuple[list[d
     return [item for name in DIGEST_SECTIONS for item in sections[name]], more
 
 
+def retention(sweep: Sweep) -> list[str]:
+    """Once a day: erase tickets closed longer ago than ``retention`` (contract 9)."""
+    from maild.privacy.retention import sweep as retention_sweep
+
+    return retention_sweep(sweep)
+
+
 JOBS: dict[str, Callable[[Sweep], list[str]]] = {
     "staff_reminder": staff_reminder,
     "escalation": escalation,
@@ -231,6 +238,7 @@ JOBS: dict[str, Callable[[Sweep], list[str]]] = {
     "auto_resolve": auto_resolve,
     "close": close,
     "digest": digest,
+    "retention": retention,
 }
 
 

@@ -98,7 +98,8 @@ def erase(session: Session, data_dir: Path, scope: Scope, now: datetime, actor: 
     files |= _blank_quarantine(session, scope.quarantine)
     files |= _blank_inbound(session, scope.inbound)
     if scope.tickets:
-        session.execute(sa.update(_T["tickets"]).where(_T["tickets"].c.id.in_(scope.tickets)).values(subject=""))
+        for chunk in _chunks(scope.tickets):
+            session.execute(sa.update(_T["tickets"]).where(_T["tickets"].c.id.in_(chunk)).values(subject="", erased_at=now))
     result.outbox_dropped = _outbox(session, scope, message_ids)
     touched = set(scope.tickets) | _ids(session, _T["messages"], _T["messages"].c.id.in_(message_ids), "ticket_id")
     if scope.everywhere:
