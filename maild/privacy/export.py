@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col, select
 
 from maild.privacy import scan
 from maild.privacy.erase import PERSON_TABLES
@@ -123,7 +123,7 @@ def export(engine: sa.Engine, data_dir: Path, address: str, out_file: Path, now:
 def _write(archive: _Zip, engine: sa.Engine, data_dir: Path, address: str) -> dict[str, int]:
     counts = dict.fromkeys(("tickets", "messages", "attachments", "outgoing", "quarantined", "contacts", "register"), 0)
     with Session(engine) as session:
-        contacts = [_row(c) for c in session.query(Contact).filter(sa.func.lower(Contact.address) == address)]
+        contacts = [_row(c) for c in session.exec(select(Contact).where(sa.func.lower(Contact.address) == address))]
         register = list(_register_rows(session, address))
         if contacts or register:
             archive.json("member.json", {"contacts": contacts, "member_register": register},
@@ -145,8 +145,8 @@ def _write(archive: _Zip, engine: sa.Engine, data_dir: Path, address: str) -> di
                               + (f", sent {row.sent_at.isoformat()}" if row.sent_at else "") + ".")
                 counts["outgoing"] += 1
             session.expunge(row)
-        quarantine = session.query(Quarantine).filter(sa.func.lower(Quarantine.from_addr) == address).order_by(Quarantine.id)
-        for kept in quarantine.yield_per(100):
+        quarantine = select(Quarantine).where(sa.func.lower(Quarantine.from_addr) == address).order_by(col(Quarantine.id))
+        for kept in session.exec(quarantine).all():
             name = f"kept/{kept.id}"
             archive.json(f"{name}.json", _row(kept), "Mail from you that did not become a ticket (for example "
                          "an automatic reply, or mail that could not be read), and why.")
@@ -187,7 +187,7 @@ def _ticket(archive: _Zip, session: Session, data_dir: Path, address: str, ticke
     own = ticket.requester.lower() == address
     folder = f"tickets/{ticket.number}"
     messages = []
-    for message in session.query(Message).filter(Message.ticket_id == ticket_id).order_by(Message.id):
+    for message in session.exec(select(Message).where(Message.ticket_id == ticket_id).order_by(col(Message.id))).all():
         people = [message.from_addr, *message.to, *message.cc]
         if not own and address not in (p.lower() for p in people):
             continue
@@ -196,8 +196,8 @@ def _ticket(archive: _Zip, session: Session, data_dir: Path, address: str, ticke
                                              f"Message {message.id} of ticket {ticket.number}, as it came in or went out."):
             entry["eml"] = f"{folder}/messages/{message.id}.eml"
         entry["attachments"] = []
-        for n, attachment in enumerate(session.query(Attachment).filter(Attachment.message_id == message.id)
-                                       .order_by(Attachment.id)):
+        for n, attachment in enumerate(session.exec(select(Attachment).where(Attachment.message_id == message.id)
+                                                    .order_by(col(Attachment.id))).all()):
             name = f"{folder}/attachments/{message.id}-{n + 1}-{_safe(attachment.filename, 'attachment')}"
             stored = bool(attachment.path) and archive.file(
                 name, data_dir / attachment.path, f"An attachment of message {message.id} of ticket {ticket.number}: "
@@ -206,7 +206,7 @@ def _ticket(archive: _Zip, session: Session, data_dir: Path, address: str, ticke
             counts["attachments"] += int(stored)
         messages.append(entry)
         counts["messages"] += 1
-    events = [_row(e) for e in session.query(Event).filter(Event.ticket_id == ticket_id).order_by(Event.id)
+    events = [_row(e) for e in session.exec(select(Event).where(Event.ticket_id == ticket_id).order_by(col(Event.id)))
               if own or (e.actor or "").lower() == address or _mentions(e.data, address)]
     body = _row(ticket)
     if not own:  # someone else's ticket: what concerns the person, not the other member's details
