@@ -108,3 +108,13 @@ def test_no_retention_no_sweep(make_instance, sqlite_url: str) -> None:
     closed_ticket(instance, f"<{MATTI}>", "Vanha", 4000)
     assert run_job(instance.pipeline, "retention", NOW) == []
     assert ticket(instance, 1).requester == MATTI
+
+
+def test_check_warns_without_retention_and_still_passes(make_instance, sqlite_url: str) -> None:
+    from tests.conftest import run_maild
+
+    without = run_maild("--config", str(make_instance(sqlite_url)), "check")
+    assert without.returncode == 0, without.stderr
+    assert b"warning: " in without.stderr and b"no retention is set" in without.stderr
+    with_it = run_maild("--config", str(make_instance(sqlite_url, rules=RETENTION_RULES, name="other")), "check")
+    assert with_it.returncode == 0 and b"retention" not in with_it.stderr
