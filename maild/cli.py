@@ -744,7 +744,7 @@ def jobs_list(at: Annotated[Optional[str], typer.Option("--at", help="As if it w
 
     instance = _read_app(config)
     now = _at(at)
-    rows = [{"job": name, "schedule": f"every {SWEEP_MINUTES} minutes" + (", sends on business days from 08:00" if name == "digest" else ""),
+    rows = [{"job": name, "schedule": f"every {SWEEP_MINUTES} minutes" + (", sends on business days from 08:00" if name == "digest" else ", erases once a day" if name == "retention" else ""),
              "due_now": run_job(instance.pipeline, name, now, dry_run=True)} for name in JOBS]
     if as_json:
         _print_json(rows)

@@ -335,7 +335,7 @@ def scrub_files(data_dir: Path, scrubber: Scrubber, skip: Iterable[Path]) -> tup
     whose bytes hold an erased address: mail files are rewritten with the pseudonym in its
     place (whole and private, as every file maild writes), attachment files (content-addressed,
     cannot be rewritten under their name) are deleted. Returns (rewritten, deleted)."""
-    pattern = scrubber._bytes_re
+    pattern = scrubber.address_pattern
     if pattern is None:
         return [], []
     rewritten, deleted = [], []

@@ -19,7 +19,9 @@ from typing import Any
 
 ERASED_DOMAIN = "invalid"  # RFC 2606: never deliverable
 NAME_MARK = "[erased]"
-MIN_NAME_LENGTH = 5  # a name shorter than this ("Matti") is too common to replace inside text
+MIN_NAME_LENGTH = 5
+# an address is found whole: not inside a longer one (mattimatti@..., matti@example.fi.com)
+_BEFORE, _AFTER = r"(?<![\w.+-])", r"(?![\w-]|\.[\w-])"
 
 
 def pseudonym(secret: bytes, address: str) -> str:
@@ -33,12 +35,13 @@ def is_pseudonym(address: str) -> bool:
 
 
 def usable_names(names: Iterable[str], addresses: Iterable[str] = ()) -> tuple[str, ...]:
-    """The names worth replacing inside text: whole display names of some length, longest
-    first (so "Matti Meikäläinen" goes before a shorter name inside it). A bare first name
-    would take other people's "Matti" with it; the address itself is no name."""
+    """The names worth replacing inside text: whole display names (two words or more, five
+    letters or more), longest first. A first name alone would take other people's "Matti"
+    with it; the address itself is no name."""
     skip = {a.lower() for a in addresses}
     found = {" ".join(n.split()) for n in names}
-    return tuple(sorted((n for n in found if len(n) >= MIN_NAME_LENGTH and n.lower() not in skip), key=len, reverse=True))
+    usable = (n for n in found if len(n) >= MIN_NAME_LENGTH and " " in n and n.lower() not in skip)
+    return tuple(sorted(usable, key=len, reverse=True))
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,16 @@ class Scrubber:
 
     def __post_init__(self) -> None:
         addresses = sorted(self.pseudonyms, key=len, reverse=True)
-        object.__setattr__(self, "_address_re", _alternation(addresses))
+        object.__setattr__(self, "_address_re", _alternation(addresses, _BEFORE, _AFTER))
         object.__setattr__(self, "_name_re", _alternation(self.names))
-        ascii_addresses = [a.encode("utf-8") for a in addresses]
-        object.__setattr__(self, "_bytes_re", re.compile(b"|".join(map(re.escape, ascii_addresses)), re.IGNORECASE)
-                           if ascii_addresses else None)
+        encoded = b"|".join(map(re.escape, (a.encode("utf-8") for a in addresses)))
+        object.__setattr__(self, "_bytes_re", re.compile(
+            _BEFORE.encode() + b"(?:" + encoded + b")" + _AFTER.encode(), re.IGNORECASE) if addresses else None)
+
+    @property
+    def address_pattern(self) -> re.Pattern[bytes] | None:
+        """The addresses, as a bytes pattern for files."""
+        return self._bytes_re
 
     @property
     def needles(self) -> tuple[str, ...]:
@@ -101,6 +109,8 @@ class Scrubber:
         return names and self._name_re is not None and self._name_re.search(text) is not None
 
 
-def _alternation(words: Iterable[str]) -> re.Pattern[str] | None:
+def _alternation(words: Iterable[str], before: str = "", after: str = "") -> re.Pattern[str] | None:
     words = [w for w in words if w]
-    return re.compile("|".join(map(re.escape, words)), re.IGNORECASE) if words else None
+    if not words:
+        return None
+    return re.compile(before + "(?:" + "|".join(map(re.escape, words)) + ")" + after, re.IGNORECASE)

@@ -116,7 +116,7 @@ def erase_address(engine: sa.Engine, data_dir: Path, secret: bytes, address: str
             scan.in_database(session.connection(), [address], exclude=exclude))
         pending_files = core.pending_raw_files(session, data_dir)
         if not found:
-            leftover = scan.in_files(data_dir, scope.scrubber._bytes_re, [*skip, *pending_files])
+            leftover = scan.in_files(data_dir, scope.scrubber.address_pattern, [*skip, *pending_files])
             if not leftover:
                 return Outcome(address_found=False, pending_mail=_pending_count(pending_files, scope.scrubber))
         erased = core.erase(session, data_dir, scope, now, ACTOR, "request")
@@ -132,7 +132,7 @@ def erase_address(engine: sa.Engine, data_dir: Path, secret: bytes, address: str
 
 def _pending_count(pending_files: list[Path], scrubber: Scrubber) -> int:
     """Spooled mail, still to be filed, that names the address (from, to, cc, or text)."""
-    return sum(1 for path in pending_files if scan.file_mentions(path, scrubber._bytes_re))
+    return sum(1 for path in pending_files if scan.file_mentions(path, scrubber.address_pattern))
 
 
 def _database_files(engine: sa.Engine) -> list[Path]:
@@ -148,10 +148,11 @@ def verify(engine: sa.Engine, data_dir: Path, scrubber: Scrubber, pending_files:
     other people's text, which only ``--everywhere`` changes). Pending mail is not counted."""
     addresses = list(scrubber.pseudonyms)
     with engine.connect() as conn:
-        remaining = [f"{f.where}: {f.count} row(s)" for f in scan.in_database(conn, addresses, exclude=_exclude_pending())]
+        remaining = [f"{f.where}: {f.count} row(s)" for f in scan.in_database(
+            conn, addresses, check=lambda value: scrubber.mentions(value, names=False), exclude=_exclude_pending())]
         names = [f"{f.where}: {f.count} row(s)" for f in scan.in_database(conn, scrubber.names, exclude=_exclude_pending())]
         pending = conn.execute(sa.select(sa.func.count()).select_from(Inbound.__table__).where(  # type: ignore[attr-defined]
             Inbound.__table__.c.state == "pending")).scalar_one()  # type: ignore[attr-defined]
     database = set(_database_files(engine)) if pending else set()  # pending rows name the sender in the file
-    remaining += [str(path) for path in scan.in_files(data_dir, scrubber._bytes_re, [*pending_files, *database])]
+    remaining += [str(path) for path in scan.in_files(data_dir, scrubber.address_pattern, [*pending_files, *database])]
     return remaining, names
