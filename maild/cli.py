@@ -860,8 +860,9 @@ def members_erase(address: Annotated[str, typer.Argument(help="The member's emai
         out.print(f"erased {member}: {done.tickets} tickets and {done.messages} messages blanked, {done.files} files "
                   f"deleted, {done.outbox_dropped} unsent mails dropped, {outcome.files_rewritten} other raw mails "
                   f"rewritten", markup=False)
-        if outcome.pending_mail:
-            out.print(f"{outcome.pending_mail} new message(s) from {member} still waiting to be filed are kept", markup=False)
+        if outcome.new_mail:
+            out.print(f"{outcome.new_mail} message(s) naming {member} that came in during or after the erasure are "
+                      "new mail: kept and filed", markup=False)
         for where in outcome.names_in_others_mail:
             out.print(f"the name is still in other people's mail: {where} (--everywhere blanks it)", markup=False)
         if outcome.compact_problem:

@@ -330,24 +330,55 @@ def _delete_files(session: Session, data_dir: Path, relative: set[str]) -> int:
 # --- files of other people's mail -----------------------------------------------------------
 
 
-def scrub_files(data_dir: Path, scrubber: Scrubber, skip: Iterable[Path]) -> tuple[list[Path], list[Path]]:
-    """Every file under ``data_dir`` (but ``skip``: the database files, mail still to be filed)
-    whose bytes hold an erased address: mail files are rewritten with the pseudonym in its
-    place (whole and private, as every file maild writes), attachment files (content-addressed,
-    cannot be rewritten under their name) are deleted. Returns (rewritten, deleted)."""
+ORPHAN_AGE_SECONDS = 3600.0  # an unreferenced raw file older than this is a crash's leftover
+
+
+@dataclass
+class FileScrub:
+    rewritten: list[Path] = field(default_factory=list)
+    deleted: list[Path] = field(default_factory=list)  # attachment files and orphans
+    in_flight: list[Path] = field(default_factory=list)  # new mail not yet filed: kept
+
+
+def scrub_files(session: Session, data_dir: Path, scrubber: Scrubber, skip: Iterable[Path],
+                pending: Iterable[Path], started: float) -> FileScrub:
+    """Every file under ``data_dir`` (but ``skip``: the database files) whose bytes hold an
+    erased address. Mail still to be filed (``pending``, and files no row names yet that were
+    written in the last hour: a message being received) is new mail and is kept. Raw mail that
+    a row names is rewritten with the pseudonym in the address's place (whole and private, as
+    every file maild writes); an attachment file (content-addressed: it cannot be rewritten
+    under its name) and an old file no row names (left by a crash) are deleted."""
+    result = FileScrub()
     pattern = scrubber.address_pattern
     if pattern is None:
-        return [], []
-    rewritten, deleted = [], []
+        return result
     root = Path(data_dir)
+    waiting = {Path(p).resolve() for p in pending}
+    attachments = (root / "attachments").resolve()
     for path in scan.in_files(root, pattern, skip):
-        if path.resolve().is_relative_to((root / "attachments").resolve()):
+        resolved = path.resolve()
+        if resolved in waiting:
+            result.in_flight.append(path)
+        elif resolved.is_relative_to(attachments):
             path.unlink(missing_ok=True)
-            deleted.append(path)
-            continue
-        private.write_file(path, scrubber.raw(path.read_bytes()))
-        rewritten.append(path)
-    return rewritten, deleted
+            result.deleted.append(path)
+        elif _referenced(session, str(path.relative_to(root))):
+            private.write_file(path, scrubber.raw(path.read_bytes()))
+            result.rewritten.append(path)
+        elif path.stat().st_mtime < started - ORPHAN_AGE_SECONDS:
+            path.unlink(missing_ok=True)
+            result.deleted.append(path)
+        else:
+            result.in_flight.append(path)
+    return result
+
+
+def _referenced(session: Session, relative: str) -> bool:
+    """Whether a row names this raw file (filed mail, a spool row, kept mail)."""
+    for table in (_T["messages"], _T["inbound"], _T["quarantine"]):
+        if session.execute(sa.select(table.c.id).where(table.c.raw_path == relative).limit(1)).first():
+            return True
+    return False
 
 
 def forget_attachment_files(session: Session, data_dir: Path, deleted: Iterable[Path]) -> None:

@@ -13,6 +13,7 @@ filed before it (and erased) or after it (and kept).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -90,49 +91,69 @@ class Outcome:
     address_found: bool
     erased: core.Erased = field(default_factory=core.Erased)
     files_rewritten: int = 0
-    attachment_files_deleted: int = 0
+    files_deleted: int = 0  # attachment files and crash leftovers that held the address
     compact_problem: str | None = None
     remaining: list[str] = field(default_factory=list)  # where the address still is (should be none)
     names_in_others_mail: list[str] = field(default_factory=list)  # kept without --everywhere
-    pending_mail: int = 0  # spooled mail from the address, still to be filed (kept: it is new mail)
+    new_mail: int = 0  # mail naming the address that came in during or after the erasure: kept, filed
 
     def as_dict(self) -> dict[str, Any]:
         return {"address_found": self.address_found, **self.erased.as_dict(), "files_rewritten": self.files_rewritten,
-                "attachment_files_deleted": self.attachment_files_deleted, "compact_problem": self.compact_problem,
+                "files_deleted": self.files_deleted, "compact_problem": self.compact_problem,
                 "remaining": self.remaining, "names_in_others_mail": self.names_in_others_mail,
-                "pending_mail": self.pending_mail}
+                "new_mail": self.new_mail}
 
 
 def erase_address(engine: sa.Engine, data_dir: Path, secret: bytes, address: str, now: datetime,
                   everywhere: bool = False, vacuum: bool = True) -> Outcome:
     """Erase everything stored about ``address``; the outcome says what was done and what,
-    looking again afterwards, is still there (nothing, unless something went wrong)."""
+    looking again, is still there (nothing, unless something went wrong).
+
+    The database is checked inside the erasing transaction (on SQLite no other writer can
+    file anything meanwhile), files and the SQLite files after the commit, leaving out mail
+    that came in since."""
     address = normalise(address)
-    skip = _database_files(engine)
+    database_files = _database_files(engine)
+    started = time.time()
     with Session(engine) as session:
         scope = plan(session, address, secret, everywhere)
-        exclude = _exclude_pending()
-        found = bool(scope.tickets or scope.messages or scope.quarantine or scope.inbound) or bool(
-            scan.in_database(session.connection(), [address], exclude=exclude))
-        pending_files = core.pending_raw_files(session, data_dir)
-        if not found:
-            leftover = scan.in_files(data_dir, scope.scrubber.address_pattern, [*skip, *pending_files])
-            if not leftover:
-                return Outcome(address_found=False, pending_mail=_pending_count(pending_files, scope.scrubber))
+        pending = core.pending_raw_files(session, data_dir)
+        stored = bool(scope.tickets or scope.messages or scope.quarantine or scope.inbound) or bool(
+            _rows_naming(session.connection(), scope.scrubber))
+        if not stored and not scan.in_files(data_dir, scope.scrubber.address_pattern, [*database_files, *pending]):
+            return Outcome(address_found=False, new_mail=_naming(pending, scope.scrubber))
         erased = core.erase(session, data_dir, scope, now, ACTOR, "request")
-        rewritten, deleted = core.scrub_files(data_dir, scope.scrubber, [*skip, *pending_files])
-        core.forget_attachment_files(session, data_dir, deleted)
+        files = core.scrub_files(session, data_dir, scope.scrubber, database_files, pending, started)
+        core.forget_attachment_files(session, data_dir, [p for p in files.deleted if "attachments" in p.parts])
+        remaining = [f"{f.where}: {f.count} row(s)" for f in _rows_naming(session.connection(), scope.scrubber)]
         session.commit()
-        pending_count = _pending_count(pending_files, scope.scrubber)
-    outcome = Outcome(True, erased, len(rewritten), len(deleted), pending_mail=pending_count)
+    outcome = Outcome(True, erased, len(files.rewritten), len(files.deleted), remaining=remaining)
     outcome.compact_problem = core.compact(engine, vacuum)
-    outcome.remaining, outcome.names_in_others_mail = verify(engine, data_dir, scope.scrubber, pending_files)
+    with engine.connect() as conn:
+        filed_since = _rows_naming(conn, scope.scrubber)  # new mail filed after the commit
+        outcome.names_in_others_mail = [f"{f.where}: {f.count} row(s)" for f in scan.in_database(
+            conn, scope.scrubber.names, exclude=_exclude_pending())]
+    kept = list({p.resolve(): p for p in [*pending, *files.in_flight]}.values())  # new mail: kept, not left over
+    new_files = []
+    for path in scan.in_files(data_dir, scope.scrubber.address_pattern, [*database_files, *kept]):
+        (new_files if path.stat().st_mtime >= started else outcome.remaining).append(path)  # type: ignore[arg-type]
+    outcome.remaining = [str(item) for item in outcome.remaining]
+    outcome.new_mail = _naming(kept, scope.scrubber) + len(new_files)
+    if not outcome.new_mail and not filed_since:  # else the database rightly holds the new mail
+        pattern = scope.scrubber.address_pattern
+        outcome.remaining += [str(p) for p in database_files if p.is_file() and scan.file_mentions(p, pattern)]
     return outcome
 
 
-def _pending_count(pending_files: list[Path], scrubber: Scrubber) -> int:
-    """Spooled mail, still to be filed, that names the address (from, to, cc, or text)."""
-    return sum(1 for path in pending_files if scan.file_mentions(path, scrubber.address_pattern))
+def _rows_naming(conn: sa.Connection, scrubber: Scrubber) -> list[scan.Finding]:
+    """Rows of any table that hold one of the addresses (spooled mail still to be filed aside)."""
+    return scan.in_database(conn, list(scrubber.pseudonyms), check=lambda value: scrubber.mentions(value, names=False),
+                            exclude=_exclude_pending())
+
+
+def _naming(paths: list[Path], scrubber: Scrubber) -> int:
+    """How many of these files name the address."""
+    return sum(1 for path in paths if scan.file_mentions(path, scrubber.address_pattern))
 
 
 def _database_files(engine: sa.Engine) -> list[Path]:
@@ -140,19 +161,3 @@ def _database_files(engine: sa.Engine) -> list[Path]:
     if path is None:
         return []
     return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-
-
-def verify(engine: sa.Engine, data_dir: Path, scrubber: Scrubber, pending_files: list[Path]) -> tuple[list[str], list[str]]:
-    """Look again: where the address is still found (database columns; files under the data
-    directory, the SQLite files included, byte by byte), and where a name is still found (in
-    other people's text, which only ``--everywhere`` changes). Pending mail is not counted."""
-    addresses = list(scrubber.pseudonyms)
-    with engine.connect() as conn:
-        remaining = [f"{f.where}: {f.count} row(s)" for f in scan.in_database(
-            conn, addresses, check=lambda value: scrubber.mentions(value, names=False), exclude=_exclude_pending())]
-        names = [f"{f.where}: {f.count} row(s)" for f in scan.in_database(conn, scrubber.names, exclude=_exclude_pending())]
-        pending = conn.execute(sa.select(sa.func.count()).select_from(Inbound.__table__).where(  # type: ignore[attr-defined]
-            Inbound.__table__.c.state == "pending")).scalar_one()  # type: ignore[attr-defined]
-    database = set(_database_files(engine)) if pending else set()  # pending rows name the sender in the file
-    remaining += [str(path) for path in scan.in_files(data_dir, scrubber.address_pattern, [*pending_files, *database])]
-    return remaining, names

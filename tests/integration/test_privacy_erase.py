@@ -189,7 +189,7 @@ def test_new_mail_during_an_erasure_is_filed(app: App) -> None:
     history(app)
     waiting = int(deliver(app, mail(subject="Uusi asia", sender=f"{NAME} <{ADDRESS}>"), process=False))
     outcome = erase_address(app.engine, app.settings.data_dir, b"k", ADDRESS, NOW)
-    assert outcome.remaining == [] and outcome.pending_mail == 1
+    assert outcome.remaining == [] and outcome.new_mail == 1
     result = app.pipeline.process(waiting)
     assert result.startswith("new:")
     with Session(app.engine) as session:
