@@ -209,3 +209,60 @@ def test_cli_erase_needs_yes_and_says_when_nothing_is_stored(app: App, tmp_path:
     assert b"nothing of it remains" in done.stdout
     nothing = run_maild("--config", config, "members", "erase", "nobody@example.fi", "--yes")
     assert nothing.returncode == 0 and b"no data stored" in nothing.stdout
+
+
+def test_erase_while_the_daemon_files_new_mail(daemon) -> None:  # type: ignore[no-untyped-def]
+    """A real `maild run` files Matti's new mail while `maild members erase` runs: every message
+    is filed, and each is either erased whole (it was filed before) or kept whole (after)."""
+    import smtplib
+    import threading
+    import time
+
+    running = daemon()
+    instance = App(load_settings(str(running.config)))
+
+    def send(raw: bytes) -> None:
+        with smtplib.SMTP("127.0.0.1", running.port, timeout=60) as client:
+            client.sendmail(ADDRESS, ["jasenpalvelu@liitto.fi"], raw)
+
+    def filed() -> int:
+        with Session(instance.engine) as session:
+            waiting = session.exec(select(Inbound).where(Inbound.state == "pending")).all()
+            members = session.exec(select(Message).where(Message.direction == "in")).all()
+            return -1 if waiting else len(members)
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 120
+        while filed() != count:
+            assert time.monotonic() < deadline, f"only {filed()} filed"
+            time.sleep(0.1)
+
+    for n in range(3):
+        send(mail(subject=f"Vanha {n}", sender=f"{NAME} <{ADDRESS}>", body=f"VANHA {n} {SECRET_TEXT}"))
+    wait_for(3)
+    sender = threading.Thread(target=lambda: [
+        (send(mail(subject=f"Uusi {n}", sender=f"{NAME} <{ADDRESS}>", body=f"UUSI {n}")), time.sleep(0.05))
+        for n in range(20)])
+    sender.start()
+    time.sleep(0.3)
+    erased = run_maild("--config", str(running.config), "members", "erase", ADDRESS, "--yes", "--json")
+    sender.join()
+    wait_for(23)
+    assert erased.returncode == 0, erased.stderr
+    assert json.loads(erased.stdout)["remaining"] == []
+    alias = pseudonym(secret_key_of(instance), ADDRESS)
+    with Session(instance.engine) as session:
+        messages = session.exec(select(Message).where(Message.direction == "in")).all()
+        assert {m.from_addr for m in messages} <= {ADDRESS, alias} and len(messages) == 23
+        for message in messages:
+            assert (message.from_addr, message.text == "") in ((alias, True), (ADDRESS, False)), message
+        kept = sorted(int(m.text.split()[1]) for m in messages if m.from_addr == ADDRESS)
+        assert kept == list(range(20 - len(kept), 20)), kept  # the later ones, in order of arrival
+        for number in (1, 2, 3):
+            assert session.exec(select(Ticket).where(Ticket.number == number)).one().requester == alias
+
+
+def secret_key_of(instance: App) -> bytes:
+    from maild.ingest import secret_key
+
+    return secret_key(instance.settings.instance.secret_key, instance.settings.data_dir)
