@@ -277,22 +277,29 @@ def _replace(session: Session, scope: Scope, only: dict[str, Any] | None) -> tup
         for column, kind in scan.searchable_columns(table):
             if column.primary_key:
                 continue
-            query = sa.select(pk, column).where(scan.mention_filter(column, kind, scrubber.needles, dialect))
-            if only is not None:
-                query = query.where(only[table.name])
+            if only is None:
+                query = sa.select(pk, column).where(scan.mention_filter(column, kind, scrubber.needles, dialect))
+            else:  # a bounded set of rows, with many people in them: looked at in Python
+                query = sa.select(pk, column).where(only[table.name])
             if table.name == "inbound":
                 query = query.where(table.c.state != "pending")
             free = (table.name, column.name) in FREE_TEXT
             names = scope.free_text or not free
+            updates = []
             for row_id, value in session.execute(query).all():
                 if value is None:
+                    continue
+                if only is not None and not scrubber.mentions(value, names):
                     continue
                 new = scrubber.raw(bytes(value)) if kind == "binary" else scrubber.value(value, names)
                 if free and table.name == "messages" and scrubber.mentions(value, True):
                     others.add(row_id)
                 if new != value:
-                    session.execute(sa.update(table).where(pk == row_id).values({column.name: new}))
-                    changed += 1
+                    updates.append({"_key": row_id, "_value": new})
+            if updates:  # one statement, many rows
+                statement = sa.update(table).where(pk == sa.bindparam("_key")).values({column.name: sa.bindparam("_value")})
+                session.connection().execute(statement, updates)
+                changed += len(updates)
     return changed, others
 
 

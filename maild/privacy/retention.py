@@ -133,12 +133,13 @@ def scope_of(session: Any, tickets: list[Ticket], staff: set[str], secret: bytes
 
 def _forget_contacts(session: Any, scrubber: Scrubber) -> None:
     """A person none of whose tickets is left un-erased: their contact row takes the pseudonym."""
-    gone = {}
-    for address, alias in scrubber.pseudonyms.items():
-        left = session.execute(sa.select(Ticket.id).where(
-            sa.func.lower(Ticket.requester) == address, col(Ticket.erased_at).is_(None)).limit(1)).first()
-        known = session.execute(sa.select(Contact.id).where(sa.func.lower(Contact.address) == address)).first()
-        if left is None and known is not None:
-            gone[address] = alias
+    addresses = list(scrubber.pseudonyms)
+    if not addresses:
+        return
+    left = {a.lower() for (a,) in session.execute(sa.select(Ticket.requester).where(
+        sa.func.lower(Ticket.requester).in_(addresses), col(Ticket.erased_at).is_(None)).distinct())}
+    known = {a.lower() for (a,) in session.execute(sa.select(Contact.address).where(
+        sa.func.lower(Contact.address).in_(addresses)))}
+    gone = {a: scrubber.pseudonyms[a] for a in known - left}
     if gone:
         core._contacts(session, Scrubber(gone))

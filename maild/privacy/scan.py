@@ -63,12 +63,14 @@ def mention_filter(column: sa.Column[Any], kind: str, needles: Iterable[str], di
         ascii_needles = [n.lower() for n in needles if n.isascii()]
         return sa.or_(sa.false(), *(value.contains(n, autoescape=True) for n in ascii_needles))
     value = sa.cast(column, sa.Text) if kind == "json" else column
-    conditions = []
-    for needle in needles:
-        for form in _variants(needle):
-            conditions.append(sa.func.lower(value).contains(form.lower(), autoescape=True))
-            conditions.append(value.contains(form, autoescape=True))
-    return sa.or_(sa.false(), *conditions)
+    forms = {form for needle in needles for form in _variants(needle)}
+    if dialect == "sqlite":  # LIKE ignores ASCII case; the as-written forms cover the rest
+        return sa.or_(sa.false(), *(value.like(f"%{_escape(form)}%", escape="/") for form in sorted(forms)))
+    return sa.or_(sa.false(), *(value.ilike(f"%{_escape(form)}%", escape="/") for form in sorted(forms)))
+
+
+def _escape(text: str) -> str:
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 @dataclass(frozen=True)
