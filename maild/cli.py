@@ -232,6 +232,11 @@ def check(config: ConfigOpt = None) -> None:
             instance.rules  # noqa: B018
         except RulesError as exc:
             problems.extend(exc.errors)
+        else:
+            from maild.privacy.retention import warnings as retention_warnings
+
+            for warning in retention_warnings(instance.rules):
+                err.print(f"warning: {warning}", markup=False)
         problems.extend(instance.check_templates())
         logins = [(f"imap {box.name}", box) for box in settings.imap]
         if settings.outbound.username:
@@ -494,17 +499,17 @@ def tickets_note(number: int, text: str, actor: ActorOpt = None, config: ConfigO
     _act(number, Command("note"), actor, config, note=text)
 
 
-@app.command("members")
-def members(
-    action: Annotated[str, typer.Argument(metavar="show")],
+members_app = typer.Typer(no_args_is_help=True, help="Members: what maild knows of them; access and erasure requests.")
+app.add_typer(members_app, name="members")
+
+
+@members_app.command("show")
+def members_show(
     address: str,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """members show ADDRESS: a member's name, whether their address bounces, and their
-    tickets, open ones first."""
-    if action != "show":
-        _fail(f"unknown action {action!r}: use `maild members show ADDRESS`")
+    """A member's name, whether their address bounces, and their tickets, open ones first."""
     from sqlmodel import Session
 
     from maild import views
@@ -861,7 +866,7 @@ def jobs_list(at: Annotated[Optional[str], typer.Option("--at", help="As if it w
 
     instance = _read_app(config)
     now = _at(at)
-    rows = [{"job": name, "schedule": f"every {SWEEP_MINUTES} minutes" + (", sends on business days from 08:00" if name == "digest" else ""),
+    rows = [{"job": name, "schedule": f"every {SWEEP_MINUTES} minutes" + (", sends on business days from 08:00" if name == "digest" else ", erases once a day" if name == "retention" else ""),
              "due_now": run_job(instance.pipeline, name, now, dry_run=True)} for name in JOBS]
     if as_json:
         _print_json(rows)
@@ -976,6 +981,80 @@ def rules_test(message: Annotated[Path, typer.Argument(metavar="FILE.eml")], as_
     out.print("matched rules:" if result["matched_rules"] else "matched rules: none", markup=False)
     for hit in result["matched_rules"]:
         out.print(f"  - {hit['name']}: {json.dumps(hit['actions'], ensure_ascii=False)}", markup=False)
+
+
+# --- members: access and erasure requests (contract 9) --------------------------------------
+
+def _member_address(address: str) -> str:
+    """An address as the erasure and export look it up; a name or a fragment is refused (it
+    would match other people)."""
+    value = address.strip().lower()
+    if value.count("@") != 1 or not all(value.split("@")) or any(c.isspace() for c in value):
+        _fail(f"{address!r} is not an email address")
+    return value
+
+
+@members_app.command("export")
+def members_export(address: Annotated[str, typer.Argument(help="The member's email address.")],
+                   out_file: Annotated[Path, typer.Option("--out", help="The zip file to write (must not exist).")],
+                   config: ConfigOpt = None) -> None:
+    """Everything stored about ADDRESS, as a zip with index.json (an access request, Art. 15)."""
+    from maild.privacy.export import ExportError, export
+
+    member = _member_address(address)
+    instance = _read_app(config)
+    try:
+        summary = export(instance.engine, instance.settings.data_dir, member, out_file, datetime.now(timezone.utc))
+    except ExportError as exc:
+        _fail(str(exc))
+    if not summary["found"]:
+        out.print(f"no data stored about {member}; {out_file} says so", markup=False)
+        return
+    out.print(f"wrote {out_file}: {summary['tickets']} tickets, {summary['messages']} messages, "
+              f"{summary['attachments']} attachments, {summary['outgoing']} outgoing mails, {summary['files']} files",
+              markup=False)
+
+
+@members_app.command("erase")
+def members_erase(address: Annotated[str, typer.Argument(help="The member's email address.")],
+                  yes: Annotated[bool, typer.Option("--yes", help="Really erase: it cannot be undone.")] = False,
+                  everywhere: Annotated[bool, typer.Option(
+                      "--everywhere", help="Also blank the name in other people's mail, and drop their raw mail that mentions it.")] = False,
+                  as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Erase ADDRESS's data (Art. 17): texts, raw mail and attachments go, a pseudonym takes the
+    address and name, ticket skeletons stay for reports."""
+    from maild.ingest import secret_key
+    from maild.privacy.request import erase_address
+
+    member = _member_address(address)
+    if not yes:
+        _fail(f"this erases everything stored about {member} and cannot be undone: give --yes")
+    instance = _read_app(config)
+    settings = instance.settings
+    secret = secret_key(settings.instance.secret_key, settings.data_dir)
+    outcome = erase_address(instance.engine, settings.data_dir, secret, member, datetime.now(timezone.utc), everywhere)
+    if as_json:
+        _print_json({"address": member, **outcome.as_dict()})
+    elif not outcome.address_found:
+        out.print(f"no data stored about {member}: nothing to erase", markup=False)
+    else:
+        done = outcome.erased
+        out.print(f"erased {member}: {done.tickets} tickets and {done.messages} messages blanked, {done.files} files "
+                  f"deleted, {done.outbox_dropped} unsent mails dropped, {outcome.files_rewritten} other raw mails "
+                  f"rewritten", markup=False)
+        if outcome.new_mail:
+            out.print(f"{outcome.new_mail} message(s) naming {member} that came in during or after the erasure are "
+                      "new mail: kept and filed", markup=False)
+        for where in outcome.names_in_others_mail:
+            out.print(f"the name is still in other people's mail: {where} (--everywhere blanks it)", markup=False)
+        if outcome.compact_problem:
+            err.print(f"maild: {outcome.compact_problem}", markup=False)
+        for where in outcome.remaining:
+            err.print(f"maild: the address is still in {where}", markup=False)
+        if not outcome.remaining and not outcome.compact_problem:
+            out.print("checked: nothing of it remains in the database or under the data directory", markup=False)
+    if outcome.remaining or outcome.compact_problem:
+        raise typer.Exit(1)
 
 
 def main() -> None:

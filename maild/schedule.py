@@ -225,6 +225,13 @@ def _digest_items(sweep: Sweep, staff: str, queue_ids: set[str]) -> tuple[list[d
     return [item for name in DIGEST_SECTIONS for item in sections[name]], more
 
 
+def retention(sweep: Sweep) -> list[str]:
+    """Once a day: erase tickets closed longer ago than ``retention`` (contract 9)."""
+    from maild.privacy.retention import sweep as retention_sweep
+
+    return retention_sweep(sweep)
+
+
 JOBS: dict[str, Callable[[Sweep], list[str]]] = {
     "staff_reminder": staff_reminder,
     "escalation": escalation,
@@ -233,6 +240,7 @@ JOBS: dict[str, Callable[[Sweep], list[str]]] = {
     "close": close,
     "digest": digest,
     "weekly_report": weekly_report,  # maild.report.weekly: Mondays from 08:00, once a week
+    "retention": retention,
 }
 
 

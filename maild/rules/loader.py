@@ -85,6 +85,7 @@ from maild.rules.model import (
     Not,
     PrefilteredRegex,
     Queue,
+    Retention,
     Rule,
     RuleSet,
 )
@@ -586,8 +587,9 @@ def _required_in(op: object, arg: object) -> frozenset[str] | None:
 
 # --- the builder ---------------------------------------------------------------------
 
-_TOP_KEYS = ("queues", "sla", "business_hours", "lifecycle", "rules")
-_QUEUE_KEYS = ("name", "address", "staff", "leads", "language", "default", "confidential")
+_TOP_KEYS = ("queues", "sla", "business_hours", "lifecycle", "retention", "rules")
+_QUEUE_KEYS = ("name", "address", "staff", "leads", "language", "default", "confidential", "retention")
+_RETENTION_KEYS = ("closed_after_days",)
 _HOURS_KEYS = ("days", "hours", "holidays")
 _LIFECYCLE_KEYS = ("remind_member_after_days", "resolve_pending_after_days", "close_after_days")
 _RULE_KEYS = ("name", "if", "then", "stop")
@@ -649,6 +651,7 @@ class _Builder:
             lifecycle=self.lifecycle(spec),
             rules=self.rules(spec, queues),
             path=path,
+            retention=self.retention(spec, "retention"),
         )
 
     def queues(self, root: _Map) -> dict[str, Queue]:
@@ -694,6 +697,7 @@ class _Builder:
             language=self.get(spec, "language", where, _one_of(LANGUAGES), "fi"),
             default=self.get(spec, "default", where, _boolean, False),
             confidential=self.get(spec, "confidential", where, _boolean, False),
+            retention=self.retention(spec, f"{where}: retention"),
         )
 
     def one_default(self, section: _Map, line: int) -> None:
@@ -743,6 +747,17 @@ class _Builder:
         self.keys(spec, _LIFECYCLE_KEYS, "lifecycle")
         days = {key: self.get(spec, key, "lifecycle", _positive_int, None) for key in _LIFECYCLE_KEYS}
         return Lifecycle(**{key: value for key, value in days.items() if value is not None})
+
+    def retention(self, parent: _Map, where: str) -> Retention | None:
+        """``retention: {closed_after_days: N}``, at the top level or in a queue."""
+        if "retention" not in parent:
+            return None
+        spec = self.mapping(parent["retention"], parent.lines["retention"], where)
+        if spec is None:
+            return None
+        self.keys(spec, _RETENTION_KEYS, where, required=_RETENTION_KEYS, line=parent.lines["retention"])
+        days = self.get(spec, "closed_after_days", where, _positive_int, None)
+        return Retention(closed_after_days=days) if days is not None else None
 
     # rules
 

@@ -36,6 +36,7 @@ class Queue:
     language: str  # fi | sv | en
     default: bool
     confidential: bool
+    retention: Retention | None = None  # this queue's own; else the rules' (``RuleSet.retention_for``)
 
 
 class BusinessDuration(timedelta):
@@ -86,6 +87,14 @@ class Lifecycle:
     remind_member_after_days: int = 5
     resolve_pending_after_days: int = 14
     close_after_days: int = 7
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long erasable data is kept (contract 9): a ticket closed more than
+    ``closed_after_days`` calendar days ago is erased, its skeleton kept."""
+
+    closed_after_days: int
 
 
 # --- conditions --------------------------------------------------------------------
@@ -280,6 +289,7 @@ class RuleSet:
     lifecycle: Lifecycle
     rules: tuple[Rule, ...]
     path: str
+    retention: Retention | None = None  # the top level's; a queue's own overrides it
     _by_address: Mapping[str, Queue] = field(init=False, repr=False, compare=False)
     _addresses: frozenset[str] = field(init=False, repr=False, compare=False)
     _all_staff: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -307,6 +317,11 @@ class RuleSet:
 
     def addresses(self) -> frozenset[str]:
         return self._addresses
+
+    def retention_for(self, queue_id: str) -> Retention | None:
+        """The queue's retention, else the top level's (also for a queue no longer in the rules)."""
+        queue = self.queues.get(queue_id)
+        return queue.retention if queue is not None and queue.retention is not None else self.retention
 
 
 # --- input and output of decide() --------------------------------------------------

@@ -93,6 +93,7 @@ class Ticket(SQLModel, table=True):
     closed_at: datetime | None = _ts(default=None)
     status_changed_at: datetime = _ts(default_factory=utcnow)  # when `status` last changed
     first_response_at: datetime | None = _ts(default=None)  # staff's first answer to the member
+    erased_at: datetime | None = _ts(default=None)  # its content erased (contract 9); the skeleton stays
 
 
 class Message(SQLModel, table=True):

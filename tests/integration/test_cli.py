@@ -159,7 +159,7 @@ def test_jobs_list_and_run_at_a_time(make_instance, sqlite_url: str) -> None:  #
     assert cli(config, "ingest", input=mail(subject="Osoitteenmuutos")).returncode == 0
     listed = json.loads(cli(config, "jobs", "list", "--json", "--at", "2099-01-07T12:00").stdout)
     assert [row["job"] for row in listed] == ["staff_reminder", "escalation", "member_reminder", "auto_resolve", "close", "digest",
-                                           "weekly_report"]
+                                           "weekly_report", "retention"]
     assert len(listed[0]["due_now"]) == 1
     dry = json.loads(cli(config, "jobs", "run", "staff_reminder", "--at", "2099-01-07T12:00", "--dry-run", "--json").stdout)
     assert dry["dry_run"] is True and len(dry["jobs"]["staff_reminder"]) == 1
