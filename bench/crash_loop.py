@@ -1,4 +1,4 @@
-"""Crash test (contract 6): SIGKILL `maild run` at random points, again and again, while mail
+"""Crash test (docs/guarantees.md): SIGKILL `maild run` at random points, again and again, while mail
 arrives over SMTP and IMAP and the outbox sends; then check that nothing was lost or doubled.
 
 Setup, all real: `maild run` on SQLite (or ``--db-url``) in a temporary directory, an aiosmtpd

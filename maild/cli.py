@@ -1,4 +1,4 @@
-"""The ``maild`` command line (contract section 5). Thin: every command calls into the app.
+"""The ``maild`` command line (docs/commands.md). Thin: every command calls into the app.
 
 Start-up is part of the interface: ``maild tickets list`` should answer in a fraction of a
 second. So this module imports only the standard library and typer; every command imports
@@ -185,7 +185,7 @@ def run(config: ConfigOpt = None,
 
 
 def _make_private(settings: Settings) -> None:
-    """Data at rest is private (contract 6), also what an older maild left open: the data
+    """Data at rest is private (docs/guarantees.md), also what an older maild left open: the data
     directory (a private directory keeps others out of everything in it), the SQLite files and
     the outbox maildir are made private. Outside the data directory, maild only warns."""
     from maild.outbound.transport import maildir_path
@@ -983,7 +983,7 @@ def rules_test(message: Annotated[Path, typer.Argument(metavar="FILE.eml")], as_
         out.print(f"  - {hit['name']}: {json.dumps(hit['actions'], ensure_ascii=False)}", markup=False)
 
 
-# --- members: access and erasure requests (contract 9) --------------------------------------
+# --- members: access and erasure requests (docs/coming.md#reports-and-privacy) --------------------------------------
 
 def _member_address(address: str) -> str:
     """An address as the erasure and export look it up; a name or a fragment is refused (it
@@ -1059,7 +1059,7 @@ def members_erase(address: Annotated[str, typer.Argument(help="The member's emai
 
 def main() -> None:
     """Entry point: known errors become one line on stderr and a non-zero exit."""
-    os.umask(0o077)  # contract 6: whatever maild or a library under it creates is private
+    os.umask(0o077)  # docs/guarantees.md: whatever maild or a library under it creates is private
     try:
         app()
     except Exception as exc:

@@ -1,6 +1,6 @@
 """Configuration: ``maild.toml`` plus ``MAILD_<SECTION>__<KEY>`` environment overrides.
 
-Lookup order (contract section 2): ``--config PATH``, ``$MAILD_CONFIG``, ``./maild.toml``,
+Lookup order (docs/configuration.md): ``--config PATH``, ``$MAILD_CONFIG``, ``./maild.toml``,
 else the built-in defaults. A bad file is refused as a whole with ``file:line: message``.
 Relative paths in a file are taken relative to the file's directory, so an instance made
 by ``maild init DIR`` works from any working directory.
@@ -59,7 +59,7 @@ OAUTH2_KEYS = {  # what each provider uses, the keys it cannot do without first
 
 
 class OAuth2(_Section):
-    """Where XOAUTH2 access tokens come from (contract 7). Secrets are named here, never written."""
+    """Where XOAUTH2 access tokens come from (docs/operations.md). Secrets are named here, never written."""
 
     provider: Literal["microsoft", "google", "command"]
     tenant: str = ""

@@ -1,4 +1,4 @@
-"""The CLI's terminal output (rich): every string may come from mail (contract 6), so it is
+"""The CLI's terminal output (rich): every string may come from mail (docs/guarantees.md), so it is
 shown as plain, escaped text, never as rich markup. Imported only by commands that print to
 a terminal (``maild.cli`` makes its consoles on first use)."""
 

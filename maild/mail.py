@@ -78,8 +78,8 @@ class Parsed:
     defects: tuple[str, ...] = ()
     # as written (no RFC 2047 decoding), topmost first: syntax for the staff proof, not text
     authentication_results: tuple[str, ...] = ()
-    cleaned: tuple[str, ...] = ()  # what parsing cleaned or left out for control characters (contract 4.5a)
-    fingerprint: str = ""  # identity of the whole content below the trace headers (contract 4.1)
+    cleaned: tuple[str, ...] = ()  # what parsing cleaned or left out for control characters (docs/mail.md#recipients)
+    fingerprint: str = ""  # identity of the whole content below the trace headers (docs/mail.md#threading)
 
     def header(self, name: str) -> str | None:
         """First value of a header, or None."""
@@ -89,7 +89,7 @@ class Parsed:
 
 @dataclass(frozen=True)
 class Verdict:
-    """What kind of sender wrote the message (contract 4.3), and why we think so."""
+    """What kind of sender wrote the message (docs/mail.md#machines), and why we think so."""
 
     kind: MachineKind
     reason: str = ""

@@ -1,4 +1,4 @@
-"""Prometheus metrics at ``[metrics] listen`` (contract 7), read from the database at scrape time.
+"""Prometheus metrics at ``[metrics] listen`` (docs/operations.md), read from the database at scrape time.
 
 Counting in the database rather than in process memory keeps the numbers right across the
 daemon's two processes (listener and spool processor), across restarts and across several

@@ -1,4 +1,4 @@
-"""OAuth2 access tokens for XOAUTH2 logins to IMAP and SMTP servers (contract 7).
+"""OAuth2 access tokens for XOAUTH2 logins to IMAP and SMTP servers (docs/operations.md).
 
 Three providers, as ``[... .oauth2] provider`` names them:
 

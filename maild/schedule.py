@@ -129,7 +129,7 @@ def _in_status_since(sweep: Sweep, status: str, days: int) -> Any:
 
 def member_reminder(sweep: Sweep) -> list[str]:
     """A pending ticket's member has been silent ``remind_member_after_days``: remind them once,
-    unless the requester is machine mail or bounced (contract 4.3, 4.4): then an event says why."""
+    unless the requester is machine mail or bounced (docs/mail.md#machines, 4.4): then an event says why."""
     query = _in_status_since(sweep, "pending", sweep.rules.lifecycle.remind_member_after_days).where(
         _unmarked(("reminded_member", "reminder_skipped"), since_status_change=True))
     actions = []
@@ -226,7 +226,7 @@ def _digest_items(sweep: Sweep, staff: str, queue_ids: set[str]) -> tuple[list[d
 
 
 def retention(sweep: Sweep) -> list[str]:
-    """Once a day: erase tickets closed longer ago than ``retention`` (contract 9)."""
+    """Once a day: erase tickets closed longer ago than ``retention`` (docs/coming.md#reports-and-privacy)."""
     from maild.privacy.retention import sweep as retention_sweep
 
     return retention_sweep(sweep)

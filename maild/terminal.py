@@ -1,4 +1,4 @@
-"""Text from mail on an operator's terminal (contract 6): never raw control characters."""
+"""Text from mail on an operator's terminal (docs/guarantees.md): never raw control characters."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def ticket_rows(conn: Any, prefix: str, **filters: Any) -> list[dict[str, Any]]:
 
 def member_detail(session: Session, prefix: str, address: str) -> dict[str, Any] | None:
     """``members show``: the member's contact and tickets, open ones first, newest first
-    (contract 4.5a); ``undeliverable_since`` only while the bounce mark holds. None when
+    (docs/mail.md#recipients); ``undeliverable_since`` only while the bounce mark holds. None when
     maild knows neither a contact nor a ticket of the address."""
     from maild.core.bounces import undeliverable
     from maild.store import tickets as store

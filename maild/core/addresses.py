@@ -1,5 +1,5 @@
 """Addresses (and identifiers) out of mail headers, read before any RFC 2047 decoding
-(contract 4.5a). Pure: no I/O.
+(docs/mail.md#recipients). Pure: no I/O.
 
 An address header is parsed from its raw value with the standard library's RFC 5322 parser
 (the one behind ``email.headerregistry``, whose public classes refuse display names with line

@@ -1,4 +1,4 @@
-"""Who gets a new ticket (contract 3, ``assign``). Pure: the store supplies turn and load."""
+"""Who gets a new ticket (docs/rules.md, ``assign``). Pure: the store supplies turn and load."""
 
 from __future__ import annotations
 

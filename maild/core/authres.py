@@ -1,4 +1,4 @@
-"""Proof of a staff sender by Authentication-Results (RFC 8601; contract 4.5, ``authres``). Pure.
+"""Proof of a staff sender by Authentication-Results (RFC 8601; docs/mail.md#staff, ``authres``). Pure.
 
 The headers are read by the ``authres`` library, an RFC 8601 parser: a ``dkim=pass`` inside a
 comment or a quoted string is text, not a result.

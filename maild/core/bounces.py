@@ -34,7 +34,7 @@ _MESSAGE_ID_LINE = re.compile(r"^[ \t>]*Message-ID:[ \t]*<([^<>\s]+)>", re.IGNOR
 _DIAGNOSTIC_TYPE = re.compile(r"^\s*[a-z][\w-]*\s*;", re.IGNORECASE)  # "smtp;", "X-Postfix;"
 _VERP_TOKEN = re.compile(r"[A-Za-z0-9._=-]+")
 _DIAGNOSTIC_LIMIT = 500
-UNDELIVERABLE_FOR = timedelta(days=30)  # how long a bounce's mark holds (contract 4.4)
+UNDELIVERABLE_FOR = timedelta(days=30)  # how long a bounce's mark holds (docs/mail.md#bounces)
 
 Action = Literal["failed", "delayed"]
 

@@ -1,4 +1,4 @@
-"""Who wrote this message: a person, or a machine (contract 4.3 and 4.4)? Pure: no I/O.
+"""Who wrote this message: a person, or a machine (docs/mail.md#machines and 4.4)? Pure: no I/O.
 
 Each check answers one question and returns the reason it fired, or None. ``CHECKS`` runs top
 to bottom and the first check that fires decides the ``Verdict``; no check fires: ``normal``.
@@ -293,7 +293,7 @@ def is_noreply_sender(ev: Evidence) -> str | None:
 
 
 def machine_address(address: str, own_addresses: frozenset[str]) -> str | None:
-    """Why automatic mail must not go to this address (contract 4.3: the null sender,
+    """Why automatic mail must not go to this address (docs/mail.md#machines: the null sender,
     MAILER-DAEMON, postmaster, no-reply, one of our own addresses), or None."""
     normal = normalize_address(address)
     if not normal:
@@ -307,8 +307,8 @@ def machine_address(address: str, own_addresses: frozenset[str]) -> str | None:
 
 def no_member_mail(address: str, undeliverable: bool, opened_by: str | None, own_addresses: frozenset[str]) -> str | None:
     """Why no automatic mail (reminder, resolution) may go to a ticket's requester, or None:
-    the address bounces (contract 4.4), machine mail opened the ticket or the address is
-    one no person reads (contract 4.3)."""
+    the address bounces (docs/mail.md#bounces), machine mail opened the ticket or the address is
+    one no person reads (docs/mail.md#machines)."""
     if undeliverable:
         return "the requester's address bounces"
     if opened_by:

@@ -1,4 +1,4 @@
-"""Staff mail: command lines at the top, and the text worth relaying (contract 4.5). Pure.
+"""Staff mail: command lines at the top, and the text worth relaying (docs/mail.md#staff). Pure.
 
 Commands are lines starting with ``#`` and a word, before anything else in the message (blank
 lines may come between them). The text below them is the answer, without the quotation of
@@ -6,7 +6,7 @@ the notification answered (``reply_text``), so nothing internal ever reaches the
 
 Commands are checked in order, as they will be carried out: after ``#queue ID`` an
 ``#assign`` or ``#take`` must name staff of the new queue, because moving a ticket drops an
-assignee who is not (contract 4.5a). ``#cc ADDRESS`` and ``#uncc ADDRESS`` change who gets
+assignee who is not (docs/mail.md#recipients). ``#cc ADDRESS`` and ``#uncc ADDRESS`` change who gets
 the ticket's mail, from the answer in the same message on.
 """
 

@@ -1,4 +1,4 @@
-"""Ticket life (contract 4.6): every status change lives in this one table.
+"""Ticket life (docs/mail.md#ticket-life): every status change lives in this one table.
 
 ``new -> open -> pending -> resolved -> closed``; a member's reply reopens a pending or
 resolved ticket; mail about a closed ticket opens a new one (threading handles that).

@@ -32,7 +32,7 @@ from maild.mail import Attachment, Parsed
 _MSGID = re.compile(r"<([^<>]*)>")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
-# Written on the way (contract 4.1): the same mail fetched by IMAP and received by SMTP differs here.
+# Written on the way (docs/mail.md#threading): the same mail fetched by IMAP and received by SMTP differs here.
 TRACE_HEADERS = frozenset({
     "received", "return-path", "delivered-to", "x-original-to", "authentication-results", "dkim-signature",
 })
@@ -65,7 +65,7 @@ def clean(value: Any) -> str:
 
 
 def content_fingerprint(raw: bytes | Raw) -> str:
-    """The identity of a message's content (contract 4.1): every header but the trace headers
+    """The identity of a message's content (docs/mail.md#threading): every header but the trace headers
     (and the stamps receiving hops add), and the whole body with every part and attachment, as sent.
 
     Line ends are made alike (SMTP gives CRLF, an IMAP server or a file may give LF), header
@@ -152,7 +152,7 @@ def _headers(raw: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
 
 
 def _cleaning_notes(raw: dict[str, tuple[str, ...]], decoded: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """What parsing left out or cleaned because of control characters (contract 4.5a), for the record."""
+    """What parsing left out or cleaned because of control characters (docs/mail.md#recipients), for the record."""
     def has_control(values: tuple[str, ...]) -> bool:
         return any(CONTROL.search(v.replace("\t", " ")) for v in values)  # a tab is header whitespace
 

@@ -3,7 +3,7 @@
 ``plan(reading, lookups, policy, spooled, now)`` turns what a message says (``core.reading``)
 and what the store answered (``Lookups``) into a ``Plan``: an outcome and a tuple of frozen
 effects that ``maild.store.apply`` carries out in order, in the caller's transaction.
-Threading's choice, the ticket's lifecycle, the acknowledgement policy (contract 4.3), staff
+Threading's choice, the ticket's lifecycle, the acknowledgement policy (docs/mail.md#machines), staff
 commands and their proof (4.5), the CC policy (4.5a) and bounces (4.4) are all decided here;
 ``maild rules test`` and the shell's ticket commands use the same functions, so what they
 say and what the processor does cannot drift apart.
@@ -45,7 +45,7 @@ class Policy:
     rules: RuleSet
     tag_prefix: str
     ack_limit_per_hour: int
-    staff_proof: str = "token"  # token | authres | none (contract 4.5)
+    staff_proof: str = "token"  # token | authres | none (docs/mail.md#staff)
     trusted_authserv_ids: frozenset[str] = frozenset()
     answers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # language -> canned answer -> title
 
@@ -226,7 +226,7 @@ def plan(reading: Reading, lookups: Lookups, policy: Policy, spooled: Spooled, n
     if isinstance(reading, Unreadable):
         return _quarantine(reading.kind, reading.reason, reading.sender, reading.subject)
     if isinstance(reading, Returned):
-        if lookups.ticket is None:  # not a bounce of maild's own mail (contract 4.4)
+        if lookups.ticket is None:  # not a bounce of maild's own mail (docs/mail.md#bounces)
             return _quarantine(QuarantineKind.BOUNCE, reading.verdict.reason, reading.sender, reading.parsed.subject)
         return Plan(Outcome.BOUNCE, bounce_effects(reading, lookups.ticket.state, lookups.bounced_failed), lookups.ticket.state)
     choice = threader.choose(reading.keys, lookups.found)
@@ -246,7 +246,7 @@ def _quarantine(kind: QuarantineKind, reason: str, sender: str, subject: str) ->
 
 def bounce_effects(reading: Returned, ticket: TicketState, failed: tuple[str, ...]) -> tuple[Effect, ...]:
     """Keep the bounce on its ticket; a permanent failure marks the addresses maild's mail went
-    to that failed undeliverable (only those: contract 4.4)."""
+    to that failed undeliverable (only those: docs/mail.md#bounces)."""
     bounce = reading.bounce
     permanent = bounce.permanent if bounce else True
     marked = failed if permanent else ()
@@ -264,7 +264,7 @@ def bounce_effects(reading: Returned, ticket: TicketState, failed: tuple[str, ..
 
 
 def duplicate(reading: ToFile, ticket: TicketState, first_copy: int, policy: Policy, spooled: Spooled) -> Plan:
-    """A copy of a stored message is stored once, and never invisibly (contract 4.1): the ticket
+    """A copy of a stored message is stored once, and never invisibly (docs/mail.md#threading): the ticket
     of the first copy records where and when the copy came; the spool row says of what."""
     tag = threader.format_tag(policy.tag_prefix, ticket.number)
     received = spooled.received_at.isoformat() if spooled.received_at else None
@@ -282,7 +282,7 @@ def duplicate(reading: ToFile, ticket: TicketState, first_copy: int, policy: Pol
 def new_ticket(reading: ToFile, choice: threader.Choice, lookups: Lookups, policy: Policy, now: datetime) -> Plan:
     rules, decision, parsed, sender, verdict = policy.rules, reading.decision, reading.parsed, reading.sender, reading.verdict
     queue = rules.queues[decision.queue]
-    # contract 4.5a: the CCs of the member's first message; a confidential ticket starts without
+    # docs/mail.md#recipients: the CCs of the member's first message; a confidential ticket starts without
     cc = () if decision.confidential else tuple(dict.fromkeys(
         a for a in parsed.cc if a != sender and rules.queue_for_address(a) is None))
     create = CreateTicket(
@@ -347,7 +347,7 @@ def suggestions(names: tuple[str, ...], titles: Mapping[str, str]) -> list[dict[
 
 
 def no_ack_reason(verdict: Verdict, decision: Decision, undeliverable: bool, acks_last_hour: int, limit: int) -> str | None:
-    """Why a new ticket gets no acknowledgement, or None (contract 4.3)."""
+    """Why a new ticket gets no acknowledgement, or None (docs/mail.md#machines)."""
     if verdict.is_machine:
         return f"{verdict.kind}: {verdict.reason}"
     if decision.ack is False:
@@ -361,7 +361,7 @@ def no_ack_reason(verdict: Verdict, decision: Decision, undeliverable: bool, ack
 
 def not_recipients(ticket: TicketState, parsed: Parsed, rules: RuleSet) -> tuple[str, ...]:
     """The addresses in this mail that do not get the ticket's mail, for the staff notification:
-    only staff add one, with ``#cc`` (contract 4.5a). maild's own addresses and the queue's
+    only staff add one, with ``#cc`` (docs/mail.md#recipients). maild's own addresses and the queue's
     staff, who get the notifications anyway, are left out."""
     queue = rules.queues.get(ticket.queue)
     known = {ticket.requester, *ticket.cc, *(queue.staff if queue else ())}
@@ -397,16 +397,16 @@ def member_follow_up(reading: ToFile, choice: threader.Choice, facts: TicketFact
     if choice.collision:
         effects.append(AddEvent(EventKind.MESSAGE_ID_COLLISION, data={"message_id": parsed.message_id}))
     if sender in rules.all_staff() and not reading.verdict.is_machine:
-        # contract 4.5: staff From without the proof: nothing obeyed, nothing relayed
+        # docs/mail.md#staff: staff From without the proof: nothing obeyed, nothing relayed
         effects.append(AddEvent(EventKind.STAFF_UNPROVEN, actor=sender, data={"via": choice.via}))
     if kind in (MessageKind.MEMBER, MessageKind.THIRD_PARTY) and queue is not None:
-        # to the assignee, or to the queue's staff when nobody of them owns it (contract 4.5a)
+        # to the assignee, or to the queue's staff when nobody of them owns it (docs/mail.md#recipients)
         recipients = (ticket.assignee,) if ticket.assignee in queue.staff else queue.staff
         effects.append(QueueMail(MessageKind.NOTIFICATION, "staff_followup", {
             "queue": queue, "parsed": parsed, "requester_name": facts.requester_name,
             "third_party": kind == MessageKind.THIRD_PARTY, "not_recipients": not_recipients(ticket, parsed, rules),
             "recipients": recipients, "now": now}))
-    if kind == MessageKind.MEMBER:  # its other addresses are not added by themselves (contract 4.5a)
+    if kind == MessageKind.MEMBER:  # its other addresses are not added by themselves (docs/mail.md#recipients)
         _, changes = status_change(facts, Happened.MEMBER_REPLY, sender, policy, now)
         effects += [*changes, UpdateTicket({"updated_at": now})]
     return tuple(effects)
@@ -414,7 +414,7 @@ def member_follow_up(reading: ToFile, choice: threader.Choice, facts: TicketFact
 
 def proven_staff(policy: Policy, ticket: TicketState, via: str | None, token_staff: str | None, sender: str,
                  parsed: Parsed) -> str | None:
-    """The staff member who provably wrote this, if anyone (contract 4.5).
+    """The staff member who provably wrote this, if anyone (docs/mail.md#staff).
 
     ``token``: mail to a staff member's secret address of this ticket, from them.
     ``authres``: the topmost trusted Authentication-Results passes the From domain.
@@ -538,7 +538,7 @@ def obey(facts: TicketFacts, command: Command, writer: str, policy: Policy,
 
 
 def move(ticket: TicketState, queue: Queue, actor: str) -> tuple[TicketState, tuple[Effect, ...]]:
-    """Put a ticket in another queue (contract 4.5a). It takes that queue's confidentiality,
+    """Put a ticket in another queue (docs/mail.md#recipients). It takes that queue's confidentiality,
     and an assignee who is not staff there is dropped, so from now on only that queue's
     staff get its content. Moving into a confidential queue also drops the CCs, each with
     an event: that queue's staff add back whom they choose, with ``#cc``."""
@@ -585,7 +585,7 @@ def status_change(facts: TicketFacts, happened: Happened | str, actor: str, poli
 
 
 def tell_resolved(facts: TicketFacts, policy: Policy, now: datetime) -> Effect:
-    """``resolved`` to the member, unless no automatic mail may go there (contract 4.3, 4.4)."""
+    """``resolved`` to the member, unless no automatic mail may go there (docs/mail.md#machines, 4.4)."""
     ticket, rules = facts.state, policy.rules
     queue = rules.queues.get(ticket.queue)
     reason = "its queue is no longer in the rules" if queue is None else no_member_mail(

@@ -1,4 +1,4 @@
-"""Which ticket a message belongs to (contract 4.1). Pure: no I/O.
+"""Which ticket a message belongs to (docs/mail.md#threading). Pure: no I/O.
 
 Threading is split in two: ``keys`` says what to look up, the store looks it up, and
 ``choose`` says what the lookups mean. Order of precedence: reply token, subject tag,
@@ -54,7 +54,7 @@ def reply_tokens(recipients: tuple[str, ...], queue_addresses: frozenset[str]) -
 
 
 def fingerprint(parsed: Parsed) -> str:
-    """Identity of a message's content (contract 4.1 dedup): the whole message below its trace
+    """Identity of a message's content (docs/mail.md#threading dedup): the whole message below its trace
     headers, computed from the raw bytes when it was parsed (``parse.content_fingerprint``)."""
     return parsed.fingerprint
 
@@ -154,10 +154,10 @@ FollowUpKind = Literal["member", "third_party", "auto_reply"]
 def follow_up_kind(
     sender: str, ticket: TicketRef, via: Via, staff: frozenset[str], is_machine: bool
 ) -> FollowUpKind:
-    """Who wrote a follow-up, as far as threading can tell (contract 4.1, 4.3).
+    """Who wrote a follow-up, as far as threading can tell (docs/mail.md#threading, 4.3).
 
     Machine mail is ``auto_reply``. The requester and the ticket's CCs are members. A staff
-    From address proves nothing by itself (contract 4.5), so until the staff module proves
+    From address proves nothing by itself (docs/mail.md#staff), so until the staff module proves
     it, staff mail is third-party. Anyone else is third-party when only the subject tag
     tied the message to the ticket; a reply token or References means they answered mail
     of this ticket, so they count as the member side.

@@ -3,7 +3,7 @@ becomes, and the one-use token that keeps a resubmitted form from being stored t
 
 A submission becomes an ordinary RFC 5322 message, so it takes the same path as mail: the
 durable spool, threading, rules, the acknowledgement. Its Message-ID comes from the form's
-token: the same form posted twice is the same message (contract 4.1: a duplicate, visible).
+token: the same form posted twice is the same message (docs/mail.md#threading: a duplicate, visible).
 """
 
 from __future__ import annotations

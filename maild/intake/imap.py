@@ -1,4 +1,4 @@
-"""Poll shared mailboxes over IMAP: a thin aioimaplib adapter over the spool (contract 2 and 6).
+"""Poll shared mailboxes over IMAP: a thin aioimaplib adapter over the spool (docs/configuration.md and 6).
 
 One task per ``[[imap]]`` entry, each with a connection of its own, so one broken server
 stalls nobody else. After login and SELECT, a cycle is::

@@ -2,7 +2,7 @@
 
 250 only after the raw message is committed; 451 when it cannot be stored; 550 for a
 recipient domain we do not accept (never an open relay); 552 over the size limit
-(aiosmtpd's ``data_size_limit``). Limits (contract 6): 452 for recipients beyond
+(aiosmtpd's ``data_size_limit``). Limits (docs/guarantees.md): 452 for recipients beyond
 ``max_recipients``, 421 for a connection beyond ``max_connections``, and 421 (then the
 connection is closed) for a session idle for ``timeout_seconds``.
 """

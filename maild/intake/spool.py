@@ -86,7 +86,7 @@ def message_id_of(raw: bytes) -> str | None:
 
 def commit_rows(engine: sa.Engine, rows: list[Inbound], message_ids: Sequence[str | None] = ()) -> list[int]:
     """Insert pending inbound rows in one transaction; return their ids once committed.
-    Each stored message gets its log line (contract 7)."""
+    Each stored message gets its log line (docs/operations.md)."""
     with Session(engine, expire_on_commit=False) as session:
         session.add_all(rows)
         session.commit()

@@ -1,4 +1,4 @@
-"""Outgoing mail as bytes (contract 4.2). Pure: no I/O.
+"""Outgoing mail as bytes (docs/mail.md#what-maild-sends). Pure: no I/O.
 
 Every mail maild writes is From the queue, carries the ticket's tag, maild's own
 Message-ID and threading headers; mail that no person wrote is marked so that other
@@ -49,7 +49,7 @@ class Outgoing:
 
 def checked(mail: Outgoing) -> tuple[Outgoing, tuple[str, ...]]:
     """``mail`` without the values taken from mail that cannot go into a header (a recipient or
-    Message-ID with control characters or whitespace), and what was left out (contract 4.5a).
+    Message-ID with control characters or whitespace), and what was left out (docs/mail.md#recipients).
 
     A bad value never stops the mail: it goes to the recipients that remain, without the bad
     threading reference; the caller records the notes on the ticket.

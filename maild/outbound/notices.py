@@ -72,7 +72,7 @@ def ticket_context(ticket: Ticket, prefix: str, requester_name: str) -> dict[str
 def acknowledgement(
     mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, parsed: Parsed, template: str, now: datetime
 ) -> Outgoing:
-    """The answer to a member's new ticket (contract 4.2): tag, next steps, expected response."""
+    """The answer to a member's new ticket (docs/mail.md#what-maild-sends): tag, next steps, expected response."""
     sla = rules.sla.get(ticket.priority)
     context = {
         "instance": mailer.instance_name,

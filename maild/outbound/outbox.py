@@ -58,7 +58,7 @@ def enqueue_many(
             session.add(row)
             session.flush()
             row.return_path = verp_address(outbox_token(secret, row.id or 0), domain, BOUNCE_PREFIX)
-    if left_out and ticket is not None:  # contract 4.5a: what was left out is on the record
+    if left_out and ticket is not None:  # docs/mail.md#recipients: what was left out is on the record
         add_event(session, ticket, "outgoing_values_left_out", mail=kind, notes=left_out)
     return message
 

@@ -1,4 +1,4 @@
-"""The mail that maild writes: Jinja2 templates under ``templates/LANG/`` (contract 4.7).
+"""The mail that maild writes: Jinja2 templates under ``templates/LANG/`` (docs/mail.md#templates).
 
 File format
 -----------
@@ -52,7 +52,7 @@ Per template, besides those:
 - ``staff_followup``: ``sender`` (address), ``sender_name``, ``third_party`` (bool: not the
   requester, a CC or staff), ``member_text`` (the new message), ``not_recipients``.
 - ``not_recipients`` (both): the addresses in the mail that are not recipients of the ticket
-  (contract 4.5a: staff add one with ``#cc``), maild's own and the queue's staff left out.
+  (docs/mail.md#recipients: staff add one with ``#cc``), maild's own and the queue's staff left out.
 - ``resolved``: ``lifecycle`` (:class:`~maild.rules.model.Lifecycle`; ``close_after_days``).
 - ``reminder_staff``: ``reason`` (``"half_sla"`` or ``"breach"``), ``sla``, ``due``,
   ``waiting_since`` (aware datetime). Sent to the queue's staff, on breach to its leads;
@@ -88,7 +88,7 @@ kl. 10.00", "Tue 24 Nov 2026 at 10:00"), ``tag`` (12 -> "[JP#12]"), ``status`` a
 ``header_safe``. The language-dependent ones use the template's ``language``.
 
 Staff mail starts with a block between :data:`INTERNAL_START` and :data:`INTERNAL_END`
-lines: ticket details and the mail commands (contract 4.5), for staff only, so that a
+lines: ticket details and the mail commands (docs/mail.md#staff), for staff only, so that a
 relay can cut it out of a quoted reply before anything goes to the member.
 """
 

@@ -40,7 +40,7 @@ class MaildirTransport:
     """Writes each mail into a maildir, so a newcomer can read what maild sent.
 
     Delivery as the maildir convention has it (written in ``tmp``, renamed into ``new``), with
-    private modes (contract 6). Not fsynced: a killed process loses nothing, only a crash of the
+    private modes (docs/guarantees.md). Not fsynced: a killed process loses nothing, only a crash of the
     whole machine could (this transport is for trials and tests).
     """
 

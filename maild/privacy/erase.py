@@ -1,4 +1,4 @@
-"""Erasure (contract 9): one core, ``erase``, for ``maild members erase`` and the retention sweep.
+"""Erasure (docs/coming.md#reports-and-privacy): one core, ``erase``, for ``maild members erase`` and the retention sweep.
 
 What a ``Scope`` names is erased in one transaction, keeping each ticket's skeleton (number,
 queue, status, priority, category, tags, times, the number of its messages and their
@@ -43,7 +43,7 @@ from maild.store.tables import Attachment, Contact, Event, Inbound, Message, Out
 log = logging.getLogger("maild.privacy")
 
 # Tables whose rows *are* one person's record, by the column holding the address: a request
-# erases the row itself (contract 10: "Erasure erases the member's register row too"). A table
+# erases the row itself (docs/coming.md#member-register: "Erasure erases the member's register row too"). A table
 # named here that does not exist (yet) is skipped; every other table is covered by the
 # metadata-driven pass, which replaces the address wherever it occurs.
 PERSON_TABLES: dict[str, str] = {"members": "email"}

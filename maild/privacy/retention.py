@@ -1,4 +1,4 @@
-"""Retention (contract 9): a daily sweep erases tickets closed longer ago than
+"""Retention (docs/coming.md#reports-and-privacy): a daily sweep erases tickets closed longer ago than
 ``retention: {closed_after_days: N}`` (a queue's own, else the top level's), with the same core
 as an erasure request (``erase.erase``): their raw mail, attachments and texts go, the skeleton
 stays.

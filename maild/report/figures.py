@@ -1,6 +1,6 @@
 """The report's figures from the facts of each ticket. Pure: no I/O, no ORM.
 
-Definitions (contract 9; the README's "Reports" section says the same for users):
+Definitions (docs/coming.md#reports-and-privacy; the README's "Reports" section says the same for users):
 
 - A report covers the tickets *created* in ``[start, end)`` (local days of the instance's
   timezone) and is taken *as of* ``as_of`` = the end, or now when the end is still to come:

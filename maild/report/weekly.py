@@ -1,4 +1,4 @@
-"""The Monday mail: each queue's leads get the queue's report of the week before (contract 9).
+"""The Monday mail: each queue's leads get the queue's report of the week before (docs/coming.md#reports-and-privacy).
 
 Due from Monday 08:00 in the instance's timezone (a public holiday too: the report is read
 when the lead is back). The week is claimed once for all queues (``report:2027-W10``, a

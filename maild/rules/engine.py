@@ -1,6 +1,6 @@
 """Decide where a new message goes and what happens to it. Pure: no I/O, no clock, no database.
 
-How one decision is made (contract section 3):
+How one decision is made (docs/rules.md):
 
 1. Queue by address: the first recipient (To, Cc, envelope, Delivered-To, in that
    order) that is a queue address, plus-addressing ignored.

@@ -1,4 +1,4 @@
-"""Read ``rules.yaml`` (contract section 3) into a :class:`RuleSet`, or say everything wrong with it.
+"""Read ``rules.yaml`` (docs/rules.md) into a :class:`RuleSet`, or say everything wrong with it.
 
 Every problem is reported, each as ``path:LINE: message``, so that one run of
 ``maild check`` shows them all. Parsing happens in two steps: a YAML loader that

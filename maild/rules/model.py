@@ -91,7 +91,7 @@ class Lifecycle:
 
 @dataclass(frozen=True)
 class Retention:
-    """How long erasable data is kept (contract 9): a ticket closed more than
+    """How long erasable data is kept (docs/coming.md#reports-and-privacy): a ticket closed more than
     ``closed_after_days`` calendar days ago is erased, its skeleton kept."""
 
     closed_after_days: int

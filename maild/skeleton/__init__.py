@@ -11,7 +11,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def write_instance(directory: Path) -> list[Path]:
-    """Write the instance files, private (contract 6: the configuration holds the secret key);
+    """Write the instance files, private (docs/guarantees.md: the configuration holds the secret key);
     existing files are left as they are. Returns what was written."""
     make_dirs(directory)
     written = []

@@ -181,7 +181,7 @@ def _store_message(a: Applying, ticket: Ticket, parsed: Parsed, effect: StoreMes
     message_id = a.session.connection().execute(_STORE_MESSAGE, values).scalar_one()
     if parsed.attachments:  # save_attachments only needs the row's id
         save_attachments(a.session, a.data_dir, SimpleNamespace(id=message_id), parsed.attachments)  # type: ignore[arg-type]
-    if parsed.cleaned:  # contract 4.5a: what was cleaned or left out is on the record
+    if parsed.cleaned:  # docs/mail.md#recipients: what was cleaned or left out is on the record
         a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.MAIL_VALUES_CLEANED), "actor": "maild",
                          "data": {"message": message_id, "notes": list(parsed.cleaned)}, "at": a.now})
 

@@ -142,7 +142,7 @@ def _bounce(session: Session, reading: Returned, now: datetime) -> Lookups:
     """The mail of maild's that bounced: by the VERP address the bounce came back to, else by
     the returned Message-ID when maild generated it. A bounce of any other message (one that
     maild received, an attacker's own) is not ours: no ticket, so it goes to the quarantine
-    (contract 4.4)."""
+    (docs/mail.md#bounces)."""
     if reading.outbox_id is not None:
         row = session.get(Outbox, reading.outbox_id)
         ticket = session.get(Ticket, row.ticket_id) if row is not None and row.ticket_id is not None else None

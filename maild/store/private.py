@@ -1,4 +1,4 @@
-"""Private files and directories: what maild keeps is for its own user only (contract 6).
+"""Private files and directories: what maild keeps is for its own user only (docs/guarantees.md).
 
 Every file maild creates is 0600 and every directory 0700, whatever the process umask. The
 mode is given when the file or directory is made, so it is never open to others, not even for

@@ -60,7 +60,7 @@ class Contact(SQLModel, table=True):
     name: str = Field(default="", max_length=500)
     created_at: datetime = _ts(default_factory=utcnow)
     undeliverable: bool = False  # superseded by undeliverable_since; kept for old rows
-    # when a bounce of maild's own mail to this address last said "permanent"; lapses (contract 4.4)
+    # when a bounce of maild's own mail to this address last said "permanent"; lapses (docs/mail.md#bounces)
     undeliverable_since: datetime | None = _ts(default=None)
 
 
@@ -93,7 +93,7 @@ class Ticket(SQLModel, table=True):
     closed_at: datetime | None = _ts(default=None)
     status_changed_at: datetime = _ts(default_factory=utcnow)  # when `status` last changed
     first_response_at: datetime | None = _ts(default=None)  # staff's first answer to the member
-    erased_at: datetime | None = _ts(default=None)  # its content erased (contract 9); the skeleton stays
+    erased_at: datetime | None = _ts(default=None)  # its content erased (docs/coming.md#reports-and-privacy); the skeleton stays
 
 
 class Message(SQLModel, table=True):

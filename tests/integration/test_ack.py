@@ -1,4 +1,4 @@
-"""Acknowledgements of new tickets, and no answers to machines (contract 4.2, 4.3)."""
+"""Acknowledgements of new tickets, and no answers to machines (docs/mail.md#what-maild-sends, 4.3)."""
 
 from __future__ import annotations
 

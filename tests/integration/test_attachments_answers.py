@@ -1,4 +1,4 @@
-"""Attachments out of maild and the canned answers' listing (contract 8), in real subprocesses."""
+"""Attachments out of maild and the canned answers' listing (docs/coming.md#staff-daily-work), in real subprocesses."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`[staff] authentication = "authres"` through the whole pipeline: a forged result in a comment,
-a quoted string or an encoded word never gets a staff command obeyed (contract 4.5)."""
+a quoted string or an encoded word never gets a staff command obeyed (docs/mail.md#staff)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The command line as users and MTAs call it (contract section 5), in real subprocesses."""
+"""The command line as users and MTAs call it (docs/commands.md), in real subprocesses."""
 
 from __future__ import annotations
 

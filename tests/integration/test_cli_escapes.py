@@ -1,4 +1,4 @@
-"""Text from mail never reaches the operator's terminal raw (contract 6): the real `maild`
+"""Text from mail never reaches the operator's terminal raw (docs/guarantees.md): the real `maild`
 command line, in subprocesses, on mail with terminal escapes and rich markup in it."""
 
 from __future__ import annotations

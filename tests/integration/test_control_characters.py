@@ -1,5 +1,5 @@
 """Control characters in values taken from mail never stop a mail from going out; what was
-cleaned or left out is recorded (contract 4.5a). Through the real pipeline, the durable outbox
+cleaned or left out is recorded (docs/mail.md#recipients). Through the real pipeline, the durable outbox
 and the sender, into the maildir transport."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""deploy/ (contract section 7): the systemd unit as systemd reads it, sd_notify from the real
+"""deploy/ (docs/operations.md): the systemd unit as systemd reads it, sd_notify from the real
 daemon, the Postfix pipe as Postfix runs it, the container files, and `maild --version`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The duplicate rule (contract 4.1): the same mail is stored once and the copy is visible;
+"""The duplicate rule (docs/mail.md#threading): the same mail is stored once and the copy is visible;
 different mail is never taken for a copy. Real database, real daemon, real Dovecot."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Bounces mark addresses undeliverable only for maild's own mail, only the address that mail
-went to, and only for 30 days (contract 4.4); old marks are migrated to lapse as well."""
+went to, and only for 30 days (docs/mail.md#bounces); old marks are migrated to lapse as well."""
 
 from __future__ import annotations
 

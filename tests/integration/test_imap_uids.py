@@ -1,4 +1,4 @@
-"""IMAP acts on exactly the UIDs it stored (contract 6), against a real Dovecot behind a proxy
+"""IMAP acts on exactly the UIDs it stored (docs/guarantees.md), against a real Dovecot behind a proxy
 that leaves one message out of a FETCH reply, as a server may."""
 
 from __future__ import annotations

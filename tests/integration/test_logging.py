@@ -1,4 +1,4 @@
-"""The daemon's log (contract 7): one line per message stored and per message filed, in JSON
+"""The daemon's log (docs/operations.md): one line per message stored and per message filed, in JSON
 when asked, with third-party chatter kept down."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def test_text_lines_have_no_timestamp_under_journald(monkeypatch, journald: bool
 
 
 def test_protocol_libraries_never_log_their_wire_even_at_debug() -> None:
-    """aioimaplib's DEBUG lines carry AUTHENTICATE XOAUTH2 with the access token (contract 7)."""
+    """aioimaplib's DEBUG lines carry AUTHENTICATE XOAUTH2 with the access token (docs/operations.md)."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:

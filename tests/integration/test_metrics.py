@@ -1,4 +1,4 @@
-"""Prometheus metrics from a running daemon (contract 7), scraped over real HTTP."""
+"""Prometheus metrics from a running daemon (docs/operations.md), scraped over real HTTP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Two `maild run` instances on one PostgreSQL database (contract 7, deploy/README.md): both
+"""Two `maild run` instances on one PostgreSQL database (docs/operations.md, deploy/README.md): both
 listen for SMTP and both poll the same IMAP mailbox, under load, and one is killed with SIGKILL
 mid-batch and started again. Every message must be filed exactly once, every new ticket
 acknowledged exactly once, and ticket numbers must run without gaps or repeats. The instances

@@ -1,4 +1,4 @@
-"""OAuth2 (XOAUTH2) logins, for real (contract 7): the microsoft and google providers against a
+"""OAuth2 (XOAUTH2) logins, for real (docs/operations.md): the microsoft and google providers against a
 local identity provider that checks their grants as Entra ID and Google do, the command
 provider with small scripts, a Dovecot whose oauth2 passdb asks that provider whether a token
 is good, and a smarthost (aiosmtpd) that accepts XOAUTH2 the same way.

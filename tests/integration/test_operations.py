@@ -1,4 +1,4 @@
-"""Operating maild from the shell (contract 7): read-only commands, status, outbox operations,
+"""Operating maild from the shell (docs/operations.md): read-only commands, status, outbox operations,
 backup and restore, in real subprocesses on real databases."""
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ def test_member_reply_reopens_and_adds_no_cc(app: App) -> None:
     deliver(app, mail(subject="Re: [JP#1] Asia", cc="puoliso@example.fi"))
     detail = show(app, 1)
     assert detail["status"] == "open"
-    assert detail["cc"] == []  # contract 4.5a: only staff add CCs after the first message (#cc)
+    assert detail["cc"] == []  # docs/mail.md#recipients: only staff add CCs after the first message (#cc)
 
 
 def test_auto_reply_follow_up_changes_nothing(app: App) -> None:

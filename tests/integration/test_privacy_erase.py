@@ -1,4 +1,4 @@
-"""Erasure (contract 9, Art. 17) on real SQLite and PostgreSQL: afterwards the address (and
+"""Erasure (docs/coming.md#reports-and-privacy, Art. 17) on real SQLite and PostgreSQL: afterwards the address (and
 name) is in no column of any table (checked here over the whole metadata, independently of
 maild's own check) and, byte by byte, in no file under the data directory nor in the SQLite
 database and WAL; the tickets' skeletons are kept for reports."""

@@ -1,4 +1,4 @@
-"""`maild members export` (contract 9, Art. 15): everything stored about an address in one
+"""`maild members export` (docs/coming.md#reports-and-privacy, Art. 15): everything stored about an address in one
 private zip with an index a person can read; it streams (a thousand tickets and large
 attachments do not grow its memory)."""
 

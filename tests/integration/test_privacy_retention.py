@@ -1,4 +1,4 @@
-"""The retention sweep (contract 9): once a day it erases tickets closed longer ago than their
+"""The retention sweep (docs/coming.md#reports-and-privacy): once a day it erases tickets closed longer ago than their
 queue's (else the top level's) ``closed_after_days``, with their raw mail, keeping the
 skeleton; a member's contact goes only with their last ticket. SQLite and PostgreSQL."""
 

@@ -1,4 +1,4 @@
-"""Data at rest is private (contract 6): every file maild creates is 0600 and every directory
+"""Data at rest is private (docs/guarantees.md): every file maild creates is 0600 and every directory
 0700, whatever the umask. The real commands run with the usual umask 022; each creator is also
 checked in-process, without the umask that the command line sets."""
 

@@ -1,4 +1,4 @@
-"""Who receives a ticket's mail (contract 4.5a): CCs only from the member's first message and
+"""Who receives a ticket's mail (docs/mail.md#recipients): CCs only from the member's first message and
 from staff (#cc/#uncc), none on confidential queues, and a move to another queue takes that
 queue's confidentiality and people."""
 

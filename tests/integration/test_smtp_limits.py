@@ -1,4 +1,4 @@
-"""SMTP resource limits of a real `maild run` (contract 6), over real sockets: recipients per
+"""SMTP resource limits of a real `maild run` (docs/guarantees.md), over real sockets: recipients per
 message, sessions at once, and the idle timeout."""
 
 from __future__ import annotations

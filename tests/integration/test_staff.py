@@ -1,4 +1,4 @@
-"""Staff answer from their own mail client: relay, commands, proof of sender (contract 4.5)."""
+"""Staff answer from their own mail client: relay, commands, proof of sender (docs/mail.md#staff)."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_invalid_command_answers_the_writer_only(app: App) -> None:
     assert reply["To"] == "maija@liitto.fi" and "priority must be" in reply.get_body(("plain",)).get_content()
     shown = ticket(app)
     assert shown["status"] == "new"
-    # contract 5: the kinds `tickets show` may give a message
+    # docs/commands.md: the kinds `tickets show` may give a message
     assert {m["kind"] for m in shown["messages"]} <= {
         "member", "staff", "note", "third_party", "auto_reply", "ack", "notification", "reminder", "resolved", "bounce"}
 

@@ -1,4 +1,4 @@
-"""A daemon that cannot start (contract section 7): exits non-zero within 10 s, with the reason
+"""A daemon that cannot start (docs/operations.md): exits non-zero within 10 s, with the reason
 on stderr, leaving no process behind (its spool processor child included)."""
 
 from __future__ import annotations

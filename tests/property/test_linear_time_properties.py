@@ -1,4 +1,4 @@
-"""HTML-to-text and quote cutting finish in time linear in their input (contract 6: no one
+"""HTML-to-text and quote cutting finish in time linear in their input (docs/guarantees.md: no one
 message holds up the others).
 
 Each example repeats a hostile pattern to about ``SIZE`` characters and must finish within a

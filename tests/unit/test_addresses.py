@@ -1,4 +1,4 @@
-"""Addresses are read before RFC 2047 decoding, and only when the header parses (contract 4.5a)."""
+"""Addresses are read before RFC 2047 decoding, and only when the header parses (docs/mail.md#recipients)."""
 
 from __future__ import annotations
 

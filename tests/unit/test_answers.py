@@ -1,4 +1,4 @@
-"""Canned answers: rendering, listing and what `maild check` finds (contract 8)."""
+"""Canned answers: rendering, listing and what `maild check` finds (docs/coming.md#staff-daily-work)."""
 
 from __future__ import annotations
 

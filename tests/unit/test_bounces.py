@@ -1,4 +1,4 @@
-"""What a bounce says (contract 4.4): every real bounce in tests/corpus names a failed recipient,
+"""What a bounce says (docs/mail.md#bounces): every real bounce in tests/corpus names a failed recipient,
 apart from the documented exceptions; no human mail is read as a bounce; VERP round-trips."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""#cc, #uncc and commands after #queue (contract 4.5a): checked before anything is obeyed."""
+"""#cc, #uncc and commands after #queue (docs/mail.md#recipients): checked before anything is obeyed."""
 
 from __future__ import annotations
 

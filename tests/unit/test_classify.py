@@ -1,4 +1,4 @@
-"""Who wrote it (contract 4.3, 4.4): every real message in tests/corpus is classified as its
+"""Who wrote it (docs/mail.md#machines, 4.4): every real message in tests/corpus is classified as its
 folder says, apart from the documented exceptions below, and the header rules hold one by one."""
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def test_the_quoted_notification_is_cut(reply: str) -> None:
     assert answer_text(reply) == "Hei,\nasia on hoidossa."
 
 
-# --- #answer, #for, #channel (contract 8) ---------------------------------------------------
+# --- #answer, #for, #channel (docs/coming.md#staff-daily-work) ---------------------------------------------------
 
 ANSWERS = Context(writer="maija@liitto.fi", answers=frozenset({"jasenmaksu", "eroaminen"}), language="fi")
 

@@ -1,4 +1,4 @@
-"""Outgoing mail on the wire (contract 4.2, 4.7): headers, threading, no injection."""
+"""Outgoing mail on the wire (docs/mail.md#what-maild-sends, 4.7): headers, threading, no injection."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Configuration lookup, overrides and errors (contract section 2)."""
+"""Configuration lookup, overrides and errors (docs/configuration.md)."""
 
 from __future__ import annotations
 

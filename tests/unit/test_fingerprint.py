@@ -1,4 +1,4 @@
-"""The duplicate rule's identity of a message: its whole content below the trace headers (contract 4.1)."""
+"""The duplicate rule's identity of a message: its whole content below the trace headers (docs/mail.md#threading)."""
 
 from __future__ import annotations
 

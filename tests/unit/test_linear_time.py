@@ -1,4 +1,4 @@
-"""Parsing, HTML-to-text and quote cutting take time linear in the input (contract 6: one mail
+"""Parsing, HTML-to-text and quote cutting take time linear in the input (docs/guarantees.md: one mail
 must not hold up the others).
 
 Each check times a hostile shape at N and at 4N characters (CPU time, the fastest of three runs,

@@ -1,4 +1,4 @@
-"""``auth = "xoauth2"`` and the ``oauth2`` tables of ``[[imap]]`` and ``[outbound]`` (contract 7)."""
+"""``auth = "xoauth2"`` and the ``oauth2`` tables of ``[[imap]]`` and ``[outbound]`` (docs/operations.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The acknowledgement policy (contract 4.3) and what a new ticket queues. No database."""
+"""The acknowledgement policy (docs/mail.md#machines) and what a new ticket queues. No database."""
 
 from __future__ import annotations
 

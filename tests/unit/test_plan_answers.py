@@ -1,4 +1,4 @@
-"""Canned answers in the planner (contract 8): a rule's `answer:` goes in place of the
+"""Canned answers in the planner (docs/coming.md#staff-daily-work): a rule's `answer:` goes in place of the
 acknowledgement, under the same no-machine rules and cap; `suggest:` reaches the staff. No database."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Bounces of maild's own mail (contract 4.4): what they mark, and what is not ours. No database."""
+"""Bounces of maild's own mail (docs/mail.md#bounces): what they mark, and what is not ours. No database."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who gets a ticket's mail (contract 4.5a): the first message's CCs, and the addresses the
+"""Who gets a ticket's mail (docs/mail.md#recipients): the first message's CCs, and the addresses the
 staff are told do not get it. No database."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Staff commands (``#take``, ``#queue``, ``#cc``...) and the CC policy (contract 4.5a), from
+"""Staff commands (``#take``, ``#queue``, ``#cc``...) and the CC policy (docs/mail.md#recipients), from
 mail and from the shell alike. No database."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Status changes and the member's resolved notice (contract 4.3, 4.4, 4.6). No database."""
+"""Status changes and the member's resolved notice (docs/mail.md#machines, 4.4, 4.6). No database."""
 
 from __future__ import annotations
 

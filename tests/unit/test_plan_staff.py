@@ -1,4 +1,4 @@
-"""Staff mail (contract 4.5): who is proven staff, and what their reply does. No database."""
+"""Staff mail (docs/mail.md#staff): who is proven staff, and what their reply does. No database."""
 
 from __future__ import annotations
 

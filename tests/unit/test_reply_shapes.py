@@ -1,4 +1,4 @@
-"""Staff replies in the shapes real mail clients write them (issue 6; contract 4.1, 4.5).
+"""Staff replies in the shapes real mail clients write them (issue 6; docs/mail.md#threading, 4.5).
 
 Three tables:
 

@@ -1,4 +1,4 @@
-"""What the CLI and the daemon's log print of text from mail (contract 6)."""
+"""What the CLI and the daemon's log print of text from mail (docs/guarantees.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Threading decisions (contract 4.1), table-driven, no I/O."""
+"""Threading decisions (docs/mail.md#threading), table-driven, no I/O."""
 
 from __future__ import annotations
 

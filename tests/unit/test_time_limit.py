@@ -1,4 +1,4 @@
-"""``time_limit``: the in-process bound of `maild ingest` and `maild quarantine replay` (contract 6)."""
+"""``time_limit``: the in-process bound of `maild ingest` and `maild quarantine replay` (docs/guarantees.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Outlook's winmail.dat unpacked into its files (contract 8), and hostile TNEF kept as it is."""
+"""Outlook's winmail.dat unpacked into its files (docs/coming.md#staff-daily-work), and hostile TNEF kept as it is."""
 
 from __future__ import annotations
 

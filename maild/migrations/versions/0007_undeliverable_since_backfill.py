@@ -1,4 +1,4 @@
-"""undeliverable marks of old rows become marks that lapse (contract 4.4)
+"""undeliverable marks of old rows become marks that lapse (docs/mail.md#bounces)
 
 Contacts marked with the old ``undeliverable`` flag get ``undeliverable_since``: the time of
 the last bounce or failed delivery to the address that the events record, else the time of

@@ -1,4 +1,4 @@
-"""tickets.erased_at: when a ticket's content was erased (contract 9), its skeleton kept
+"""tickets.erased_at: when a ticket's content was erased (docs/coming.md#reports-and-privacy), its skeleton kept
 
 Revision ID: 0010
 Revises: 0009
