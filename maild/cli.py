@@ -914,6 +914,10 @@ def report(
     """Tickets created in a period: volumes, backlog, response times, SLA, staff, categories."""
     from datetime import date, timedelta
 
+    from zoneinfo import ZoneInfo
+
+    from sqlmodel import Session
+
     from maild.report.build import DEFAULT_DAYS, make_report
     from maild.report.html import page
     from maild.report.text import render

@@ -264,7 +264,8 @@ def test_two_instances_at_once_send_everything_exactly_once(make_instance: MakeI
 
     assert max(o["started"] for o in outcomes) < min(o["finished"] for o in outcomes)  # they overlapped
     expected = {"staff_reminder": 20, "escalation": 20, "member_reminder": 20, "auto_resolve": 20, "close": 20, "digest": 4,
-                "weekly_report": 1}  # the report of 6.-12.12. to jasenasiat's lead, once
+                "weekly_report": 1,  # the report of 6.-12.12. to jasenasiat's lead, once
+                "retention": 0}  # no retention in these rules
     for name in JOBS:
         both = outcomes[0]["actions"][name] + outcomes[1]["actions"][name]
         assert len(both) == len(set(both)) == expected[name], name

@@ -56,7 +56,7 @@ ACT = [
     (Command("assign", "lasse@liitto.fi"), "ticket 12 (queue jasenasiat): lasse@liitto.fi is not staff of this queue"),
     (Command("queue", "nowhere"), "ticket 12 (queue jasenasiat): no queue 'nowhere' (queues: jasenasiat, laki, laskutus)"),
     (Command("bogus"), "ticket 12 (queue jasenasiat): unknown command (known: #note, #take, #close, #pending, "
-                       "#open, #assign, #priority, #queue, #category, #cc, #uncc)"),
+                       "#open, #assign, #priority, #queue, #category, #cc, #uncc, #answer, #for, #channel)"),
     (Command("assign", "pekka@liitto.fi"), None),
 ]
 

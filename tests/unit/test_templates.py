@@ -137,7 +137,8 @@ def test_a_syntax_error_in_an_html_alternative(copy: Path) -> None:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_html_mail_extends_the_shared_layout(language: str) -> None:
-    mails = [path for path in (SHIPPED / language).glob("*.html") if not path.name.startswith("_")]
+    # the leads' weekly report is a page of charts and tables with a layout of its own
+    mails = [path for path in (SHIPPED / language).glob("*.html") if not path.name.startswith("_") and path.stem != "report"]
     assert mails
     for path in mails:
         assert path.read_text(encoding="utf-8").startswith(f'{{% extends "{language}/_layout.html" %}}\n'), path
