@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from maild.outbound.transport import Transport, make_transport
 from maild.oauth2 import token_source
 from maild.ingest import Pipeline, secret_key
 from maild.intake.spool import RawStore
+from maild.lookup import LookupCommand
 from maild.rules.loader import parse_rules, read_rules_text
 from maild.rules.model import RuleSet
 from maild.store import db
@@ -93,7 +95,20 @@ class App:
             staff_proof=self.settings.staff.authentication,
             trusted_authserv_ids=frozenset(i.lower() for i in self.settings.staff.trusted_authserv_ids),
             message_timeout=self.settings.processing.message_timeout_seconds,
+            member_lookup=self.member_lookup(),  # member register (issue 16)
+            member_show_fields=tuple(self.settings.members.show_fields),
         )
+
+    def member_lookup(self) -> LookupCommand | None:
+        """member register (issue 16): ``[members] lookup_command``, a relative program path
+        taken relative to the configuration's directory; None when there is none."""
+        members = self.settings.members
+        if not members.lookup_command:
+            return None
+        argv = shlex.split(members.lookup_command)
+        if "/" in argv[0]:
+            argv[0] = str(self.settings.path(argv[0]))
+        return LookupCommand(shlex.join(argv), members.lookup_timeout_seconds, members.lookup_cache_seconds)
 
     def queue_ids(self) -> list[str]:
         """The queues of the rules, or none when the rules cannot be read (a listing still works)."""

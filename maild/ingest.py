@@ -44,6 +44,10 @@ from maild.rules.model import Decision, Queue, RuleSet
 from maild.store import private
 from maild.store import tickets as store
 from maild.store.attachments import save_attachments
+from maild.core.members import Link, member_numbers, template_member  # member register (issue 16)
+from maild.core.members import link as link_member  # member register (issue 16)
+from maild.lookup import Answer  # member register (issue 16)
+from maild.store import members as store_members  # member register (issue 16)
 from maild.store.tables import Inbound, Message, Outbox, Quarantine, Ticket, utcnow
 
 log = logging.getLogger("maild.ingest")
@@ -122,6 +126,19 @@ class Reading:
     kept: tuple[str, str] | None = None
     bounce: Bounce | None = None
     bounced_outbox_id: int | None = None  # from the VERP address the bounce came back to
+    member: MemberFound | None = None  # member register (issue 16)
+
+
+@dataclass(frozen=True)
+class MemberFound:
+    """member register (issue 16): who the sender is in the register, and why not when the
+    lookup command failed (the mail is then filed unlinked, and the failure counted)."""
+
+    link: Link
+    lookup_error: str | None = None
+
+
+LOOKUP_FAILURES = "member_lookup_failures"  # counter row; maild_member_lookup_failures_total
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,8 @@ class Pipeline:
     staff_proof: str = "token"  # token | authres | none (contract 4.5)
     trusted_authserv_ids: frozenset[str] = frozenset()
     message_timeout: float = 0  # seconds for reading one message in this process; 0: no limit here
+    member_lookup: Callable[[str], Answer] | None = None  # member register (issue 16): [members] lookup_command
+    member_show_fields: tuple[str, ...] = ()  # member register (issue 16): [members] show_fields
 
     def process(self, inbound_id: int) -> str:
         """Process one spooled message; return what became of it, and log it (contract 7)."""
@@ -244,11 +263,29 @@ class Pipeline:
             )
         if not sender:
             return Reading(envelope, parsed, verdict, sender, kept=("unparseable", "no sender address"))
+        member = self._find_member(sender, parsed, verdict)  # member register (issue 16)
         return Reading(
             envelope, parsed, verdict, sender,
             keys=threader.keys(parsed, envelope, self.mailer.tag_prefix, self.rules.addresses()),
-            decision=decide(facts_from(parsed, envelope.recipients), self.rules),
+            decision=decide(facts_from(parsed, envelope.recipients, member.link.member), self.rules),
+            member=member,
         )
+
+    def _find_member(self, sender: str, parsed: Parsed, verdict: Verdict) -> MemberFound:
+        """member register (issue 16): the sender's member, by address (the register, else the
+        lookup command, which machine mail never runs) or by a member number in the mail.
+        One indexed query in a read-only session, before the write transaction: the lookup
+        command may take seconds and must not hold the database lock."""
+        numbers = member_numbers(parsed.subject, parsed.text)
+        with Session(self.engine) as session:
+            by_address, by_number = store_members.look_up(session, sender, numbers)
+        error = None
+        if by_address is None and self.member_lookup is not None and not verdict.is_machine:
+            answer = self.member_lookup(sender)
+            by_address, error = answer.member, answer.error
+            if error:
+                log.warning("member lookup for %s failed, filed unlinked: %s", sender, error)
+        return MemberFound(link_member(by_address, numbers, by_number), error)
 
     def _persist(self, session: Session, inbound: Inbound, reading: Reading) -> str:
         """Thread and store one read message, in the caller's transaction."""
@@ -265,6 +302,8 @@ class Pipeline:
             store.quarantine(session, kind, reason, inbound, from_addr=sender, subject=subject)
             return f"quarantined:{kind}"
         assert parsed and verdict and reading.keys and reading.decision
+        if reading.member is not None and reading.member.lookup_error:  # member register (issue 16)
+            store.next_number(session, LOOKUP_FAILURES)
         found = self._lookup(session, reading.keys)
         choice = threader.choose(reading.keys, found)
         if choice.action == "duplicate":
@@ -284,7 +323,7 @@ class Pipeline:
             names = ", ".join(hit.name for hit in decision.hits) or "rules"
             store.quarantine(session, "dropped", f"dropped by rule: {names}", inbound, from_addr=sender, subject=subject)
             return "quarantined:dropped"
-        ticket = self._new_ticket(session, inbound, parsed, sender, verdict, decision, choice)
+        ticket = self._new_ticket(session, inbound, parsed, sender, verdict, decision, choice, reading.member)
         inbound.state = "done"
         return f"new:{ticket.number}"
 
@@ -403,7 +442,7 @@ class Pipeline:
 
     def _new_ticket(
         self, session: Session, inbound: Inbound, parsed: Parsed, sender: str, verdict: Verdict,
-        decision: Decision, choice: threader.Choice,
+        decision: Decision, choice: threader.Choice, member: MemberFound | None = None,
     ) -> Ticket:
         now = utcnow()
         queue = self.rules.queues[decision.queue]
@@ -437,16 +476,36 @@ class Pipeline:
         )
         if choice.collision:
             store.add_event(session, ticket, "message_id_collision", message_id=parsed.message_id)
+        self._link_member(session, ticket, member)  # member register (issue 16)
         assignee = self._assign(session, decision, queue.staff)
         if assignee:
             ticket.assignee = assignee
             store.add_event(session, ticket, "assigned", assignee=assignee, how=decision.assign)
         self._acknowledge(session, ticket, queue, parsed, verdict, decision, now)
         if not verdict.is_machine:
-            self._notify_new(session, ticket, queue, parsed, decision, now)
+            self._notify_new(session, ticket, queue, parsed, decision, now, member)
         return ticket
 
-    def _notify_new(self, session: Session, ticket: Ticket, queue: Queue, parsed: Parsed, decision: Decision, now: datetime) -> None:
+    @staticmethod
+    def _link_member(session: Session, ticket: Ticket, found: MemberFound | None) -> None:
+        """member register (issue 16): keep the ticket's member, and say how it was found, that
+        the lookup failed, or that the mail named another member's number (for staff)."""
+        if found is None:
+            return
+        if found.lookup_error:
+            store.add_event(session, ticket, "member_lookup_failed", error=found.lookup_error)
+        member = store_members.link_ticket(session, ticket, found.link)
+        if member is None:
+            return
+        store.add_event(session, ticket, "member_linked", member_number=member.member_number,
+                        linked_by=found.link.linked_by)
+        if found.link.conflict:
+            store.add_event(session, ticket, "member_conflict", member_number=member.member_number,
+                            mentioned_number=found.link.conflict,
+                            reason="the mail names another member's number; the sender's address decides")
+
+    def _notify_new(self, session: Session, ticket: Ticket, queue: Queue, parsed: Parsed, decision: Decision, now: datetime,
+                    member: MemberFound | None = None) -> None:
         """``staff_new`` to the queue's staff and the rules' ``notify`` addresses; content of a
         confidential ticket goes to its own queue's staff only."""
         extra = tuple(a for a in decision.notify if not ticket.confidential or a in queue.staff)
@@ -457,8 +516,10 @@ class Pipeline:
             for other in store.open_tickets_of(session, ticket.requester) if other.id != ticket.id
         ]
         not_recipients = self._not_recipients(ticket, parsed)
+        shown = template_member(member.link, self.member_show_fields) if member else None  # member register (issue 16)
         self.queue_mail(session, ticket, "notification", lambda: notices.staff_new(
-            self.mailer, self.rules, queue, ticket, parsed, other_open, not_recipients, recipients, now))
+            self.mailer, self.rules, queue, ticket, parsed, other_open, not_recipients, recipients, now,
+            member=shown))
 
     def _notify_followup(self, session: Session, ticket: Ticket, parsed: Parsed, kind: str) -> None:
         """``staff_followup`` to the assignee, or to the queue's staff when nobody of them owns
@@ -469,9 +530,11 @@ class Pipeline:
         recipients = (ticket.assignee,) if ticket.assignee in queue.staff else queue.staff
         requester_name = store.contact_of(session, ticket.requester).name
         not_recipients = self._not_recipients(ticket, parsed)
+        linked = store_members.member_of_ticket(session, ticket.id or 0)  # member register (issue 16)
+        shown = template_member(Link(linked[0], linked[1]), self.member_show_fields) if linked else None  # type: ignore[arg-type]
         self.queue_mail(session, ticket, "notification", lambda: notices.staff_followup(
             self.mailer, queue, ticket, parsed, requester_name, kind == "third_party", not_recipients, recipients,
-            utcnow()))
+            utcnow(), member=shown))
 
     def _not_recipients(self, ticket: Ticket, parsed: Parsed) -> tuple[str, ...]:
         """The addresses in this mail that do not get the ticket's mail, for the staff

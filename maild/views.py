@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -13,10 +14,12 @@ from sqlmodel import Session, col, select
 from maild.core import threader
 from maild.core.bounces import undeliverable
 from maild.core.classify import classify
+from maild.core.members import NO_LINK, Link, member_numbers
 from maild.core.parse import ParseError, parse_message
 from maild.mail import Envelope
 from maild.rules.engine import decide, facts_from
 from maild.rules.model import RuleSet
+from maild.store import members as store_members
 from maild.store import tickets as store
 from maild.store.tables import Event, Message, Outbox, Quarantine, Ticket, utcnow
 
@@ -54,17 +57,40 @@ def ticket_rows(session: Session, prefix: str, **filters: Any) -> list[dict[str,
 
 
 def member_detail(session: Session, prefix: str, address: str) -> dict[str, Any] | None:
-    """``members show``: the member's contact and tickets, open ones first, newest first
-    (contract 4.5a); ``undeliverable_since`` only while the bounce mark holds. None when
-    maild knows neither a contact nor a ticket of the address."""
-    address = address.strip().lower()
-    contact = store.contact_of(session, address)
-    tickets = ticket_rows(session, prefix, requester=address)
-    if contact.id is None and not tickets:
+    """``members show ADDRESS|NUMBER``: the member's contact and tickets, open ones first, newest
+    first (contract 4.5a); ``undeliverable_since`` only while the bounce mark holds. With a
+    register member (contract 10: by address, or by a member number), ``member`` and every
+    ticket linked to them, whatever address they wrote from. None when maild knows no
+    contact, ticket or member of it."""
+    value = address.strip()
+    member = store_members.find(session, value)
+    if "@" in value:
+        address = value.lower()
+    elif member is not None:
+        address = member.email or ""
+    else:
+        return None
+    contact = store.contact_of(session, address) if address else None
+    linked = store_members.ticket_ids_of(session, member.id) if member is not None and member.id else []
+    tickets = _tickets_of(session, prefix, address, linked)
+    if (contact is None or contact.id is None) and not tickets and member is None:
         return None
     tickets.sort(key=lambda row: (row["status"] not in store.OPEN_STATUSES, -row["number"]))
-    since = contact.undeliverable_since if undeliverable(contact.undeliverable_since, utcnow()) else None
-    return {"address": address, "name": contact.name, "undeliverable_since": _iso(since), "tickets": tickets}
+    mark = contact.undeliverable_since if contact is not None else None
+    since = mark if undeliverable(mark, utcnow()) else None
+    return {"address": address or None, "name": contact.name if contact is not None else "",
+            "undeliverable_since": _iso(since), "tickets": tickets,
+            "member": member.to_json() if member is not None else None}
+
+
+def _tickets_of(session: Session, prefix: str, address: str, ticket_ids: list[int]) -> list[dict[str, Any]]:
+    """Tickets that ``address`` opened and the tickets of ``ticket_ids``, each once."""
+    rows = ticket_rows(session, prefix, requester=address) if address else []
+    have = {row["number"] for row in rows}
+    more = [t for t in session.exec(select(Ticket).where(col(Ticket.id).in_(ticket_ids))) if t.number not in have] \
+        if ticket_ids else []
+    counts = store.message_counts(session, [t.id for t in more if t.id is not None])
+    return rows + [ticket_dict(t, prefix, counts.get(t.id or 0, 0)) for t in more]
 
 
 def message_dict(message: Message) -> dict[str, Any]:
@@ -96,6 +122,8 @@ def ticket_detail(session: Session, prefix: str, number: int) -> dict[str, Any] 
     detail["requester_undeliverable"] = undeliverable(since, utcnow())
     detail["messages"] = [message_dict(m) for m in messages]
     detail["events"] = [event_dict(e) for e in store.events_of(session, ticket)]
+    linked = store_members.member_of_ticket(session, ticket.id or 0)  # member register (contract 10)
+    detail["member"] = {**linked[0].to_json(), "linked_by": linked[1]} if linked else None
     return detail
 
 
@@ -123,16 +151,22 @@ def quarantine_row(session: Session, qid: int) -> dict[str, Any] | None:
     return quarantine_dict(row) if row else None
 
 
-def rules_verdict(rules: RuleSet, raw: bytes, recipients: tuple[str, ...]) -> dict[str, Any]:
-    """``maild rules test``: classification and routing decision for a raw message, with reasons."""
+def rules_verdict(
+    rules: RuleSet, raw: bytes, recipients: tuple[str, ...],
+    find_member: Callable[[str, tuple[str, ...]], Link] | None = None,
+) -> dict[str, Any]:
+    """``maild rules test``: classification and routing decision for a raw message, with reasons.
+    ``find_member(sender, member numbers in the mail)``: who the sender is in the register
+    (contract 10); without it, nobody is a member."""
     try:
         parsed, message = parse_message(raw)
     except ParseError as exc:
         return {"classification": "unparseable", "queue": None, "priority": None, "category": None,
-                "assignee": None, "ack": False, "ack_reason": f"unparseable: {exc}", "matched_rules": []}
+                "assignee": None, "ack": False, "ack_reason": f"unparseable: {exc}", "matched_rules": [], "member": None}
     envelope = Envelope(source="pipe", recipients=recipients)
     verdict = classify(parsed, envelope, message, rules.addresses())
-    decision = decide(facts_from(parsed, recipients), rules)
+    found = find_member(parsed.from_addr, member_numbers(parsed.subject, parsed.text)) if find_member else NO_LINK
+    decision = decide(facts_from(parsed, recipients, found.member), rules)
     if verdict.is_machine:
         ack, reason = False, f"{verdict.kind}: {verdict.reason}"
     elif decision.drop:
@@ -148,6 +182,7 @@ def rules_verdict(rules: RuleSet, raw: bytes, recipients: tuple[str, ...]) -> di
         "classification_reason": verdict.reason,
         "ack": ack,
         "ack_reason": reason,
+        "member": {**found.member.to_json(), "linked_by": found.linked_by} if found.member else None,
     }
 
 

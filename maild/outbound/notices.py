@@ -122,10 +122,11 @@ def _staff_mail(
 
 def staff_new(
     mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, parsed: Parsed, other_open: list[dict[str, Any]],
-    not_recipients: tuple[str, ...], recipients: tuple[str, ...], now: datetime,
+    not_recipients: tuple[str, ...], recipients: tuple[str, ...], now: datetime, member: dict[str, Any] | None = None,
 ) -> list[Outgoing]:
     """A new ticket, to each of ``recipients`` with their own secret reply address.
-    ``not_recipients``: addresses in the mail that do not get the ticket's mail (``#cc`` adds one)."""
+    ``not_recipients``: addresses in the mail that do not get the ticket's mail (``#cc`` adds one).
+    ``member``: the requester in the member register (``core.members.template_member``), or None."""
     sla = rules.sla.get(ticket.priority)
     context = {
         "instance": mailer.instance_name,
@@ -135,16 +136,18 @@ def staff_new(
         "due": mailer.calendar(rules).add(now, sla) if sla else None,
         "other_open": other_open,
         "not_recipients": list(not_recipients),
+        "member": member,  # member register (issue 16)
     }
     return [_staff_mail(mailer, queue, ticket, staff, "staff_new", context, parsed, now) for staff in recipients]
 
 
 def staff_followup(
     mailer: Mailer, queue: Queue, ticket: Ticket, parsed: Parsed, requester_name: str, third_party: bool,
-    not_recipients: tuple[str, ...], recipients: tuple[str, ...], now: datetime,
+    not_recipients: tuple[str, ...], recipients: tuple[str, ...], now: datetime, member: dict[str, Any] | None = None,
 ) -> list[Outgoing]:
     """A new message on a ticket, to its assignee (or the queue's staff when nobody owns it).
-    ``not_recipients``: addresses in the mail that do not get the ticket's mail (``#cc`` adds one)."""
+    ``not_recipients``: addresses in the mail that do not get the ticket's mail (``#cc`` adds one).
+    ``member``: the ticket's member in the register, or None."""
     context = {
         "instance": mailer.instance_name,
         "queue": queue,
@@ -154,6 +157,7 @@ def staff_followup(
         "third_party": third_party,
         "member_text": parsed.text,
         "not_recipients": list(not_recipients),
+        "member": member,  # member register (issue 16)
     }
     return [_staff_mail(mailer, queue, ticket, staff, "staff_followup", context, parsed, now) for staff in recipients]
 

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
+    from maild.core.members import Member
     from maild.rules.text import FactsView
 
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -95,7 +96,8 @@ class Condition(Protocol):
     def matches(self, view: FactsView) -> bool: ...
 
 
-# Field conditions look at a FactsView key: from, to, subject, body or header:<name>.
+# Field conditions look at a FactsView key: from, to, subject, body, header:<name> or
+# member:<field> (a register field; nothing when the sender is not a member).
 # A field may have several values (``to``, a repeated header): any one may match.
 # One class per operator keeps each check to a single call: decide() runs hundreds.
 
@@ -179,6 +181,16 @@ class HasAttachment:
 
     def matches(self, view: FactsView) -> bool:
         return view.facts.has_attachment == self.expected
+
+
+@dataclass(frozen=True)
+class IsMember:
+    """``member: true`` (the sender is a known member) or ``member: false`` (is not)."""
+
+    expected: bool
+
+    def matches(self, view: FactsView) -> bool:
+        return (view.facts.member is not None) == self.expected
 
 
 @dataclass(frozen=True)
@@ -320,6 +332,7 @@ class Facts:
     body: str
     headers: Mapping[str, tuple[str, ...]]  # lower-case header names
     has_attachment: bool
+    member: Member | None = None  # the register's member the mail is from (contract 10)
 
 
 @dataclass(frozen=True)
