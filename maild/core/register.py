@@ -154,6 +154,9 @@ def records(text: str, delimiter: str) -> Iterator[tuple[int, list[str] | None, 
                 rows = reader()
             yield start + 1, None, f"cannot be read: {len(row)} columns, the header has {width}"
             continue
+        if any("\x00" in value for value in row):  # a corrupt export (Python's csv reads NULs)
+            yield start + 1, None, "cannot be read: it contains a NUL character"
+            continue
         if any(len(value) > MAX_FIELD_CHARS for value in row):
             yield start + 1, None, f"cannot be read: a field longer than {MAX_FIELD_CHARS} characters"
             continue
