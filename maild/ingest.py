@@ -263,24 +263,27 @@ class Pipeline:
             )
         if not sender:
             return Reading(envelope, parsed, verdict, sender, kept=("unparseable", "no sender address"))
-        member = self._find_member(sender, parsed, verdict)  # member register (issue 16)
+        # member register (issue 16): a lookup command may take seconds, so it runs here, outside
+        # the write transaction; without one, the register is asked in _persist (one query)
+        member = None
+        if self.member_lookup is not None and not verdict.is_machine:
+            with self.engine.connect() as connection:
+                member = self._find_member(connection, sender, parsed, ask_command=True)
         return Reading(
             envelope, parsed, verdict, sender,
             keys=threader.keys(parsed, envelope, self.mailer.tag_prefix, self.rules.addresses()),
-            decision=decide(facts_from(parsed, envelope.recipients, member.link.member), self.rules),
+            decision=decide(facts_from(parsed, envelope.recipients, member.link.member if member else None), self.rules),
             member=member,
         )
 
-    def _find_member(self, sender: str, parsed: Parsed, verdict: Verdict) -> MemberFound:
+    def _find_member(self, session: Session | sa.Connection, sender: str, parsed: Parsed, ask_command: bool = False
+                     ) -> MemberFound:
         """member register (issue 16): the sender's member, by address (the register, else the
-        lookup command, which machine mail never runs) or by a member number in the mail.
-        One indexed query in a read-only session, before the write transaction: the lookup
-        command may take seconds and must not hold the database lock."""
+        lookup command) or by a member number in the mail: one indexed query."""
         numbers = member_numbers(parsed.subject, parsed.text)
-        with Session(self.engine) as session:
-            by_address, by_number = store_members.look_up(session, sender, numbers)
+        by_address, by_number = store_members.look_up(session, sender, numbers)
         error = None
-        if by_address is None and self.member_lookup is not None and not verdict.is_machine:
+        if by_address is None and ask_command and self.member_lookup is not None:
             answer = self.member_lookup(sender)
             by_address, error = answer.member, answer.error
             if error:
@@ -319,11 +322,16 @@ class Pipeline:
             inbound.state = "done"
             return f"follow_up:{ticket.number}"
         decision = reading.decision
+        member = reading.member  # member register (issue 16): asked here, in this transaction, unless read
+        if member is None:
+            member = self._find_member(session, sender, parsed)
+            if member.link.member is not None and self.rules.uses_member:  # rules that read the register
+                decision = decide(facts_from(parsed, reading.envelope.recipients, member.link.member), self.rules)
         if decision.drop:
             names = ", ".join(hit.name for hit in decision.hits) or "rules"
             store.quarantine(session, "dropped", f"dropped by rule: {names}", inbound, from_addr=sender, subject=subject)
             return "quarantined:dropped"
-        ticket = self._new_ticket(session, inbound, parsed, sender, verdict, decision, choice, reading.member)
+        ticket = self._new_ticket(session, inbound, parsed, sender, verdict, decision, choice, member)
         inbound.state = "done"
         return f"new:{ticket.number}"
 

@@ -127,6 +127,7 @@ def records(text: str, delimiter: str) -> Iterator[tuple[int, list[str] | None, 
     be read; blank lines are left out. Lines count from 1."""
     source = _Lines(_LINE.findall(text))
     width: int | None = None
+    has_nul = "\x00" in text
 
     def reader() -> Iterator[list[str]]:
         return csv.reader(source, delimiter=delimiter, quotechar='"', doublequote=True, strict=True)
@@ -144,7 +145,7 @@ def records(text: str, delimiter: str) -> Iterator[tuple[int, list[str] | None, 
                 rows = reader()
             yield start + 1, None, f"cannot be read: {_csv_message(exc)}"
             continue
-        if not any(value.strip() for value in row):
+        if not "".join(row).strip():
             continue
         while len(row) > (width or 0) and width is not None and not row[-1].strip():
             row.pop()  # Excel's trailing separators
@@ -154,10 +155,10 @@ def records(text: str, delimiter: str) -> Iterator[tuple[int, list[str] | None, 
                 rows = reader()
             yield start + 1, None, f"cannot be read: {len(row)} columns, the header has {width}"
             continue
-        if any("\x00" in value for value in row):  # a corrupt export (Python's csv reads NULs)
+        if has_nul and any("\x00" in value for value in row):  # a corrupt export (Python's csv reads NULs)
             yield start + 1, None, "cannot be read: it contains a NUL character"
             continue
-        if any(len(value) > MAX_FIELD_CHARS for value in row):
+        if max(map(len, row)) > MAX_FIELD_CHARS:
             yield start + 1, None, f"cannot be read: a field longer than {MAX_FIELD_CHARS} characters"
             continue
         if width is None:
@@ -201,12 +202,13 @@ def read_register(data: bytes, key: Key = "email") -> Register:
         seen[field_key(name)] = 1
     register = Register([], [], encoding, delimiter, names)
     rows: list[Row] = []
+    kept = [(index, name) for index, name in enumerate(names) if name and index not in (email_at, number_at)]
     for line, values, why in found:
         register.read_rows += 1
         if values is None:
             register.problems.append(Problem(line, "unreadable", why))
             continue
-        row = _row(line, names, values, email_at, number_at, register.problems)
+        row = _row(line, kept, values, email_at, number_at, register.problems)
         if row is not None:
             rows.append(row)
     register.rows = _unique(rows, key, register.problems)
@@ -219,16 +221,16 @@ def _column(names: list[str], known: frozenset[str]) -> int | None:
 
 
 def _row(
-    line: int, names: list[str], values: list[str], email_at: int | None, number_at: int | None, problems: list[Problem]
+    line: int, kept: list[tuple[int, str]], values: list[str], email_at: int | None, number_at: int | None,
+    problems: list[Problem],
 ) -> Row | None:
+    """``kept``: the (index, name) of the columns that become fields."""
     email = values[email_at].strip().lower() if email_at is not None else ""
     number = values[number_at].strip() if number_at is not None else ""
     if email and not _EMAIL.fullmatch(email):
         problems.append(Problem(line, "invalid", f"{email!r} is not an email address: the row is skipped"))
         return None
-    fields = {name: value for index, (name, value) in enumerate(zip(names, values))
-              if name and index not in (email_at, number_at)}
-    return Row(line, number or None, email or None, fields)
+    return Row(line, number or None, email or None, {name: values[index] for index, name in kept})
 
 
 def _unique(rows: list[Row], key: Key, problems: list[Problem]) -> list[Row]:

@@ -293,8 +293,10 @@ class RuleSet:
     _by_address: Mapping[str, Queue] = field(init=False, repr=False, compare=False)
     _addresses: frozenset[str] = field(init=False, repr=False, compare=False)
     _all_staff: frozenset[str] = field(init=False, repr=False, compare=False)
+    uses_member: bool = field(init=False, repr=False, compare=False)  # a rule reads the member register
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "uses_member", any(_reads_member(rule.condition) for rule in self.rules))
         by_address = {queue.address: queue for queue in self.queues.values()}
         object.__setattr__(self, "_by_address", MappingProxyType(by_address))
         # asked several times for every message: computed once per rules file
@@ -317,6 +319,19 @@ class RuleSet:
 
     def addresses(self) -> frozenset[str]:
         return self._addresses
+
+
+def _reads_member(condition: Condition) -> bool:
+    """Whether a condition looks at the member register (``member:``), anywhere inside it."""
+    if isinstance(condition, IsMember):
+        return True
+    if isinstance(condition, (FieldEquals, FieldContains, FieldRegex)):
+        return condition.key.startswith("member:")
+    if isinstance(condition, (AllOf, AnyOf)):
+        return any(_reads_member(part) for part in condition.parts)
+    if isinstance(condition, Not):
+        return _reads_member(condition.part)
+    return False
 
 
 # --- input and output of decide() --------------------------------------------------
