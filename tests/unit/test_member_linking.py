@@ -152,3 +152,13 @@ def test_member_conditions_are_checked_with_their_line(condition: str, error: st
     with pytest.raises(RulesError) as caught:
         parse_rules(text, "rules.yaml")
     assert caught.value.errors[0].startswith(error), caught.value.errors
+
+
+@pytest.mark.parametrize(
+    ("condition", "reads"),
+    [("{subject: lasku}", False), ("{member: false}", True), ("{not: {member: {osasto: Oulu}}}", True),
+     ("{any: [{subject: x}, {all: [{body: y}, {member: true}]}]}", True), ("{header: {X-Member: kyllä}}", False)],
+)
+def test_a_ruleset_knows_whether_it_reads_the_register(condition: str, reads: bool) -> None:
+    text = f"queues:\n  q: {{name: Q, address: q@liitto.fi, default: true}}\nrules:\n  - name: r\n    if: {condition}\n    then: {{priority: high}}\n"
+    assert parse_rules(text, "rules.yaml").uses_member is reads
