@@ -25,9 +25,11 @@ import random
 import sys
 import tempfile
 import time
+import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from maild.core.members import link, member_numbers
@@ -99,12 +101,28 @@ def timed(label: str, rows: int, action):  # type: ignore[no-untyped-def]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=100_000, help="members in the register")
-    parser.add_argument("--db-url", help="an empty database (default: a new SQLite file)")
+    parser.add_argument("--db-url", help="a PostgreSQL server database to work in, in a schema of its own that is "
+                                         "dropped at the end (default: a new SQLite file)")
     parser.add_argument("--lookups", type=int, default=2000, help="messages whose sender is looked up")
     parser.add_argument("--keep", type=Path, help="also write the generated CSV here (0600)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="maild-members-"))
-    url = args.db_url or f"sqlite:///{workdir}/maild.db"
+    url, schema = args.db_url or f"sqlite:///{workdir}/maild.db", None
+    if args.db_url and not args.db_url.startswith("sqlite"):  # never touch what is in the database
+        schema = f"maild_bench_{uuid.uuid4().hex[:10]}"
+        with sa.create_engine(args.db_url).begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        url = sa.engine.make_url(args.db_url).update_query_dict({"options": f"-csearch_path={schema}"}) \
+            .render_as_string(hide_password=False)
+    try:
+        return run(args, url, workdir)
+    finally:
+        if schema:
+            with sa.create_engine(args.db_url).begin() as conn:
+                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def run(args: argparse.Namespace, url: str, workdir: Path) -> int:
     db.upgrade(url)
     engine = db.make_engine(url)
     data = register_csv(args.n)
@@ -160,6 +178,7 @@ def main() -> int:
 
     _, seconds = timed("lookup, batches of 100 messages", len(addresses), batched)
     print(f"  {seconds / len(addresses) * 1000:.3f} ms per message")
+    engine.dispose()
     return 0
 
 

@@ -389,6 +389,10 @@ def tickets_show(ticket: Annotated[str, typer.Argument(metavar="NUMBER", help="1
     out.print(f"{detail['tag']} {detail['subject']}", markup=False)
     for key in ("status", "queue", "priority", "category", "requester", "assignee", "cc", "created_at"):
         out.print(f"  {key}: {detail[key] if detail[key] not in (None, []) else '-'}", markup=False)
+    if detail.get("member"):  # member register (issue 16)
+        member = detail["member"]
+        out.print(f"  member: {member['member_number'] or '-'} (linked by {member['linked_by']}) "
+                  f"{json.dumps(member['fields'], ensure_ascii=False)}", markup=False)
     for message in detail["messages"]:
         out.rule(f"{message['date'] or ''} {message['direction']} {message['kind']} {message['from']}")
         out.print(f"Subject: {message['subject']}\n\n{message['text']}", markup=False)

@@ -12,6 +12,7 @@ no longer in it are removed, and their tickets lose the link (an event on each s
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,12 +20,14 @@ from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from maild.core.members import Link, Member
 from maild.core.register import Key, Row
 from maild.store.tables import Event, Member as MemberRow, Ticket, TicketMember, utcnow
 
+log = logging.getLogger("maild.members")
 CHUNK = 500  # ids per IN (...): well under SQLite's and PostgreSQL's parameter limits
 _MEMBERS = MemberRow.__table__  # type: ignore[attr-defined]
 _LINKS = TicketMember.__table__  # type: ignore[attr-defined]
@@ -159,14 +162,24 @@ def save_looked_up(session: Session, member: Member, now: datetime | None = None
 
 
 def link_ticket(session: Session, ticket: Ticket, found: Link, now: datetime | None = None) -> Member | None:
-    """Record the ticket's member (a lookup's answer is saved first); returns it, with its id."""
+    """Record the ticket's member (a lookup's answer is saved first); returns it, with its id,
+    or None when there is none, or when an import running at the same moment removed the
+    member (or another process saved the same looked-up member): the ticket is then filed
+    unlinked rather than lost, in a savepoint of its own."""
     member = found.member
     if member is None or ticket.id is None:
         return None
-    if member.id is None:
-        member = save_looked_up(session, member, now)
-    session.add(TicketMember(ticket_id=ticket.id, member_id=member.id, linked_by=found.linked_by or "address",
-                             linked_at=now or utcnow()))
+    try:
+        with session.begin_nested():
+            if member.id is None:
+                member = save_looked_up(session, member, now)
+            session.add(TicketMember(ticket_id=ticket.id, member_id=member.id, linked_by=found.linked_by or "address",
+                                     linked_at=now or utcnow()))
+            session.flush()
+    except IntegrityError as exc:
+        log.warning("ticket %s filed unlinked: member %s changed meanwhile (%s)", ticket.number,
+                    member.member_number, type(exc.orig).__name__)
+        return None
     return member
 
 

@@ -365,3 +365,20 @@ def test_a_members_mail_over_smtp_reaches_staff_with_number_and_unit(daemon, smt
     assert "Jäsennumero:   1001" in text and "Osasto:        Tampereen osasto" in text
     with Session(App(load_settings(str(running.config))).engine) as session:
         assert session.exec(select(Ticket.queue)).all() == ["tampere"]
+
+
+def test_a_member_removed_while_the_ticket_is_filed_leaves_it_unlinked(app: App) -> None:
+    """An import on another connection may remove the member between lookup and link: the
+    ticket is filed without the link, never lost (the link has a savepoint of its own)."""
+    from maild.core.members import Link, Member as Found
+
+    load(app, REGISTER)
+    deliver(app, mail(subject="Yksi", sender="outo@example.com"))
+    with Session(app.engine) as session:
+        ticket = session.exec(select(Ticket)).one()
+        gone = Found("1001", "matti@example.fi", {}, id=999_999)
+        assert store_members.link_ticket(session, ticket, Link(gone, "address")) is None
+        ticket.subject = "Yhä tallessa"
+        session.add(ticket)
+        session.commit()
+    assert show(app, 1)["subject"] == "Yhä tallessa" and show(app, 1)["member"] is None
