@@ -7,6 +7,7 @@ tickets must not load the templates, the ORM, the rules loader or the mail trans
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from maild.outbound.sender import Sender
     from maild.outbound.templates import Templates
     from maild.rules.model import Queue, RuleSet
+    from maild.lookup import LookupCommand
 
 
 class NotMigrated(Exception):
@@ -111,7 +113,22 @@ class App:
             staff_proof=self.settings.staff.authentication,
             trusted_authserv_ids=frozenset(i.lower() for i in self.settings.staff.trusted_authserv_ids),
             message_timeout=self.settings.processing.message_timeout_seconds,
+            member_lookup=self.member_lookup(),  # member register (issue 16)
+            member_show_fields=tuple(self.settings.members.show_fields),
         )
+
+    def member_lookup(self) -> LookupCommand | None:
+        """member register (issue 16): ``[members] lookup_command``, a relative program path
+        taken relative to the configuration's directory; None when there is none."""
+        members = self.settings.members
+        if not members.lookup_command:
+            return None
+        from maild.lookup import LookupCommand
+
+        argv = shlex.split(members.lookup_command)
+        if "/" in argv[0]:
+            argv[0] = str(self.settings.path(argv[0]))
+        return LookupCommand(shlex.join(argv), members.lookup_timeout_seconds, members.lookup_cache_seconds)
 
     def queue_ids(self) -> list[str]:
         """The queues of the rules, or none when the rules cannot be read (a listing still works)."""

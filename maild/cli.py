@@ -246,6 +246,9 @@ def check(config: ConfigOpt = None) -> None:
                 login.check_secrets()
             except ConfigError as exc:
                 problems.extend(f"{settings.source}: {label}: {error}" for error in exc.errors)
+        lookup = settings.members.check_command(Path(settings.base_dir))  # member register (issue 16)
+        if lookup:
+            problems.append(f"{settings.source}: members: {lookup}")
     for problem in problems:
         err.print(problem, markup=False)
     if problems:
@@ -416,6 +419,10 @@ def tickets_show(ticket: Annotated[str, typer.Argument(metavar="NUMBER", help="1
     out.print(f"{detail['tag']} {detail['subject']}", markup=False)
     for key in ("status", "queue", "priority", "category", "requester", "assignee", "cc", "channel", "created_at"):
         out.print(f"  {key}: {detail[key] if detail[key] not in (None, []) else '-'}", markup=False)
+    if detail.get("member"):  # member register (issue 16)
+        member = detail["member"]
+        out.print(f"  member: {member['member_number'] or '-'} (linked by {member['linked_by']}) "
+                  f"{json.dumps(member['fields'], ensure_ascii=False)}", markup=False)
     for message in detail["messages"]:
         out.rule(f"{message['date'] or ''} {message['direction']} {message['kind']} {message['from']}")
         out.print(f"Subject: {message['subject']}\n\n{message['text']}", markup=False)
@@ -499,17 +506,20 @@ def tickets_note(number: int, text: str, actor: ActorOpt = None, config: ConfigO
     _act(number, Command("note"), actor, config, note=text)
 
 
-members_app = typer.Typer(no_args_is_help=True, help="Members: what maild knows of them; access and erasure requests.")
+# --- members (the member register, issue 16; access and erasure requests) --------------------
+
+members_app = typer.Typer(no_args_is_help=True, help="Members: their tickets, the member register, access and erasure requests.")
 app.add_typer(members_app, name="members")
 
 
 @members_app.command("show")
 def members_show(
-    address: str,
+    who: Annotated[str, typer.Argument(metavar="ADDRESS|NUMBER", help="An address, or a member number.")],
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """A member's name, whether their address bounces, and their tickets, open ones first."""
+    """A member's name, whether their address bounces, their register entry, and their
+    tickets (also those linked to the member from another address), open ones first."""
     from sqlmodel import Session
 
     from maild import views
@@ -517,17 +527,76 @@ def members_show(
 
     instance = _read_app(config)
     with Session(instance.engine) as session:
-        member = views.member_detail(session, instance.settings.instance.tag_prefix, address)
+        member = views.member_detail(session, instance.settings.instance.tag_prefix, who)
     if member is None:
-        _fail(f"no member {address.strip().lower()}: no ticket and no contact has that address")
+        what = "no ticket and no contact has that address" if "@" in who else "no member has that number"
+        _fail(f"no member {who.strip().lower()}: {what}")
     if as_json:
         _print_json(member)
         return
-    out.print(f"{member['address']}{' (' + member['name'] + ')' if member['name'] else ''}", markup=False)
+    address = member["address"] or "(no address)"
+    out.print(f"{address}{' (' + member['name'] + ')' if member['name'] else ''}", markup=False)
+    if member["member"]:
+        out.print(f"  member number: {member['member']['member_number'] or '-'}", markup=False)
+        for name, value in member["member"]["fields"].items():
+            out.print(f"  {name}: {value}", markup=False)
     if member["undeliverable_since"]:
         out.print(f"  undeliverable since {member['undeliverable_since']}: maild's mail to it bounced; no "
                   f"acknowledgements or reminders go there for {UNDELIVERABLE_FOR.days} days", markup=False)
     _ticket_table(member["tickets"], False)
+
+
+@members_app.command("import")
+def members_import(
+    file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="The register export: CSV with a header row.")],
+    key: Annotated[str, typer.Option("--key", help="What identifies a member: email or member_number.")] = "email",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what the import would do.")] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Replace the member register with an export (UTF-8 or Windows-1252, ';' or ',').
+    Rows that cannot be read are reported by line and skipped; the rest is loaded."""
+    from sqlmodel import Session
+
+    from maild.app import App
+    from maild.core.register import KEYS, RegisterError, read_register
+    from maild.store import members as store_members
+
+    _choice("--key", key, KEYS)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        _fail(f"{file}: {exc.strerror}")
+    try:
+        register = read_register(data, key)  # type: ignore[arg-type]
+    except RegisterError as exc:
+        _fail(f"{file}: {exc}")
+    if dry_run:
+        instance = App(_settings(config))
+        if instance.database_exists():
+            instance = _read_app(config)
+    else:
+        instance = _app(config)
+    result = store_members.ImportResult(added=len(register.rows))
+    if not dry_run or instance.database_exists():
+        with Session(instance.engine) as session:
+            result = store_members.replace_register(session, register.rows, key, dry_run)  # type: ignore[arg-type]
+            if not dry_run:
+                session.commit()
+    problems = [{"line": p.line, "kind": p.kind, "message": p.message} for p in register.problems]
+    document = {"file": str(file), "dry_run": dry_run, "key": key, "encoding": register.encoding,
+                "delimiter": register.delimiter, "rows_read": register.read_rows, "members": len(register.rows),
+                **result.to_json(), "problems": problems}
+    if as_json:
+        _print_json(document)
+        return
+    for problem in register.problems:
+        err.print(f"{file}:{problem.line}: {problem.message}", markup=False)
+    verb = "would be" if dry_run else "were"
+    out.print(f"{file}: {register.read_rows} rows ({register.encoding}, {register.delimiter!r}-separated), "
+              f"{len(register.rows)} members; {result.added} {verb} added, {result.updated} updated, "
+              f"{result.unchanged} unchanged, {result.removed} removed ({len(result.unlinked_tickets)} tickets "
+              f"unlinked); {len(problems)} problems", markup=False)
 
 
 # --- attachments and canned answers ------------------------------------------------------------
@@ -966,8 +1035,13 @@ def report(
 @rules_app.command("test")
 def rules_test(message: Annotated[Path, typer.Argument(metavar="FILE.eml")], as_json: JsonOpt = False,
                recipient: Annotated[Optional[list[str]], typer.Option("--recipient")] = None,
+               member_field: Annotated[Optional[list[str]], typer.Option(
+                   "--member-field", metavar="NAME=VALUE",
+                   help="Test as a member with this register field (repeatable).")] = None,
+               not_member: Annotated[bool, typer.Option("--not-member", help="Test as a sender who is no member.")] = False,
                config: ConfigOpt = None) -> None:
-    """What would happen to this message, and why. Changes nothing."""
+    """What would happen to this message, and why. Changes nothing. The sender is looked up
+    in the member register when there is a database, unless --member-field or --not-member say."""
     from maild import views
     from maild.app import App
 
@@ -976,12 +1050,16 @@ def rules_test(message: Annotated[Path, typer.Argument(metavar="FILE.eml")], as_
         raw = message.read_bytes()
     except OSError as exc:
         _fail(f"{message}: {exc.strerror}")
-    result = views.rules_verdict(instance.rules, raw, tuple(r.lower() for r in recipient or ()))
+    finder = _member_finder(instance, member_field or [], not_member)  # member register (issue 16)
+    result = views.rules_verdict(instance.rules, raw, tuple(r.lower() for r in recipient or ()), finder)
     if as_json:
         _print_json(result)
         return
     for key in ("classification", "queue", "priority", "category", "assignee", "ack", "ack_reason"):
         out.print(f"{key}: {result[key]}", markup=False)
+    shown = result.get("member")
+    out.print(f"member: {shown['member_number'] or '-'} (by {shown['linked_by']}) {json.dumps(shown['fields'], ensure_ascii=False)}"
+              if shown else "member: none", markup=False)
     out.print("matched rules:" if result["matched_rules"] else "matched rules: none", markup=False)
     for hit in result["matched_rules"]:
         out.print(f"  - {hit['name']}: {json.dumps(hit['actions'], ensure_ascii=False)}", markup=False)
@@ -1059,6 +1137,42 @@ def members_erase(address: Annotated[str, typer.Argument(help="The member's emai
             out.print("checked: nothing of it remains in the database or under the data directory", markup=False)
     if outcome.remaining or outcome.compact_problem:
         raise typer.Exit(1)
+
+
+def _member_finder(instance: App, fields: list[str], not_member: bool) -> Any:
+    """member register (issue 16): who ``rules test`` takes the sender for: the member given by
+    ``--member-field``, nobody (``--not-member``), else the register of an existing, current
+    database (the lookup command is not run), else nobody."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session
+
+    from maild.core.members import NO_LINK, Link, Member, link
+    from maild.store import members as store_members
+
+    if not_member:
+        return lambda sender, numbers: NO_LINK
+    if fields:
+        given: dict[str, str] = {}
+        for item in fields:
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                _fail(f"--member-field {item!r}: give NAME=VALUE")
+            given[name.strip()] = value
+        number = given.pop("member_number", None)
+        return lambda sender, numbers: Link(Member(number, sender, given), "address")
+    try:
+        usable = instance.database_exists() and instance.database_is_current()
+    except SQLAlchemyError:
+        usable = False
+    if not usable:
+        return None
+
+    def find(sender: str, numbers: tuple[str, ...]) -> Any:
+        with Session(instance.engine) as session:
+            by_address, by_number = store_members.look_up(session, sender, numbers)
+        return link(by_address, numbers, by_number)
+
+    return find
 
 
 def main() -> None:

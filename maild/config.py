@@ -311,6 +311,56 @@ class Web(_Section):
             raise ValueError("must be more than 0")
         return value
 
+class Members(_Section):
+    """The member register (docs/coming.md#member-register)."""
+
+    lookup_command: str = ""  # PROGRAM [ARGS]: run with the sender's address, prints a JSON object or nothing
+    lookup_timeout_seconds: float = 5
+    lookup_cache_seconds: float = 3600
+    show_fields: list[str] = []  # register fields shown in staff notifications, in this order
+
+    @field_validator("lookup_command")
+    @classmethod
+    def _command(cls, value: str) -> str:
+        import shlex
+
+        try:
+            shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"lookup_command: {exc}") from exc
+        return value.strip()
+
+    @field_validator("lookup_timeout_seconds")
+    @classmethod
+    def _timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("lookup_timeout_seconds must be more than 0")
+        return value
+
+    @field_validator("lookup_cache_seconds")
+    @classmethod
+    def _cache(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("lookup_cache_seconds must be 0 or more")
+        return value
+
+    def check_command(self, base: Path) -> str | None:
+        """Why the lookup command cannot run (``maild check``), or None."""
+        import shlex
+        import shutil
+
+        if not self.lookup_command:
+            return None
+        program = shlex.split(self.lookup_command)[0]
+        path = Path(program).expanduser()
+        if "/" in program:
+            path = path if path.is_absolute() else base / path
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                return f"lookup_command: {program} is not an executable file"
+        elif shutil.which(program) is None:
+            return f"lookup_command: {program} is not found on PATH"
+        return None
+
 
 class Log(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -335,6 +385,7 @@ class Settings(BaseSettings):
     log: Log = Log()
     metrics: Metrics = Metrics()
     web: Web = Web()
+    members: Members = Members()
     # Where the configuration came from, and what relative paths are relative to.
     source: str = "built-in defaults"
     base_dir: str = "."

@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from datetime import datetime
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from maild.core import plan as planner
 from maild.core.commands import Command
 from maild.core.kinds import InboundState, Outcome
 from maild.core.lifecycle import next_status
-from maild.core.reading import Reading, Unreadable
+from maild.core.reading import Reading, ToFile, Unreadable
 from maild.core.threader import format_tag
 from maild.intake.spool import RawStore
 from maild.mail import Envelope
@@ -44,6 +45,9 @@ from maild.outbound.answers import answer_titles
 from maild.store import tickets as store
 from maild.store.apply import Applying, apply
 from maild.store.tables import Inbound, Message, Quarantine, Ticket, utcnow
+
+if TYPE_CHECKING:
+    from maild.lookup import Answer
 
 log = logging.getLogger("maild.ingest")
 
@@ -124,11 +128,13 @@ class Pipeline:
     staff_proof: str = "token"  # token | authres | none (docs: staff mail)
     trusted_authserv_ids: frozenset[str] = frozenset()
     message_timeout: float = 0  # seconds for reading one message in this process; 0: no limit here
+    member_lookup: Callable[[str], Answer] | None = None  # member register (issue 16): [members] lookup_command
+    member_show_fields: tuple[str, ...] = ()  # member register (issue 16): [members] show_fields
 
     @property
     def policy(self) -> planner.Policy:
         return planner.Policy(self.rules, self.mailer.tag_prefix, self.ack_limit_per_hour, self.staff_proof,
-                              self.trusted_authserv_ids, answer_titles(self.mailer.templates))
+                              self.trusted_authserv_ids, answer_titles(self.mailer.templates), self.member_show_fields)
 
     def process(self, inbound_id: int) -> str:
         """Process one spooled message; return what became of it (for logs and tests)."""
@@ -150,10 +156,11 @@ class Pipeline:
                 outcome = self._read(inbound, readings)
             if outcome:
                 outcomes[inbound.id or 0] = outcome
+        asked = self._ask_members(readings)
         with Session(self.engine, expire_on_commit=False) as session:
             for inbound_id, reading in readings.items():
                 with watch(inbound_id):
-                    outcomes[inbound_id] = self._file(session, inbound_id, reading)
+                    outcomes[inbound_id] = self._file(session, inbound_id, reading, asked.get(inbound_id))
             session.commit()
         for inbound_id in readings:
             self._log(inbound_id, outcomes[inbound_id])
@@ -200,7 +207,30 @@ class Pipeline:
             log.exception("message %s failed; quarantined", inbound_id)
             return quarantine_error(self.engine, inbound_id, _reason(exc))
 
-    def _file(self, session: Session, inbound_id: int, reading: Reading) -> str:
+    def _ask_members(self, readings: dict[int, Reading]) -> dict[int, Answer]:
+        """member register (issue 16): the lookup command may take seconds, so it runs here,
+        before the write transaction, for each person's mail whose sender the register does
+        not know; a failure is logged, and the mail filed unlinked (the plan counts it)."""
+        asked: dict[int, Answer] = {}
+        if self.member_lookup is None:
+            return asked
+        from maild.store import members as store_members
+
+        wanted = {i: r.sender for i, r in readings.items() if isinstance(r, ToFile) and not r.verdict.is_machine}
+        if not wanted:
+            return asked
+        with self.engine.connect() as connection:
+            known = store_members.by_addresses(connection, wanted.values())
+        for inbound_id, sender in wanted.items():
+            if sender.strip().lower() in known:
+                continue
+            answer = self.member_lookup(sender)
+            if answer.error:
+                log.warning("member lookup for %s failed, filed unlinked: %s", sender, answer.error)
+            asked[inbound_id] = answer
+        return asked
+
+    def _file(self, session: Session, inbound_id: int, reading: Reading, asked: Answer | None = None) -> str:
         """Look up, plan and apply one message in its own savepoint of the batch's transaction.
         The spool row is locked (FOR UPDATE on PostgreSQL): another instance may be at it."""
         try:
@@ -209,7 +239,7 @@ class Pipeline:
                 if inbound is None or inbound.state != InboundState.PENDING:
                     return str(Outcome.SKIPPED)
                 now = utcnow()
-                found = lookup.for_reading(session, reading, self.policy, self.mailer.secret, now)
+                found = lookup.for_reading(session, reading, self.policy, self.mailer.secret, now, asked)
                 spooled = planner.Spooled(inbound.id, inbound.received_at)
                 plan = planner.plan(reading, found, self.policy, spooled, now)
                 parsed = None if isinstance(reading, Unreadable) else reading.parsed

@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from sqlmodel import Session, func, select
 
 from maild.store import backlog, health
-from maild.store.tables import Inbound, utcnow
+from maild.store.tables import Counter, Inbound, utcnow
 
 CACHE_SECONDS = 5.0
 
@@ -52,6 +52,8 @@ class DatabaseCollector(Collector):
         pending = GaugeMetricFamily("maild_spool_pending", "Stored messages waiting to be filed.")
         queued = GaugeMetricFamily("maild_outbox_queued", "Outgoing mails waiting to be sent.")
         quarantine = GaugeMetricFamily("maild_quarantine_messages", "Messages kept in the quarantine.")
+        lookups = CounterMetricFamily("maild_member_lookup_failures", "Member lookup commands that failed or "
+                                      "timed out (the mail was filed unlinked).")
         imap = GaugeMetricFamily("maild_imap_last_success_timestamp_seconds",
                                  "When each IMAP mailbox was last polled successfully.", labels=["mailbox"])
         with Session(self.engine) as session:
@@ -68,6 +70,8 @@ class DatabaseCollector(Collector):
             pending.add_metric([], backlog.spool(session)[0])
             queued.add_metric([], backlog.outbox(session)[0])
             quarantine.add_metric([], backlog.quarantined(session))
+            failures = session.exec(select(Counter.value).where(Counter.name == "member_lookup_failures")).first()
+            lookups.add_metric([], failures or 0)
         latest: dict[str, float] = {}
         for row in health.read(self.engine, utcnow()):  # of every instance, alive or not
             if row["name"].startswith("imap:") and row["last_success_at"]:
@@ -75,7 +79,7 @@ class DatabaseCollector(Collector):
                 latest[mailbox] = max(latest.get(mailbox, 0.0), row["last_success_at"].timestamp())
         for mailbox, stamp in sorted(latest.items()):
             imap.add_metric([mailbox], stamp)
-        return [received, filed, failed, pending, queued, quarantine, imap]
+        return [received, filed, failed, pending, queued, quarantine, lookups, imap]
 
 
 def serve(engine: sa.Engine, listen: str) -> Any:

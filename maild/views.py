@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING, Any
 from maild.core import threader
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlmodel import Session
 
+    from maild.core.members import Link
     from maild.rules.model import RuleSet
     from maild.store.tables import Attachment, Event, Message, Quarantine, Ticket
 
@@ -55,21 +58,50 @@ def ticket_rows(conn: Any, prefix: str, **filters: Any) -> list[dict[str, Any]]:
 
 
 def member_detail(session: Session, prefix: str, address: str) -> dict[str, Any] | None:
-    """``members show``: the member's contact and tickets, open ones first, newest first
-    (docs/mail.md#recipients); ``undeliverable_since`` only while the bounce mark holds. None when
-    maild knows neither a contact nor a ticket of the address."""
+    """``members show ADDRESS|NUMBER``: the member's contact and tickets, open ones first, newest
+    first (docs/mail.md#recipients); ``undeliverable_since`` only while the bounce mark holds. With a
+    register member (docs/coming.md#member-register: by address, or by a member number), ``member`` and every
+    ticket linked to them, whatever address they wrote from. None when maild knows no
+    contact, ticket or member of it."""
     from maild.core.bounces import undeliverable
+    from maild.store import members as store_members
     from maild.store import tickets as store
     from maild.store.tables import utcnow
 
-    address = address.strip().lower()
-    contact = store.contact_of(session, address)
-    tickets = ticket_rows(session, prefix, requester=address)
-    if contact.id is None and not tickets:
+    value = address.strip()
+    member = store_members.find(session, value)
+    if "@" in value:
+        address = value.lower()
+    elif member is not None:
+        address = member.email or ""
+    else:
+        return None
+    contact = store.contact_of(session, address) if address else None
+    linked = store_members.ticket_ids_of(session, member.id) if member is not None and member.id else []
+    tickets = _tickets_of(session, prefix, address, linked)
+    if (contact is None or contact.id is None) and not tickets and member is None:
         return None
     tickets.sort(key=lambda row: (row["status"] not in store.OPEN_STATUSES, -row["number"]))
-    since = contact.undeliverable_since if undeliverable(contact.undeliverable_since, utcnow()) else None
-    return {"address": address, "name": contact.name, "undeliverable_since": _iso(since), "tickets": tickets}
+    mark = contact.undeliverable_since if contact is not None else None
+    since = mark if undeliverable(mark, utcnow()) else None
+    return {"address": address or None, "name": contact.name if contact is not None else "",
+            "undeliverable_since": _iso(since), "tickets": tickets,
+            "member": member.to_json() if member is not None else None}
+
+
+def _tickets_of(session: Session, prefix: str, address: str, ticket_ids: list[int]) -> list[dict[str, Any]]:
+    """Tickets that ``address`` opened and the tickets of ``ticket_ids``, each once."""
+    from sqlmodel import col, select
+
+    from maild.store import tickets as store
+    from maild.store.tables import Ticket
+
+    rows = ticket_rows(session, prefix, requester=address) if address else []
+    have = {row["number"] for row in rows}
+    more = [t for t in session.exec(select(Ticket).where(col(Ticket.id).in_(ticket_ids))) if t.number not in have] \
+        if ticket_ids else []
+    counts = store.message_counts(session, [t.id for t in more if t.id is not None])
+    return rows + [ticket_dict(t, prefix, counts.get(t.id or 0, 0)) for t in more]
 
 
 def attachment_dict(row: Attachment) -> dict[str, Any]:
@@ -98,6 +130,7 @@ def event_dict(event: Event) -> dict[str, Any]:
 
 def ticket_detail(session: Session, prefix: str, number: int) -> dict[str, Any] | None:
     from maild.core.bounces import undeliverable
+    from maild.store import members as store_members
     from maild.store import tickets as store
     from maild.store.tables import utcnow
 
@@ -113,6 +146,8 @@ def ticket_detail(session: Session, prefix: str, number: int) -> dict[str, Any] 
     attached = attachments_of(session, [m.id for m in messages if m.id is not None])
     detail["messages"] = [message_dict(m, attached.get(m.id or 0)) for m in messages]
     detail["events"] = [event_dict(e) for e in store.events_of(session, ticket)]
+    linked = store_members.member_of_ticket(session, ticket.id or 0)  # member register (docs/coming.md#member-register)
+    detail["member"] = {**linked[0].to_json(), "linked_by": linked[1]} if linked else None
     return detail
 
 
@@ -146,14 +181,20 @@ def quarantine_row(session: Session, qid: int) -> dict[str, Any] | None:
     return quarantine_dict(row) if row else None
 
 
-def rules_verdict(rules: RuleSet, raw: bytes, recipients: tuple[str, ...]) -> dict[str, Any]:
+def rules_verdict(
+    rules: RuleSet, raw: bytes, recipients: tuple[str, ...],
+    find_member: Callable[[str, tuple[str, ...]], Link] | None = None,
+) -> dict[str, Any]:
     """``maild rules test``: classification and routing decision for a raw message, with reasons.
 
     Read and planned exactly as the processor would for a new message on an empty database
-    (``maild.read``, ``core.plan``), so the acknowledgement it reports is the planner's."""
+    (``maild.read``, ``core.plan``), so the acknowledgement it reports is the planner's.
+    ``find_member(sender, member numbers in the mail)``: who the sender is in the register
+    (docs/coming.md#member-register); without it, nobody is a member."""
     from maild.core import plan as planner
     from maild.core.classify import classify
     from maild.core.kinds import EventKind, MessageKind, QuarantineKind
+    from maild.core.members import NO_LINK, member_numbers
     from maild.core.parse import parse_message
     from maild.core.reading import ToFile, Unreadable
     from maild.mail import Envelope
@@ -165,16 +206,20 @@ def rules_verdict(rules: RuleSet, raw: bytes, recipients: tuple[str, ...]) -> di
     reading = read(raw, envelope, rules, "-", b"")
     if isinstance(reading, Unreadable) and reading.reason != "no sender address":
         return {"classification": "unparseable", "queue": None, "priority": None, "category": None,
-                "assignee": None, "ack": False, "ack_reason": f"unparseable: {reading.reason}", "matched_rules": []}
+                "assignee": None, "ack": False, "ack_reason": f"unparseable: {reading.reason}", "matched_rules": [],
+                "member": None}
+    found = NO_LINK
     if isinstance(reading, ToFile):
-        decision, verdict = reading.decision, reading.verdict
+        if find_member is not None and not reading.verdict.is_machine:
+            found = find_member(reading.sender, member_numbers(reading.parsed.subject, reading.parsed.text))
+        decision, verdict = planner.member_decision(reading, found, rules), reading.verdict
     else:  # a bounce, or a message without a sender: the rules' view of it all the same
         parsed, message = parse_message(raw)
         verdict = classify(parsed, envelope, message, rules.addresses())
         decision = decide(facts_from(parsed, recipients), rules)
     now = utcnow()
     policy = planner.Policy(rules, "-", ack_limit_per_hour=1)
-    plan = planner.plan(reading, planner.Lookups(), policy, planner.Spooled(None, now), now)
+    plan = planner.plan(reading, planner.Lookups(member=found), policy, planner.Spooled(None, now), now)
     ack: str | bool = False
     reason = "new ticket from a person"
     for effect in plan.effects:
@@ -192,6 +237,7 @@ def rules_verdict(rules: RuleSet, raw: bytes, recipients: tuple[str, ...]) -> di
         "classification_reason": verdict.reason,
         "ack": ack,
         "ack_reason": reason,
+        "member": {**found.member.to_json(), "linked_by": found.linked_by} if found.member else None,
     }
 
 

@@ -129,6 +129,9 @@ class EventKind(StrEnum):
     REMINDER_SKIPPED = "reminder_skipped"
     ESCALATED = "escalated"
     DELIVERY_FAILED = "delivery_failed"
+    MEMBER_LINKED = "member_linked"  # the ticket's member in the register (docs/coming.md#member-register)
+    MEMBER_CONFLICT = "member_conflict"  # the mail named another member's number
+    MEMBER_LOOKUP_FAILED = "member_lookup_failed"  # the lookup command failed: filed unlinked
 
 
 class Outcome(StrEnum):

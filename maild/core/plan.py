@@ -28,6 +28,7 @@ from maild.core.classify import no_member_mail
 from maild.core.commands import Command, Context, check, parse_staff_text
 from maild.core.kinds import EventKind, Happened, MessageKind, Outcome, QuarantineKind, Status, channel_of
 from maild.core.lifecycle import next_status
+from maild.core.members import NO_LINK, Link, template_member
 from maild.core.reading import Reading, Returned, ToFile, Unreadable
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class Policy:
     staff_proof: str = "token"  # token | authres | none (docs/mail.md#staff)
     trusted_authserv_ids: frozenset[str] = frozenset()
     answers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # language -> canned answer -> title
+    show_fields: tuple[str, ...] = ()  # [members] show_fields: register fields in staff notifications
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,9 @@ class Lookups:
     other_open: tuple[OtherTicket, ...] = ()  # the sender's open tickets
     assign_turn: int = 0  # round-robin: the queue's counter
     open_load: Mapping[str, int] = field(default_factory=dict)  # least-loaded: open tickets per staff
+    member: Link = NO_LINK  # new ticket: the sender's member in the register (docs/coming.md#member-register)
+    member_lookup_error: str | None = None  # the lookup command failed: filed unlinked, counted
+    ticket_member: Link = NO_LINK  # follow-up: the ticket's linked member (for staff_followup)
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,13 @@ class QueueMail:
 
 
 @dataclass(frozen=True)
+class LinkMember:
+    """Record the new ticket's member (docs/coming.md#member-register); a lookup command's answer is saved first."""
+
+    link: Link
+
+
+@dataclass(frozen=True)
 class MarkUndeliverable:
     address: str
 
@@ -207,7 +219,7 @@ class NoteOnSpool:
     error: str
 
 
-Effect = Union[EnsureContact, CreateTicket, StoreMessage, AddNote, UpdateTicket, AddEvent, QueueMail,
+Effect = Union[EnsureContact, CreateTicket, StoreMessage, AddNote, UpdateTicket, AddEvent, QueueMail, LinkMember,
                MarkUndeliverable, BumpCounter, Quarantine, NoteOnSpool]
 
 
@@ -233,7 +245,7 @@ def plan(reading: Reading, lookups: Lookups, policy: Policy, spooled: Spooled, n
     if choice.action == "duplicate" and lookups.ticket is not None and lookups.first_copy is not None:
         return duplicate(reading, lookups.ticket.state, lookups.first_copy, policy, spooled)
     if choice.action == "follow_up" and lookups.ticket is not None:
-        return follow_up(reading, choice, lookups.ticket, lookups.found, policy, now)
+        return follow_up(reading, choice, lookups.ticket, lookups, policy, now)
     if reading.decision.drop:
         names = ", ".join(hit.name for hit in reading.decision.hits) or "rules"
         return _quarantine(QuarantineKind.DROPPED, f"dropped by rule: {names}", reading.sender, reading.parsed.subject)
@@ -279,8 +291,34 @@ def duplicate(reading: ToFile, ticket: TicketState, first_copy: int, policy: Pol
 # --- a new ticket ----------------------------------------------------------------------------------
 
 
+LOOKUP_FAILURES = "member_lookup_failures"  # counter row; maild_member_lookup_failures_total
+
+
+def member_decision(reading: ToFile, member: Link, rules: RuleSet) -> Decision:
+    """The rules' decision for a sender the register knows: re-decided with the member's fields
+    only when some rule reads them (``member:``); else the reading's own."""
+    if member.member is None or not rules.uses_member:
+        return reading.decision
+    from maild.rules.engine import decide, facts_from
+
+    facts = facts_from(reading.parsed, reading.envelope.recipients, channel_of(reading.envelope.source), member.member)
+    return decide(facts, rules)
+
+
+def member_effects(member: Link, error: str | None) -> list[Effect]:
+    """Link the new ticket to its member and say how, that the lookup failed, or that the mail
+    named another member's number (for staff; the sender's address decides)."""
+    effects: list[Effect] = []
+    if error:
+        effects += [AddEvent(EventKind.MEMBER_LOOKUP_FAILED, data={"error": error}), BumpCounter(LOOKUP_FAILURES)]
+    if member.member is not None:
+        effects.append(LinkMember(member))
+    return effects
+
+
 def new_ticket(reading: ToFile, choice: threader.Choice, lookups: Lookups, policy: Policy, now: datetime) -> Plan:
-    rules, decision, parsed, sender, verdict = policy.rules, reading.decision, reading.parsed, reading.sender, reading.verdict
+    rules, parsed, sender, verdict = policy.rules, reading.parsed, reading.sender, reading.verdict
+    decision = member_decision(reading, lookups.member, rules)
     queue = rules.queues[decision.queue]
     # docs/mail.md#recipients: the CCs of the member's first message; a confidential ticket starts without
     cc = () if decision.confidential else tuple(dict.fromkeys(
@@ -302,6 +340,7 @@ def new_ticket(reading: ToFile, choice: threader.Choice, lookups: Lookups, polic
             "rules": [hit.to_json() for hit in decision.hits], "other_queues": list(decision.other_queues),
             "linked_to": choice.linked_to}),
     ]
+    effects += member_effects(lookups.member, lookups.member_lookup_error)
     if choice.collision:
         effects.append(AddEvent(EventKind.MESSAGE_ID_COLLISION, data={"message_id": parsed.message_id}))
     if decision.assign == "round-robin":
@@ -337,7 +376,8 @@ def new_ticket(reading: ToFile, choice: threader.Choice, lookups: Lookups, polic
             "queue": queue, "parsed": parsed, "other_open": other_open,
             "not_recipients": not_recipients(state, parsed, rules),
             "recipients": tuple(dict.fromkeys(queue.staff + extra)), "now": now,
-            "suggestions": suggestions(decision.suggest, policy.answers.get(queue.language, {}))}))
+            "suggestions": suggestions(decision.suggest, policy.answers.get(queue.language, {})),
+            "member": template_member(lookups.member, policy.show_fields)}))
     return Plan(Outcome.NEW, tuple(effects))
 
 
@@ -372,18 +412,21 @@ def not_recipients(ticket: TicketState, parsed: Parsed, rules: RuleSet) -> tuple
 # --- a follow-up -----------------------------------------------------------------------------------
 
 
-def follow_up(reading: ToFile, choice: threader.Choice, facts: TicketFacts, found: threader.Found, policy: Policy,
+def follow_up(reading: ToFile, choice: threader.Choice, facts: TicketFacts, lookups: Lookups, policy: Policy,
               now: datetime) -> Plan:
+    found = lookups.found
     writer = proven_staff(policy, facts.state, choice.via, found.token_staff, reading.sender, reading.parsed)
     if writer and not reading.verdict.is_machine:
         effects = staff_reply(reading.parsed, reading.verdict, facts, writer, policy, now)
     else:
-        effects = member_follow_up(reading, choice, facts, policy, now)
+        effects = member_follow_up(reading, choice, facts, policy, now, lookups.ticket_member)
+    if lookups.member_lookup_error:  # the lookup command failed for this sender: counted all the same
+        effects = (*effects, BumpCounter(LOOKUP_FAILURES))
     return Plan(Outcome.FOLLOW_UP, effects, facts.state)
 
 
 def member_follow_up(reading: ToFile, choice: threader.Choice, facts: TicketFacts, policy: Policy,
-                     now: datetime) -> tuple[Effect, ...]:
+                     now: datetime, member: Link = NO_LINK) -> tuple[Effect, ...]:
     rules, parsed, sender, ticket = policy.rules, reading.parsed, reading.sender, facts.state
     queue = rules.queues.get(ticket.queue)
     staff = frozenset(queue.staff) if queue else frozenset()
@@ -405,7 +448,7 @@ def member_follow_up(reading: ToFile, choice: threader.Choice, facts: TicketFact
         effects.append(QueueMail(MessageKind.NOTIFICATION, "staff_followup", {
             "queue": queue, "parsed": parsed, "requester_name": facts.requester_name,
             "third_party": kind == MessageKind.THIRD_PARTY, "not_recipients": not_recipients(ticket, parsed, rules),
-            "recipients": recipients, "now": now}))
+            "recipients": recipients, "now": now, "member": template_member(member, policy.show_fields)}))
     if kind == MessageKind.MEMBER:  # its other addresses are not added by themselves (docs/mail.md#recipients)
         _, changes = status_change(facts, Happened.MEMBER_REPLY, sender, policy, now)
         effects += [*changes, UpdateTicket({"updated_at": now})]

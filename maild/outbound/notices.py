@@ -132,11 +132,12 @@ def _staff_mails(
 def staff_new(
     mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, parsed: Parsed, other_open: list[dict[str, Any]],
     not_recipients: tuple[str, ...], recipients: tuple[str, ...], now: datetime,
-    suggestions: Sequence[Mapping[str, str]] = (),
+    suggestions: Sequence[Mapping[str, str]] = (), member: dict[str, Any] | None = None,
 ) -> list[Outgoing]:
     """A new ticket, to each of ``recipients`` with their own secret reply address.
     ``not_recipients``: addresses in the mail that do not get the ticket's mail (``#cc`` adds one);
-    ``suggestions``: canned answers the rules suggest (``name``, ``title``), for ``#answer NAME``."""
+    ``suggestions``: canned answers the rules suggest (``name``, ``title``), for ``#answer NAME``;
+    ``member``: the requester in the member register (``core.members.template_member``), or None."""
     sla = rules.sla.get(ticket.priority)
     context = {
         "instance": mailer.instance_name,
@@ -147,16 +148,18 @@ def staff_new(
         "other_open": other_open,
         "not_recipients": list(not_recipients),
         "suggestions": [dict(item) for item in suggestions],
+        "member": member,  # member register (issue 16)
     }
     return _staff_mails(mailer, queue, ticket, recipients, "staff_new", context, parsed, now)
 
 
 def staff_followup(
     mailer: Mailer, queue: Queue, ticket: Ticket, parsed: Parsed, requester_name: str, third_party: bool,
-    not_recipients: tuple[str, ...], recipients: tuple[str, ...], now: datetime,
+    not_recipients: tuple[str, ...], recipients: tuple[str, ...], now: datetime, member: dict[str, Any] | None = None,
 ) -> list[Outgoing]:
     """A new message on a ticket, to its assignee (or the queue's staff when nobody owns it).
-    ``not_recipients``: addresses in the mail that do not get the ticket's mail (``#cc`` adds one)."""
+    ``not_recipients``: addresses in the mail that do not get the ticket's mail (``#cc`` adds one).
+    ``member``: the ticket's member in the register, or None."""
     context = {
         "instance": mailer.instance_name,
         "queue": queue,
@@ -166,6 +169,7 @@ def staff_followup(
         "third_party": third_party,
         "member_text": parsed.text,
         "not_recipients": list(not_recipients),
+        "member": member,  # member register (issue 16)
     }
     return _staff_mails(mailer, queue, ticket, recipients, "staff_followup", context, parsed, now)
 

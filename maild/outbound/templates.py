@@ -51,6 +51,9 @@ Per template, besides those:
   canned answers the rules suggest, each ``name`` and ``title`` (for ``#answer NAME``).
 - ``staff_followup``: ``sender`` (address), ``sender_name``, ``third_party`` (bool: not the
   requester, a CC or staff), ``member_text`` (the new message), ``not_recipients``.
+- ``member`` (both): the requester in the member register, or None: ``member_number``,
+  ``fields`` (``[(name, value)]`` of ``[members] show_fields``), ``linked_by`` (``address``
+  or ``number``), ``conflict`` (another member's number that the mail named, or None).
 - ``not_recipients`` (both): the addresses in the mail that are not recipients of the ticket
   (docs/mail.md#recipients: staff add one with ``#cc``), maild's own and the queue's staff left out.
 - ``resolved``: ``lifecycle`` (:class:`~maild.rules.model.Lifecycle`; ``close_after_days``).
@@ -514,6 +517,12 @@ _TICKET: dict[str, Any] = {
 _COMMON: dict[str, Any] = {"instance": "Jäsenpalvelu", "queue": _QUEUE, "ticket": _TICKET}
 _ONE_DAY = BusinessDuration(1, "d", timedelta(hours=8))
 _DUE = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)  # Tue 24.11.2026 10.00 in Helsinki
+_MEMBER = {  # member register (issue 16): core.members.template_member
+    "member_number": "123456",
+    "fields": [("Osasto", "Tampereen osasto"), ("maksettu", "ei"), ("Liittynyt", "1.3.2015")],
+    "linked_by": "address",
+    "conflict": None,
+}
 _MEMBER_TEXT = "Hei,\n\nhaluan erota liitosta tämän kuun lopussa.\n\nTerveisin\nMatti Meikäläinen\n"
 
 SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
@@ -528,6 +537,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         ],
         "not_recipients": ["puoliso@example.fi"],
         "suggestions": [{"name": "jasenmaksu", "title": "Jäsenmaksu: suuruus, maksutavat ja verovähennys"}],
+        "member": _MEMBER,
     },
     "staff_followup": {
         **_COMMON,
@@ -537,6 +547,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "third_party": False,
         "member_text": "Vielä yksi asia: pitääkö minun erota myös kassasta erikseen?\n",
         "not_recipients": [],
+        "member": _MEMBER,
     },
     "resolved": {**_COMMON, "ticket": {**_TICKET, "status": "resolved"}, "lifecycle": Lifecycle()},
     "reminder_staff": {
@@ -651,13 +662,15 @@ SAMPLE_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
             "due": None,
             "other_open": [],
             "not_recipients": ["puoliso@example.fi", "avustaja@example.fi"],
+            "member": None,
         },
-        {"not_recipients": []},
+        {"not_recipients": [], "member": {**_MEMBER, "linked_by": "number", "fields": []}},
+        {"member": {**_MEMBER, "conflict": "654321"}},
     ),
     "staff_followup": (
         {"ticket": {**_TICKET, "confidential": True, "assignee": None}, "third_party": True, "sender_name": "",
-         "not_recipients": ["tuntematon@example.com"]},
-        {"not_recipients": ["puoliso@example.fi"]},
+         "not_recipients": ["tuntematon@example.com"], "member": None},
+        {"not_recipients": ["puoliso@example.fi"], "member": {**_MEMBER, "linked_by": "number", "conflict": "654321"}},
     ),
     "resolved": ({"ticket": {**_TICKET, "requester_name": ""}},),
     "reminder_staff": (

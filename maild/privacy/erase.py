@@ -210,7 +210,7 @@ def _outbox(session: Session, scope: Scope, message_ids: set[int]) -> int:
 
 def _person_rows(session: Session, scrubber: Scrubber) -> None:
     """Delete the rows that are the person's own record (``PERSON_TABLES``); references to
-    them are set to NULL first."""
+    them are set to NULL first, and rows that need them (links) are deleted."""
     metadata = SQLModel.metadata
     for name, column in PERSON_TABLES.items():
         table = metadata.tables.get(name)
@@ -223,8 +223,12 @@ def _person_rows(session: Session, scrubber: Scrubber) -> None:
         (key,) = table.primary_key.columns
         for other in scan.tables():
             for fk in other.foreign_keys:
-                if fk.column.table is table and fk.parent.nullable:
+                if fk.column.table is not table:
+                    continue
+                if fk.parent.nullable:
                     session.execute(sa.update(other).where(fk.parent.in_(ids)).values({fk.parent.name: None}))
+                else:  # a row that cannot be without the person's (a ticket's link to its member) goes too
+                    session.execute(sa.delete(other).where(fk.parent.in_(ids)))
         session.execute(sa.delete(table).where(key.in_(ids)))
 
 

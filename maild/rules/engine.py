@@ -20,13 +20,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from maild.core.addresses import mailboxes
+from maild.core.members import Member
 from maild.mail import Parsed
 from maild.rules.model import ASSIGN_STRATEGIES, Actions, Decision, Facts, Queue, RuleHit, RuleSet
 from maild.rules.text import FactsView
 
 
-def facts_from(parsed: Parsed, envelope_recipients: tuple[str, ...], channel: str = "email") -> Facts:
-    """What the rules may look at in ``parsed``; recipients in routing order, without repeats."""
+def facts_from(
+    parsed: Parsed, envelope_recipients: tuple[str, ...], channel: str = "email", member: Member | None = None,
+) -> Facts:
+    """What the rules may look at in ``parsed``; recipients in routing order, without repeats.
+    ``member``: the register's member the mail is from (``maild.core.members.link``), if any."""
     delivered_to = [mailbox.address for mailbox in mailboxes(parsed.headers.get("delivered-to", ()))]
     recipients = (*parsed.to, *parsed.cc, *envelope_recipients, *delivered_to)
     return Facts(
@@ -37,6 +41,7 @@ def facts_from(parsed: Parsed, envelope_recipients: tuple[str, ...], channel: st
         headers=parsed.headers,
         has_attachment=bool(parsed.attachments),
         channel=channel,
+        member=member,
     )
 
 

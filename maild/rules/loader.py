@@ -19,6 +19,9 @@ Conditions, as written in ``if:``
     never matches. ``has_attachment: true|false``. ``all: [...]``, ``any: [...]``,
     ``not: {...}`` nest freely; a mapping with several keys means all of them. A rule
     without ``if`` matches every message.
+    ``member: true|false``: the sender is (not) a known member of the register (docs/coming.md#member-register).
+    ``member: {FIELD: pattern, ...}``: register fields (names case-insensitive); a bare
+    pattern means ``equals``; every field named must match; a non-member matches none.
 
 Actions, as written in ``then:``
     As in the contract. ``stop: true`` may also stand beside ``then:``, as in the
@@ -81,6 +84,7 @@ from maild.rules.model import (
     FieldEquals,
     FieldRegex,
     HasAttachment,
+    IsMember,
     Lifecycle,
     Not,
     PrefilteredRegex,
@@ -89,6 +93,7 @@ from maild.rules.model import (
     Rule,
     RuleSet,
 )
+from maild.core.members import field_key
 from maild.rules.text import normalise
 
 T = TypeVar("T")
@@ -597,7 +602,7 @@ _ACTION_KEYS = (
     "queue", "priority", "category", "tags", "assign", "ack", "notify", "suggest", "answer", "confidential", "drop", "stop",
 )
 _BARE_MEANS = {"from": "equals", "to": "equals", "subject": "contains", "body": "contains", "channel": "equals"}
-_CONDITION_KEYS = ("all", "any", "not", *_BARE_MEANS, "header", "has_attachment")
+_CONDITION_KEYS = ("all", "any", "not", *_BARE_MEANS, "header", "has_attachment", "member")
 _OPERATORS = ("equals", "contains", "regex")
 
 
@@ -817,6 +822,8 @@ class _Builder:
             return self.headers(value, line, where)
         if key == "has_attachment":
             return HasAttachment(self.check(value, line, f"{where}: has_attachment", _boolean, True))
+        if key == "member":
+            return self.member(value, line, where)
         self.error(line, f"{where}: unknown condition {_describe(key)}{_hint(key, _CONDITION_KEYS)}")
         return ALWAYS
 
@@ -840,6 +847,27 @@ class _Builder:
                 self.error(name_line, f"{where}: header: {_describe(name)} is not a header name")
                 continue
             parts.append(self.field(f"header:{name.lower()}", pattern, name_line, f"{where}: header {name}", "contains"))
+        return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
+
+    def member(self, value: object, line: int, where: str) -> Condition:
+        """``member: true|false`` or ``member: {FIELD: pattern, ...}`` (all must match; a bare
+        pattern means ``equals``: register values are short codes such as ``ei``)."""
+        if isinstance(value, bool):
+            return IsMember(value)
+        if not isinstance(value, _Map):
+            self.error(line, f"{where}: member: expected true, false or register fields such as "
+                             f"{{maksettu: ei}}, got {_describe(value)}")
+            return ALWAYS
+        if not value:
+            self.error(line, f"{where}: member: name at least one register field")
+            return ALWAYS
+        parts: list[Condition] = []
+        for name, pattern in value.items():
+            name_line = value.lines[name]
+            if not isinstance(name, str) or not name.strip():
+                self.error(name_line, f"{where}: member: {_describe(name)} is not a field name")
+                continue
+            parts.append(self.field(f"member:{field_key(name)}", pattern, name_line, f"{where}: member {name}", "equals"))
         return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
 
     def field(self, key: str, value: object, line: int, where: str, bare: str) -> Condition:

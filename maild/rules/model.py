@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
+    from maild.core.members import Member
     from maild.rules.text import FactsView
 
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -104,7 +105,8 @@ class Condition(Protocol):
     def matches(self, view: FactsView) -> bool: ...
 
 
-# Field conditions look at a FactsView key: from, to, subject, body or header:<name>.
+# Field conditions look at a FactsView key: from, to, subject, body, header:<name> or
+# member:<field> (a register field; nothing when the sender is not a member).
 # A field may have several values (``to``, a repeated header): any one may match.
 # One class per operator keeps each check to a single call: decide() runs hundreds.
 
@@ -188,6 +190,16 @@ class HasAttachment:
 
     def matches(self, view: FactsView) -> bool:
         return view.facts.has_attachment == self.expected
+
+
+@dataclass(frozen=True)
+class IsMember:
+    """``member: true`` (the sender is a known member) or ``member: false`` (is not)."""
+
+    expected: bool
+
+    def matches(self, view: FactsView) -> bool:
+        return (view.facts.member is not None) == self.expected
 
 
 @dataclass(frozen=True)
@@ -293,8 +305,10 @@ class RuleSet:
     _by_address: Mapping[str, Queue] = field(init=False, repr=False, compare=False)
     _addresses: frozenset[str] = field(init=False, repr=False, compare=False)
     _all_staff: frozenset[str] = field(init=False, repr=False, compare=False)
+    uses_member: bool = field(init=False, repr=False, compare=False)  # a rule reads the member register
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "uses_member", any(_reads_member(rule.condition) for rule in self.rules))
         by_address = {queue.address: queue for queue in self.queues.values()}
         object.__setattr__(self, "_by_address", MappingProxyType(by_address))
         # asked several times for every message: computed once per rules file
@@ -324,6 +338,19 @@ class RuleSet:
         return queue.retention if queue is not None and queue.retention is not None else self.retention
 
 
+def _reads_member(condition: Condition) -> bool:
+    """Whether a condition looks at the member register (``member:``), anywhere inside it."""
+    if isinstance(condition, IsMember):
+        return True
+    if isinstance(condition, (FieldEquals, FieldContains, FieldRegex)):
+        return condition.key.startswith("member:")
+    if isinstance(condition, (AllOf, AnyOf)):
+        return any(_reads_member(part) for part in condition.parts)
+    if isinstance(condition, Not):
+        return _reads_member(condition.part)
+    return False
+
+
 # --- input and output of decide() --------------------------------------------------
 
 
@@ -338,6 +365,7 @@ class Facts:
     headers: Mapping[str, tuple[str, ...]]  # lower-case header names
     has_attachment: bool
     channel: str = "email"  # email | phone | visit | letter | web: how the request came
+    member: Member | None = None  # the register's member the mail is from (docs/coming.md#member-register)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ def normalise(text: str) -> str:
 class FactsView(dict[str, tuple[str, ...]]):
     """The normalised fields of one message, each computed on first use and then kept.
 
-    Keys are ``from``, ``to``, ``subject``, ``body``, ``channel`` and ``header:<lower-case name>``.
+    Keys are ``from``, ``to``, ``subject``, ``body``, ``channel``, ``header:<lower-case name>`` and
+    ``member:<field>`` (a register field of the sender, matched by name case-insensitively).
     One view lives for one ``decide()`` call, so a field is normalised at most once
     however many rules look at it, and never if no rule does.
     """
@@ -58,6 +59,9 @@ class FactsView(dict[str, tuple[str, ...]]):
         facts = self.facts
         if key.startswith("header:"):
             return tuple(facts.headers.get(key[len("header:") :], ()))
+        if key.startswith("member:"):
+            value = facts.member.field(key[len("member:") :]) if facts.member is not None else None
+            return () if value is None else (value,)
         return {
             "from": (facts.from_addr,),
             "to": facts.recipients,

@@ -25,7 +25,7 @@ from sqlmodel import Session
 from maild.core import threader
 from maild.core.kinds import Direction, EventKind, InboundState
 from maild.core.plan import (
-    AddEvent, AddNote, BumpCounter, CreateTicket, Effect, EnsureContact, MarkUndeliverable, NoteOnSpool, Plan,
+    AddEvent, AddNote, BumpCounter, CreateTicket, Effect, EnsureContact, LinkMember, MarkUndeliverable, NoteOnSpool, Plan,
     Quarantine, QueueMail, StoreMessage, UpdateTicket,
 )
 from maild.mail import Parsed
@@ -48,10 +48,10 @@ NOTICES: dict[str, Notice] = {
     "canned_answer": lambda m, r, t, a: [notices.canned_answer(m, a["queue"], t, a["parsed"], a["answer"], a["now"])],
     "staff_new": lambda m, r, t, a: notices.staff_new(
         m, r, a["queue"], t, a["parsed"], a["other_open"], a["not_recipients"], a["recipients"], a["now"],
-        a.get("suggestions", ())),
+        a.get("suggestions", ()), a.get("member")),
     "staff_followup": lambda m, r, t, a: notices.staff_followup(
         m, a["queue"], t, a["parsed"], a["requester_name"], a["third_party"], a["not_recipients"], a["recipients"],
-        a["now"]),
+        a["now"], a.get("member")),
     "command_errors": lambda m, r, t, a: [
         notices.command_errors(m, a["queue"], t, a["writer"], a["parsed"], a["errors"], a["now"])],
     "nothing_relayed": lambda m, r, t, a: [notices.nothing_relayed(m, a["queue"], t, a["writer"], a["parsed"], a["now"])],
@@ -125,6 +125,9 @@ def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per ef
             status_changed_at=a.now)
         session.add(a.ticket)
         session.flush()
+    elif isinstance(effect, LinkMember):
+        assert ticket is not None
+        _link_member(a, ticket, effect)
     elif isinstance(effect, BumpCounter):
         store.next_number(session, effect.name)
     elif isinstance(effect, MarkUndeliverable):
@@ -184,6 +187,23 @@ def _store_message(a: Applying, ticket: Ticket, parsed: Parsed, effect: StoreMes
     if parsed.cleaned:  # docs/mail.md#recipients: what was cleaned or left out is on the record
         a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.MAIL_VALUES_CLEANED), "actor": "maild",
                          "data": {"message": message_id, "notes": list(parsed.cleaned)}, "at": a.now})
+
+
+def _link_member(a: Applying, ticket: Ticket, effect: LinkMember) -> None:
+    """Keep the ticket's member (a lookup's answer saved first), and say how it was found, or
+    that the mail named another member's number (for staff). A member that an import removed
+    meanwhile leaves the ticket unlinked, never lost (``store.members.link_ticket``)."""
+    from maild.store import members as store_members
+
+    member = store_members.link_ticket(a.session, ticket, effect.link, a.now)
+    if member is None:
+        return
+    a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.MEMBER_LINKED), "actor": "maild",
+                     "data": {"member_number": member.member_number, "linked_by": effect.link.linked_by}, "at": a.now})
+    if effect.link.conflict:
+        a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.MEMBER_CONFLICT), "actor": "maild", "data": {
+            "member_number": member.member_number, "mentioned_number": effect.link.conflict,
+            "reason": "the mail names another member's number; the sender's address decides"}, "at": a.now})
 
 
 def _queue_mail(a: Applying, ticket: Ticket, effect: QueueMail) -> None:

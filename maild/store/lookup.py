@@ -8,7 +8,9 @@ transaction, so a message sees everything that the messages before it in the bat
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -16,11 +18,17 @@ from sqlmodel import Session, col, select
 from maild.core import threader
 from maild.core.bounces import undeliverable
 from maild.core.kinds import Direction, MessageKind, OPEN_STATUSES
+from maild.core.members import NO_LINK, Link, member_numbers
+from maild.core.members import link as link_member
 from maild.core.plan import Lookups, OtherTicket, Policy, TicketFacts, TicketState
 from maild.core.reading import Reading, Returned, ToFile
 from maild.core.tokens import read_staff_token, read_ticket_token
+from maild.store import members as store_members
 from maild.store import tickets as store
 from maild.store.tables import Contact, Counter, Message, Outbox, Ticket
+
+if TYPE_CHECKING:
+    from maild.lookup import Answer
 
 
 def state(ticket: Ticket) -> TicketState:
@@ -46,8 +54,10 @@ def ticket_facts(session: Session, ticket: Ticket, now: datetime, for_staff: boo
     return TicketFacts(state(ticket), name or "", undeliverable(since, now), machine, last)
 
 
-def for_reading(session: Session, reading: Reading, policy: Policy, secret: bytes, now: datetime) -> Lookups:
-    """The answers ``plan.plan`` needs for ``reading``."""
+def for_reading(session: Session, reading: Reading, policy: Policy, secret: bytes, now: datetime,
+                asked: Answer | None = None) -> Lookups:
+    """The answers ``plan.plan`` needs for ``reading``. ``asked``: the lookup command's answer
+    for the sender, asked before the transaction (``Pipeline``), if it was."""
     if isinstance(reading, Returned):
         return _bounce(session, reading, now)
     if not isinstance(reading, ToFile):
@@ -66,8 +76,30 @@ def for_reading(session: Session, reading: Reading, policy: Policy, secret: byte
         if ticket is not None:
             queue = policy.rules.queues.get(ticket.queue)
             for_staff = queue is not None and reading.sender in queue.staff
-            return Lookups(found=found, ticket=ticket_facts(session, ticket, now, for_staff))
-    return _new(session, reading, found, policy, now)
+            return Lookups(found=found, ticket=ticket_facts(session, ticket, now, for_staff),
+                           ticket_member=_ticket_member(session, ticket) if not for_staff else NO_LINK,
+                           member_lookup_error=asked.error if asked else None)
+    lookups = _new(session, reading, found, policy, now)
+    return replace(lookups, member=_member(session, reading, asked), member_lookup_error=asked.error if asked else None)
+
+
+def _member(session: Session, reading: ToFile, asked: Answer | None) -> Link:
+    """The sender's member (docs/coming.md#member-register): by address in the register, else the lookup
+    command's answer; or by a member number in the mail. One indexed query; machine mail has
+    no member."""
+    if reading.verdict.is_machine:
+        return NO_LINK
+    numbers = member_numbers(reading.parsed.subject, reading.parsed.text)
+    by_address, by_number = store_members.look_up(session, reading.sender, numbers)
+    if by_address is None and asked is not None:
+        by_address = asked.member
+    return link_member(by_address, numbers, by_number)
+
+
+def _ticket_member(session: Session, ticket: Ticket) -> Link:
+    """A follow-up's ticket's member, as linked, for the staff notification."""
+    linked = store_members.member_of_ticket(session, ticket.id or 0) if ticket.id is not None else None
+    return Link(linked[0], linked[1]) if linked else NO_LINK  # type: ignore[arg-type]
 
 
 def _thread(session: Session, keys: threader.ThreadKeys, policy: Policy, secret: bytes) -> threader.Found:

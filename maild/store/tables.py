@@ -220,3 +220,31 @@ class Component(SQLModel, table=True):
     last_error: str | None = None
     restarts: int = 0
     data: dict[str, Any] = _json(dict)
+
+
+class Member(SQLModel, table=True):
+    """The member register (docs/coming.md#member-register): one row per member, from ``maild members
+    import`` (``source`` register) or a ``lookup_command`` answer (``source`` lookup).
+
+    ``email`` is lower-case; it and ``member_number`` are each unique when present (NULLs
+    are not equal). ``fields`` are the register's other columns as raw strings. Personal
+    data: erasure removes the row (``store.members.erase``)."""
+
+    __tablename__ = "members"
+    id: int | None = Field(default=None, primary_key=True)
+    member_number: str | None = Field(default=None, max_length=64, unique=True)
+    email: str | None = Field(default=None, max_length=320, unique=True)
+    fields: dict[str, Any] = _json(dict)
+    source: str = Field(default="register", max_length=16)
+    imported_at: datetime = _ts(default_factory=utcnow)
+
+
+class TicketMember(SQLModel, table=True):
+    """A ticket's link to its member: made when the ticket is created, kept while the member
+    is in the register. ``linked_by``: address | number."""
+
+    __tablename__ = "ticket_members"
+    ticket_id: int = Field(foreign_key="tickets.id", primary_key=True)
+    member_id: int = Field(foreign_key="members.id", index=True)
+    linked_by: str = Field(max_length=16)
+    linked_at: datetime = _ts(default_factory=utcnow)

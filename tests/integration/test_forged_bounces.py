@@ -181,7 +181,7 @@ def test_members_show(make_instance, sqlite_url: str) -> None:  # type: ignore[n
     engine.dispose()
 
     member = json.loads(run_maild("members", "show", VICTIM.upper(), "--json", "--config", str(config)).stdout)
-    assert set(member) == {"address", "name", "undeliverable_since", "tickets"}
+    assert set(member) == {"address", "name", "undeliverable_since", "tickets", "member"}  # member: docs/coming.md#member-register
     assert (member["address"], member["name"]) == (VICTIM, "Vera Uhri") and member["undeliverable_since"]
     assert [t["number"] for t in member["tickets"]] == [2, 1]
     listed = json.loads(run_maild("tickets", "list", "--json", "--config", str(config)).stdout)
