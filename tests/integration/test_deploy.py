@@ -129,8 +129,10 @@ def test_daemon_is_ready_once_listening_feeds_the_watchdog_and_says_stopping(
     port = free_port()
     config = make_instance(sqlite_url, port=port)
     env = maild_env() | {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1000000"}
-    proc = subprocess.Popen([sys.executable, "-m", "maild", "--config", str(config), "run"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    log = config.parent / "daemon.log"  # a file, not a pipe nobody reads: a full pipe would block the daemon
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "maild", "--config", str(config), "run"],
+                                stdout=subprocess.DEVNULL, stderr=stderr, env=env)
     try:
         ready = receive(sock, 60)
         listening = accepts(port)  # at once: READY=1 must not come before the listener
@@ -143,13 +145,11 @@ def test_daemon_is_ready_once_listening_feeds_the_watchdog_and_says_stopping(
         while (message := receive(sock, 10)) == "WATCHDOG=1":
             pass
         assert message == "STOPPING=1"
-        assert proc.wait(60) == 0
+        assert proc.wait(60) == 0, log.read_text(errors="replace")[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
 
 
 def test_notify_without_a_service_manager_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
