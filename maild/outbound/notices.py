@@ -83,14 +83,21 @@ def acknowledgement(
         "member_text": parsed.text,
     }
     rendered = mailer.templates.render(template, queue.language, context)
+    return _auto_reply(mailer, queue, ticket, parsed, rendered.subject, rendered.text, rendered.html, now)
+
+
+def _auto_reply(mailer: Mailer, queue: Queue, ticket: Ticket, parsed: Parsed, subject: str, text: str,
+                html: str | None, now: datetime) -> Outgoing:
+    """maild's automatic answer to a member's new ticket (the acknowledgement, or a rule's
+    canned answer in its place): from the queue, in reply to their mail, with the ticket's token."""
     references = parsed.references + ((parsed.message_id,) if parsed.message_id else ())
     return Outgoing(
         from_name=queue.name,
         from_addr=queue.address,
         to=(ticket.requester,),
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
+        subject=subject,
+        text=text,
+        html=html,
         message_id=new_message_id(mailer.hostname),
         in_reply_to=parsed.message_id,
         references=references,
@@ -183,20 +190,8 @@ def canned_answer(mailer: Mailer, queue: Queue, ticket: Ticket, parsed: Parsed, 
         "instance": mailer.instance_name, "queue": queue,
         "ticket": ticket_context(ticket, mailer.tag_prefix, parsed.from_name), "sla": None, "due": None,
         "member_text": parsed.text})
-    references = parsed.references + ((parsed.message_id,) if parsed.message_id else ())
-    return Outgoing(
-        from_name=queue.name,
-        from_addr=queue.address,
-        to=(ticket.requester,),
-        subject=header_safe(f"{format_tag(mailer.tag_prefix, ticket.number)} {rendered.title}"),
-        text=rendered.text,
-        message_id=new_message_id(mailer.hostname),
-        in_reply_to=parsed.message_id,
-        references=references,
-        reply_to=mailer.reply_address(queue, ticket.number),
-        auto="auto-replied",
-        date=now,
-    )
+    subject = header_safe(f"{format_tag(mailer.tag_prefix, ticket.number)} {rendered.title}")
+    return _auto_reply(mailer, queue, ticket, parsed, subject, rendered.text, None, now)
 
 
 def relayed_answer(

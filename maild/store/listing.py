@@ -13,9 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from maild.core.kinds import OPEN_STATUSES  # one definition, shared with the planner
 from maild.store.types import UTCDateTime
-
-OPEN_STATUSES = ("new", "open", "pending")
 
 TICKETS = sa.table(
     "tickets",
