@@ -3,7 +3,7 @@
 A sweep walks its candidates in batches (keyset pagination: memory does not grow with the
 number of tickets) and commits each batch's mail together with the events that mark it
 done. Every transaction first takes the sweep's lock (SQLite's write lock, taken at BEGIN;
-a row lock on PostgreSQL) and only then reads, so two instances never run one sweep at
+an advisory lock on PostgreSQL) and only then reads, so two instances never run one sweep at
 once and each sees what the other marked. Running a sweep twice, after a restart or with
 ``--at`` in the past, sends nothing twice. A sweep missed while the daemon was down simply
 finds the work still due when it next runs.
@@ -11,6 +11,7 @@ finds the work still due when it next runs.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -258,9 +259,16 @@ def run_job(pipeline: Pipeline, name: str, now: datetime, dry_run: bool = False)
 
 def _lock(session: Session, name: str) -> None:
     """Serialise this sweep across instances. SQLite: the write lock, which every transaction
-    takes at BEGIN (``store.db``). PostgreSQL: the row lock of the sweep's counter."""
+    takes at BEGIN (``store.db``). PostgreSQL: a transaction-scoped advisory lock named for the
+    sweep. Unlike a row lock it writes nothing, so a sweep with nothing due commits without a
+    WAL flush (eight sweeps every five minutes, on every instance)."""
     if session.get_bind().dialect.name == "postgresql":
-        store.lock_counter(session, f"sweep:{name}")
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(f"maild:sweep:{name}")})
+
+
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit key for ``pg_advisory_xact_lock`` (Python's ``hash`` is salted)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 def run_all(pipeline: Pipeline, now: datetime, dry_run: bool = False) -> dict[str, list[str]]:

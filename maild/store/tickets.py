@@ -46,14 +46,6 @@ def next_number(session: Session, name: str = "ticket") -> int:
     return int(result)
 
 
-def lock_counter(session: Session, name: str) -> None:
-    """Hold a named counter's row lock until the transaction ends (the row is made if missing)."""
-    query = select(Counter.name).where(Counter.name == name).with_for_update()
-    if session.exec(query).first() is None:
-        _insert_ignore(session, Counter, name=name, value=0)
-        session.exec(query).one()
-
-
 def ref(ticket: Ticket) -> TicketRef:
     return TicketRef(number=ticket.number, status=ticket.status, requester=ticket.requester, cc=tuple(ticket.cc))
 
