@@ -91,10 +91,13 @@ class Tracker:
         return state.last_error_at is not None and (state.last_success_at is None or state.last_success_at < state.last_error_at)
 
     def ok(self) -> None:
-        recovered = self.failing
+        """A success: written at once when it is the first or a recovery (``status`` and the
+        metrics show it without waiting for the heartbeat), else with the next heartbeat."""
+        recovered, first = self.failing, self.state.last_success_at is None
         self.state.last_success_at = utcnow()
         if recovered:
             log.info("%s: working again", self.name)
+        if recovered or first:
             self.changed()
 
     def failed(self, error: BaseException | str) -> None:
