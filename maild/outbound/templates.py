@@ -127,7 +127,7 @@ from maild.rules.model import BusinessDuration, Lifecycle, Queue
 
 NAMES = (
     "ack", "staff_new", "staff_followup", "resolved", "reminder_staff", "reminder_member", "digest",
-    "command_errors", "nothing_relayed", "report",
+    "command_errors", "nothing_relayed", "opening_refused", "report",
 )
 LANGUAGES = ("fi", "sv", "en")
 SUBJECT_LIMIT = 200
@@ -573,6 +573,14 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         ],
     },
     "nothing_relayed": {**_COMMON, "ticket": {**_TICKET, "status": "open"}, "writer": "maija.virtanen@liitto.fi"},
+    "opening_refused": {
+        "instance": "Jäsenpalvelu",
+        "queue": _QUEUE,
+        "writer": "maija.virtanen@liitto.fi",
+        "subject": "Puhelu: jäsenmaksu",
+        "errors": ["#for: not proven to be from maija.virtanen@liitto.fi: send it to your own address for opening "
+                   "tickets in queue jasenasiat", "#for matti@: 'matti@' is not one email address"],
+    },
     "digest": {
         "instance": "Jäsenpalvelu",
         "staff": "maija.virtanen@liitto.fi",
