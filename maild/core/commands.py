@@ -6,8 +6,10 @@ the notification answered (``reply_text``), so nothing internal ever reaches the
 
 Commands are checked in order, as they will be carried out: after ``#queue ID`` an
 ``#assign`` or ``#take`` must name staff of the new queue, because moving a ticket drops an
-assignee who is not (docs/mail.md#recipients). ``#cc ADDRESS`` and ``#uncc ADDRESS`` change who gets
-the ticket's mail, from the answer in the same message on.
+assignee who is not (docs/mail.md#recipients), and an ``#answer`` must be in the new queue's
+language. ``#cc ADDRESS`` and ``#uncc ADDRESS`` change who gets the ticket's mail, from the
+answer in the same message on. ``#for ADDRESS`` opens a ticket for a member, only as the first
+command line of a new mail (docs/mail.md#for); what may go with it is the planner's to say.
 """
 
 from __future__ import annotations

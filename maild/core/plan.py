@@ -116,6 +116,7 @@ class Lookups:
     ticket_member: Link = NO_LINK  # follow-up: the ticket's linked member (for staff_followup)
     opener: tuple[str, str] | None = None  # #for: (queue id, staff member) whose opening address the mail went to
     answer_failures: tuple[str, ...] = ()  # staff reply: #answer NAMEs that did not render, each with why
+    refusals_last_hour: int = 0  # #for: the writer's mails that opened nothing in the last hour
 
 
 @dataclass(frozen=True)
@@ -675,6 +676,7 @@ DEFAULT_CHANNEL = Channel.PHONE  # #for without #channel: the most common other 
 # not #note or #answer: nothing is relayed, the member gets the acknowledgement)
 WITH_FOR = frozenset({"for", "channel", "priority", "category", "assign", "take", "cc", "close", "pending", "open"})
 _FOR_LINE = re.compile(r"\s*#for(?:\s|$)", re.IGNORECASE)
+REFUSED = "#for refused: "  # how the quarantine's reason starts for a #for mail that opened nothing
 
 
 @dataclass(frozen=True)
@@ -740,7 +742,8 @@ def opening_mail(reading: ToFile, lookups: Lookups, policy: Policy, now: datetim
     """A new mail whose first line is ``#for ADDRESS`` (docs/mail.md#for). None when it is no
     opening: machine mail, or a sender who is nobody's staff (never mailed about it: their mail
     is filed as any new mail). A staff member who is not proven, or whose commands are wrong,
-    opens nothing: the mail is kept in the quarantine (``dropped``, with why) and they are told."""
+    opens nothing: the mail is kept in the quarantine (``dropped``, with why) and they are told,
+    at most ``ack_limit_per_hour`` times an hour (a forged From must not make maild a mailer)."""
     rules, parsed, sender = policy.rules, reading.parsed, reading.sender
     if reading.verdict.is_machine or sender not in rules.all_staff() or for_line(parsed.text) is None:
         return None
@@ -754,10 +757,14 @@ def opening_mail(reading: ToFile, lookups: Lookups, policy: Policy, now: datetim
     if why:
         errors.insert(0, why)
     if errors or not text.commands:
+        reason = REFUSED + "; ".join(errors)
+        if lookups.refusals_last_hour >= policy.ack_limit_per_hour:
+            reason += f" (not told: {lookups.refusals_last_hour} refused in the last hour)"
+            return Plan(Outcome.QUARANTINED, (Quarantine(QuarantineKind.DROPPED, reason, sender, parsed.subject),))
         return Plan(Outcome.QUARANTINED, (
             QueueMail(MessageKind.NOTIFICATION, "opening_refused",
                       {"queue": queue, "writer": sender, "parsed": parsed, "errors": tuple(errors), "now": now}),
-            Quarantine(QuarantineKind.DROPPED, "#for refused: " + "; ".join(errors), sender, parsed.subject)))
+            Quarantine(QuarantineKind.DROPPED, reason, sender, parsed.subject)))
     first = text.commands[0]
     opening = Opening(
         queue=queue.id, member=first.argument, name=first.label,

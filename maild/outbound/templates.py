@@ -66,6 +66,8 @@ Per template, besides those:
   their command lines, each as ``LINE: reason`` (the reason in English, as ``#`` commands are).
 - ``nothing_relayed``: ``writer``. Both answer a staff member's mail and say that nothing went
   to the member; ``ticket.requester_name`` is empty.
+- ``opening_refused`` (no ``ticket``): ``queue``, ``writer``, ``subject`` (of their mail) and
+  ``errors``: why their ``#for`` mail opened no ticket (docs/mail.md#for), each in English.
 - ``digest`` (no ``queue``/``ticket``): ``staff`` (the recipient's address), ``now``,
   ``items``: overdue first, then the recipient's own open tickets, then unassigned ones in
   their queues, oldest first, at most 25 per section (``schedule.DIGEST_SECTION_LIMIT``);

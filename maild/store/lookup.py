@@ -20,12 +20,12 @@ from maild.core.bounces import undeliverable
 from maild.core.kinds import Direction, MessageKind, OPEN_STATUSES
 from maild.core.members import NO_LINK, Link, member_numbers
 from maild.core.members import link as link_member
-from maild.core.plan import Lookups, OtherTicket, Policy, TicketFacts, TicketState, for_member
+from maild.core.plan import REFUSED, Lookups, OtherTicket, Policy, TicketFacts, TicketState, for_line, for_member
 from maild.core.reading import Reading, Returned, ToFile
 from maild.core.tokens import read_opener_token, read_staff_token, read_ticket_token
 from maild.store import members as store_members
 from maild.store import tickets as store
-from maild.store.tables import Contact, Counter, Message, Outbox, Ticket
+from maild.store.tables import Contact, Counter, Message, Outbox, Quarantine, Ticket
 
 if TYPE_CHECKING:
     from maild.lookup import Answer
@@ -81,10 +81,10 @@ def for_reading(session: Session, reading: Reading, policy: Policy, secret: byte
                            ticket_member=_ticket_member(session, ticket) if not for_staff else NO_LINK,
                            member_lookup_error=asked.error if asked else None)
     staff = reading.sender in policy.rules.all_staff() and not reading.verdict.is_machine
-    member = for_member(reading.parsed.text) if staff else None
-    if member is not None:  # #for: a ticket for the member that staff name (docs/mail.md#for)
-        return replace(for_opening(session, member, policy, now), found=found,
-                       opener=_opener(reading, policy, secret))
+    if staff and for_line(reading.parsed.text) is not None:  # #for (docs/mail.md#for): about the member named
+        member = for_member(reading.parsed.text)
+        return replace(for_opening(session, member, policy, now) if member else Lookups(), found=found,
+                       opener=_opener(reading, policy, secret), refusals_last_hour=_refusals(session, reading.sender, now))
     lookups = _new(session, reading, found, policy, now)
     return replace(lookups, member=_member(session, reading, asked), member_lookup_error=asked.error if asked else None)
 
@@ -98,6 +98,13 @@ def for_opening(session: Session, member: str, policy: Policy, now: datetime) ->
     by_address, _ = store_members.look_up(session, member, ())
     return Lookups(sender_name=name, sender_undeliverable=undeliverable(since, now), acks_last_hour=int(acks),
                    other_open=tuple(OtherTicket(*row) for row in other), member=link_member(by_address, (), {}))
+
+
+def _refusals(session: Session, sender: str, now: datetime) -> int:
+    """How many ``#for`` mails of ``sender`` opened nothing in the last hour (kept in the quarantine)."""
+    return session.exec(select(sa.func.count()).select_from(Quarantine).where(
+        Quarantine.from_addr == sender, Quarantine.kind == "dropped", col(Quarantine.reason).startswith(REFUSED),
+        Quarantine.received_at >= now - timedelta(hours=1))).one()
 
 
 def _opener(reading: ToFile, policy: Policy, secret: bytes) -> tuple[str, str] | None:

@@ -205,3 +205,15 @@ def test_tickets_open_from_the_shell(app: App, tmp_path: Path) -> None:
         refused = run_maild("tickets", "open", *[v for pair in full.items() for v in pair], "--config", config)
         assert refused.returncode == 1 and error in refused.stderr
     assert len(json.loads(run_maild("tickets", "list", "--json", "--config", config).stdout)) == 2
+
+
+def test_refusals_are_told_at_most_the_hourly_cap(app: App) -> None:
+    """Forged #for mails in a staff member's name: each kept, but they hear of three an hour only."""
+    for n in range(5):
+        raw = mail(subject=f"Käynti {n}", sender="maija@liitto.fi", body="#for matti@example.fi\nKävi.")
+        assert deliver(app, raw) == "quarantined:dropped"
+    assert [m["To"] for m in sent(app)] == ["maija@liitto.fi"] * 3
+    with Session(app.engine) as session:
+        reasons = [q.reason for q in session.exec(select(Quarantine).order_by(Quarantine.id)).all()]
+    assert len(reasons) == 5 and all(r.startswith("#for refused:") for r in reasons)
+    assert [r.endswith("in the last hour)") for r in reasons] == [False, False, False, True, True]

@@ -171,3 +171,14 @@ def test_a_for_line_below_text_opens_nothing() -> None:
     """#for must be the first line of the writer's own: below text it is text, and the mail is a new ticket."""
     result = plan(mail(text="Hei\n#for matti@example.fi"), Lookups(opener=OPENER), policy(), Spooled(1), NOW)
     assert result.outcome == "new" and create(result).requester == MAIJA
+
+
+def test_a_writer_is_told_of_refusals_at_most_the_hourly_cap() -> None:
+    """A forged staff From must not make maild mail the real staff member without end."""
+    reading = mail(to="jasenpalvelu@liitto.fi")
+    told = plan(reading, Lookups(refusals_last_hour=2), policy(), Spooled(1), NOW)
+    assert mails(told.effects) == [("notification", "opening_refused")]
+    quiet = plan(reading, Lookups(refusals_last_hour=3), policy(), Spooled(1), NOW)
+    assert mails(quiet.effects) == [] and quiet.outcome == "quarantined"
+    (kept,) = quiet.effects
+    assert isinstance(kept, Quarantine) and kept.reason.endswith("(not told: 3 refused in the last hour)")
