@@ -506,6 +506,69 @@ def tickets_note(number: int, text: str, actor: ActorOpt = None, config: ConfigO
     _act(number, Command("note"), actor, config, note=text)
 
 
+@tickets_app.command("open")
+def tickets_open(
+    member: Annotated[str, typer.Option("--for", metavar="ADDRESS", help="The member the ticket is for.")],
+    queue: Annotated[str, typer.Option("--queue", metavar="ID", help="The queue's id.")],
+    subject: Annotated[str, typer.Option("--subject", metavar="TEXT", help="The ticket's subject.")],
+    body_file: Annotated[Optional[Path], typer.Option("--body-file", metavar="FILE",
+                                                      help="The first message (staff notes; - for stdin).")] = None,
+    channel: Annotated[str, typer.Option("--channel", help="phone|visit|letter|web|email")] = "phone",
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Open a ticket for a member, as #for in mail does (a call, a visit, a letter): owned by
+    --as when staff of the queue; the member is acknowledged. Prints the new ticket's number."""
+    text = ""
+    if body_file is not None:
+        try:
+            data = sys.stdin.buffer.read() if str(body_file) == "-" else body_file.read_bytes()
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"--body-file {body_file}: {exc}")
+    instance = _app(config)
+    who = (actor or f"{os.environ.get('USER', 'operator')} (shell)").strip()
+    result = instance.pipeline.open_ticket(queue, member, subject, text, who.lower() if "@" in who else who, channel)
+    if isinstance(result, str):
+        _fail(result)
+    if not as_json:
+        sys.stdout.write(f"{result}\n")
+        return
+    from sqlmodel import Session
+
+    from maild import views
+
+    with Session(instance.engine) as session:
+        _print_json(views.ticket_detail(session, instance.settings.instance.tag_prefix, result))
+
+
+# --- staff -------------------------------------------------------------------------------------
+
+staff_app = typer.Typer(no_args_is_help=True, help="Staff and their secret addresses.")
+app.add_typer(staff_app, name="staff")
+
+
+@staff_app.command("addresses")
+def staff_addresses(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Each staff member's secret address for opening tickets in each of their queues (#for):
+    give each person their own; with [staff] authentication = token only mail to it opens one."""
+    from maild.core.tokens import opener_token
+
+    instance = _app(config, migrate=False)
+    secret = instance.mailer.secret
+    rows = []
+    for queue in instance.rules.queues.values():
+        local, _, domain = queue.address.partition("@")
+        for staff in queue.staff:
+            rows.append({"queue": queue.id, "staff": staff,
+                         "address": f"{local}+{opener_token(secret, queue.id, staff)}@{domain}"})
+    if as_json:
+        _print_json(rows)
+        return
+    _table(("queue", "staff", "address"), ((r["queue"], r["staff"], r["address"]) for r in rows))
+
+
 # --- members (the member register, issue 16; access and erasure requests) --------------------
 
 members_app = typer.Typer(no_args_is_help=True, help="Members: their tickets, the member register, access and erasure requests.")

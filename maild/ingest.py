@@ -18,12 +18,13 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from jinja2 import TemplateError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
@@ -35,7 +36,7 @@ from maild.core.reading import Reading, ToFile, Unreadable
 from maild.core.threader import format_tag
 from maild.intake.spool import RawStore
 from maild.mail import Envelope
-from maild.outbound import outbox
+from maild.outbound import notices, outbox
 from maild.outbound.compose import Outgoing
 from maild.outbound.notices import Mailer
 from maild.read import read
@@ -242,6 +243,8 @@ class Pipeline:
                 found = lookup.for_reading(session, reading, self.policy, self.mailer.secret, now, asked)
                 spooled = planner.Spooled(inbound.id, inbound.received_at)
                 plan = planner.plan(reading, found, self.policy, spooled, now)
+                plan = self.with_answers(session, plan, lambda failures: planner.plan(
+                    reading, replace(found, answer_failures=failures), self.policy, spooled, now))
                 parsed = None if isinstance(reading, Unreadable) else reading.parsed
                 return apply(Applying(session, self.mailer, self.rules, self.raw_store.root, now, inbound, parsed), plan)
         except OperationalError:
@@ -278,7 +281,44 @@ class Pipeline:
             total += done
         return total
 
+    def with_answers(self, session: Session, plan: planner.Plan,
+                     replan: Callable[[tuple[str, ...]], planner.Plan]) -> planner.Plan:
+        """Render the canned answers a staff reply names (``#answer NAME``, docs/mail.md#answer)
+        before its plan is applied, and give the texts to the relayed answer. An answer that does
+        not render is the writer's error, decided by the planner again (``replan`` with the
+        failures): the message is kept as a note, the writer told, nothing sent to the member."""
+        index, mail = next(((i, e) for i, e in enumerate(plan.effects)
+                            if isinstance(e, planner.QueueMail) and e.args.get("answers")), (None, None))
+        if mail is None or index is None or plan.ticket is None or plan.ticket.id is None:
+            return plan
+        ticket = session.get(Ticket, plan.ticket.id)
+        assert ticket is not None
+        try:
+            texts = notices.canned_texts(self.mailer, mail.args["queue"], ticket, mail.args["answers"],
+                                         mail.args.get("requester_name", ""))
+        except (LookupError, TemplateError, TypeError, ValueError) as exc:
+            names = " ".join(mail.args["answers"])
+            log.warning("ticket %s: #answer %s does not render: %s", ticket.number, names, exc)
+            return replan((f"#answer {names}: the canned answer cannot be made: {type(exc).__name__}: {exc}",))
+        effects = list(plan.effects)
+        effects[index] = replace(mail, args={**mail.args, "canned_text": texts})
+        return replace(plan, effects=tuple(effects))
+
     # --- the same decisions from the shell and the sweeps -----------------------------------------
+
+    def open_ticket(self, queue: str, member: str, subject: str, text: str, actor: str,
+                    channel: str = str(planner.DEFAULT_CHANNEL)) -> int | str:
+        """``maild tickets open``: what ``#for`` does, from the shell, by the same planner. Returns
+        the new ticket's number, or what is wrong (nothing is then written)."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            now = utcnow()
+            found = lookup.for_opening(session, member.strip().lower(), self.policy, now)
+            plan = planner.open_from_shell(queue, member, subject, text, actor, channel, found, self.policy, now)
+            if isinstance(plan, str):
+                return plan
+            outcome = apply(Applying(session, self.mailer, self.rules, self.raw_store.root, now), plan)
+            session.commit()
+        return int(outcome.rpartition(":")[2])
 
     def act(self, number: int, command: Command, actor: str, note: str = "") -> str | None:
         """What a mail command does, from the shell (``maild tickets assign|close|reopen|note|move``):

@@ -6,15 +6,17 @@ the notification answered (``reply_text``), so nothing internal ever reaches the
 
 Commands are checked in order, as they will be carried out: after ``#queue ID`` an
 ``#assign`` or ``#take`` must name staff of the new queue, because moving a ticket drops an
-assignee who is not (docs/mail.md#recipients). ``#cc ADDRESS`` and ``#uncc ADDRESS`` change who gets
-the ticket's mail, from the answer in the same message on.
+assignee who is not (docs/mail.md#recipients), and an ``#answer`` must be in the new queue's
+language. ``#cc ADDRESS`` and ``#uncc ADDRESS`` change who gets the ticket's mail, from the
+answer in the same message on. ``#for ADDRESS`` opens a ticket for a member, only as the first
+command line of a new mail (docs/mail.md#for); what may go with it is the planner's to say.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from maild.core.classify import machine_address
 from maild.core.reply_text import answer_text
@@ -46,6 +48,7 @@ class StaffText:
     commands: tuple[Command, ...]
     errors: tuple[str, ...]
     answer: str  # what the staff member wrote for the member, quotation cut off
+    rest: str = ""  # everything below the command lines, as written (#for: the ticket's first message)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class Context:
     answers: frozenset[str] | None = None  # canned answers in the queue's language (None: not checked)
     language: str = ""
     opening: bool = False  # a mail to a queue address, no ticket yet: only here #for opens one
+    # each queue's (language, canned answers): after a ``#queue`` the answer goes out in that queue's language
+    queue_answers: Mapping[str, tuple[str, frozenset[str]]] | None = None
 
 
 def parse_staff_text(text: str, queues: frozenset[str], staff: frozenset[str], context: Context = Context()) -> StaffText:
@@ -81,10 +86,14 @@ def parse_staff_text(text: str, queues: frozenset[str], staff: frozenset[str], c
                 commands.append(command)
                 if command.name == "queue" and context.staff_of is not None:
                     staff = context.staff_of.get(command.argument, frozenset())
+                if command.name == "queue" and context.queue_answers is not None:
+                    language, names = context.queue_answers.get(command.argument, ("", frozenset()))
+                    context = replace(context, language=language, answers=names)
             if error:
                 errors.append(error)
         index += 1
-    return StaffText(tuple(commands), tuple(errors), answer_text("\n".join(lines[index:])))
+    rest = "\n".join(lines[index:])
+    return StaffText(tuple(commands), tuple(errors), answer_text(rest), rest.strip("\n"))
 
 
 def _command(

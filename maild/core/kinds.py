@@ -105,6 +105,7 @@ class EventKind(StrEnum):
     STATUS = "status"
     PRIORITY = "priority"
     CATEGORY = "category"
+    CHANNEL = "channel"  # #channel on a ticket that exists
     QUEUE = "queue"
     CONFIDENTIAL = "confidential"
     CC_ADDED = "cc_added"

@@ -16,6 +16,7 @@ Effects act on the plan's one ticket: the existing one named by ``Plan.ticket``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -26,7 +27,7 @@ from maild.core.assignment import pick_assignee
 from maild.core.authres import proves_sender
 from maild.core.classify import no_member_mail
 from maild.core.commands import Command, Context, check, parse_staff_text
-from maild.core.kinds import EventKind, Happened, MessageKind, Outcome, QuarantineKind, Status, channel_of
+from maild.core.kinds import Channel, EventKind, Happened, MessageKind, Outcome, QuarantineKind, Status, channel_of
 from maild.core.lifecycle import next_status
 from maild.core.members import NO_LINK, Link, template_member
 from maild.core.reading import Reading, Returned, ToFile, Unreadable
@@ -68,6 +69,7 @@ class TicketState:
     confidential: bool = False
     cc: tuple[str, ...] = ()
     answered: bool = False  # staff have answered the member (``first_response_at`` is set)
+    channel: str = Channel.EMAIL
 
     def ref(self) -> threader.TicketRef:
         return threader.TicketRef(self.number, self.status, self.requester, self.cc)
@@ -112,6 +114,9 @@ class Lookups:
     member: Link = NO_LINK  # new ticket: the sender's member in the register (docs/coming.md#member-register)
     member_lookup_error: str | None = None  # the lookup command failed: filed unlinked, counted
     ticket_member: Link = NO_LINK  # follow-up: the ticket's linked member (for staff_followup)
+    opener: tuple[str, str] | None = None  # #for: (queue id, staff member) whose opening address the mail went to
+    answer_failures: tuple[str, ...] = ()  # staff reply: #answer NAMEs that did not render, each with why
+    refusals_last_hour: int = 0  # #for: the writer's mails that opened nothing in the last hour
 
 
 @dataclass(frozen=True)
@@ -148,19 +153,22 @@ class CreateTicket:
 
 @dataclass(frozen=True)
 class StoreMessage:
-    """The message read on the ticket, as ``kind``."""
+    """The message read on the ticket, as ``kind``; ``text``: its text instead of the mail's
+    (a ``#for`` mail without its command lines)."""
 
     kind: MessageKind
     classification: str
+    text: str | None = None
 
 
 @dataclass(frozen=True)
 class AddNote:
-    """A note written from the shell."""
+    """A note written from the shell (``kind`` staff: the first message of ``maild tickets open``)."""
 
     author: str
     text: str
     subject: str
+    kind: MessageKind = MessageKind.NOTE
 
 
 @dataclass(frozen=True)
@@ -179,7 +187,8 @@ class AddEvent:
 @dataclass(frozen=True)
 class QueueMail:
     """Mail about the ticket, made by ``notices.<notice>`` from ``args`` and the ticket as it is
-    when the effect is applied. ``relayed_by``: record a ``relayed`` event, to whom it went."""
+    when the effect is applied (or about no ticket, in a plan without one: a refused ``#for``).
+    ``relayed_by``: record a ``relayed`` event, to whom it went."""
 
     kind: MessageKind
     notice: str
@@ -246,6 +255,9 @@ def plan(reading: Reading, lookups: Lookups, policy: Policy, spooled: Spooled, n
         return duplicate(reading, lookups.ticket.state, lookups.first_copy, policy, spooled)
     if choice.action == "follow_up" and lookups.ticket is not None:
         return follow_up(reading, choice, lookups.ticket, lookups, policy, now)
+    opened = opening_mail(reading, lookups, policy, now)
+    if opened is not None:
+        return opened
     if reading.decision.drop:
         names = ", ".join(hit.name for hit in reading.decision.hits) or "rules"
         return _quarantine(QuarantineKind.DROPPED, f"dropped by rule: {names}", reading.sender, reading.parsed.subject)
@@ -417,7 +429,7 @@ def follow_up(reading: ToFile, choice: threader.Choice, facts: TicketFacts, look
     found = lookups.found
     writer = proven_staff(policy, facts.state, choice.via, found.token_staff, reading.sender, reading.parsed)
     if writer and not reading.verdict.is_machine:
-        effects = staff_reply(reading.parsed, reading.verdict, facts, writer, policy, now)
+        effects = staff_reply(reading.parsed, reading.verdict, facts, writer, policy, now, lookups.answer_failures)
     else:
         effects = member_follow_up(reading, choice, facts, policy, now, lookups.ticket_member)
     if lookups.member_lookup_error:  # the lookup command failed for this sender: counted all the same
@@ -478,18 +490,27 @@ def proven_staff(policy: Policy, ticket: TicketState, via: str | None, token_sta
 
 
 def staff_reply(parsed: Parsed, verdict: Verdict, facts: TicketFacts, writer: str, policy: Policy,
-                now: datetime) -> tuple[Effect, ...]:
-    """Obey the command lines, then relay the answer to the member (unless it is a note)."""
+                now: datetime, answer_failures: tuple[str, ...] = ()) -> tuple[Effect, ...]:
+    """Obey the command lines, then relay the answer to the member (unless it is a note).
+
+    ``#answer NAME`` puts the canned answer above what the writer wrote (docs/mail.md#answer).
+    The store renders it before this plan is applied; ``answer_failures`` are the names that
+    did not render: then, as for a wrong command, nothing is done and the writer is told."""
     rules, ticket = policy.rules, facts.state
     queue = rules.queues[ticket.queue]
-    text = parse_staff_text(parsed.text, frozenset(rules.queues), staff_of(rules, ticket), context(rules, ticket, writer))
+    text = parse_staff_text(parsed.text, frozenset(rules.queues), staff_of(rules, ticket),
+                            context(rules, ticket, writer, policy.answers))
     note = any(command.name == "note" for command in text.commands)
-    kind = MessageKind.NOTE if note or text.errors or not text.answer else MessageKind.STAFF
+    canned = tuple(command.argument for command in text.commands if command.name == "answer")
+    errors = text.errors + answer_failures
+    if note and canned:
+        errors += ("#answer: a #note sends nothing to the member, so it cannot carry a canned answer",)
+    kind = MessageKind.NOTE if note or errors or not (text.answer or canned) else MessageKind.STAFF
     effects: list[Effect] = [StoreMessage(kind, verdict.kind)]
-    if text.errors:
-        return (*effects, AddEvent(EventKind.COMMANDS_REJECTED, actor=writer, data={"errors": list(text.errors)}),
+    if errors:
+        return (*effects, AddEvent(EventKind.COMMANDS_REJECTED, actor=writer, data={"errors": list(errors)}),
                 QueueMail(MessageKind.NOTIFICATION, "command_errors",
-                          {"queue": queue, "writer": writer, "parsed": parsed, "errors": text.errors, "now": now}))
+                          {"queue": queue, "writer": writer, "parsed": parsed, "errors": errors, "now": now}))
     if kind == MessageKind.NOTE and not note and not text.commands:
         # nothing of the writer's own outside the quotation: keep it, relay nothing, say so
         return (*effects, AddEvent(EventKind.NOTHING_RELAYED, actor=writer),
@@ -508,8 +529,8 @@ def staff_reply(parsed: Parsed, verdict: Verdict, facts: TicketFacts, writer: st
             facts = replace(facts, state=replace(ticket, answered=True))
         in_reply_to, references = facts.last_member_message or (None, ())
         effects.append(QueueMail(MessageKind.STAFF, "relayed_answer", {
-            "queue": queue, "answer": text.answer, "in_reply_to": in_reply_to, "references": references, "now": now},
-            relayed_by=writer))
+            "queue": queue, "answer": text.answer, "in_reply_to": in_reply_to, "references": references, "now": now,
+            "answers": canned, "requester_name": facts.requester_name}, relayed_by=writer))
         if not status_set:
             facts, changes = status_change(facts, Happened.STAFF_REPLY, writer, policy, now)
             effects += changes
@@ -525,10 +546,16 @@ def staff_of(rules: RuleSet, ticket: TicketState) -> frozenset[str]:
     return frozenset(queue.staff) if queue else frozenset()
 
 
-def context(rules: RuleSet, ticket: TicketState, writer: str = "") -> Context:
-    """What staff commands on this ticket are checked against (``core.commands``)."""
+def context(rules: RuleSet, ticket: TicketState, writer: str = "",
+            answers: Mapping[str, Mapping[str, str]] | None = None) -> Context:
+    """What staff commands on this ticket are checked against (``core.commands``); with
+    ``answers`` (language -> name -> title), ``#answer`` names one of the queue's language."""
+    by_queue = None if answers is None else {
+        queue.id: (queue.language, frozenset(answers.get(queue.language, {}))) for queue in rules.queues.values()}
+    language, names = by_queue.get(ticket.queue, ("", frozenset())) if by_queue is not None else ("", None)
     return Context(writer=writer, requester=ticket.requester, own_addresses=rules.addresses(),
-                   staff_of={queue.id: frozenset(queue.staff) for queue in rules.queues.values()})
+                   staff_of={queue.id: frozenset(queue.staff) for queue in rules.queues.values()},
+                   answers=names, language=language, queue_answers=by_queue)
 
 
 # --- staff commands and the lifecycle --------------------------------------------------------------
@@ -569,6 +596,10 @@ def obey(facts: TicketFacts, command: Command, writer: str, policy: Policy,
         ticket = replace(ticket, cc=(*ticket.cc, value))
         effects = (UpdateTicket({"cc": list(ticket.cc)}),
                    AddEvent(EventKind.CC_ADDED, actor=writer, data={"address": value}))
+    elif name == "channel" and value != ticket.channel:
+        effects = (UpdateTicket({"channel": value}),
+                   AddEvent(EventKind.CHANNEL, actor=writer, data={"old": ticket.channel, "new": value}))
+        ticket = replace(ticket, channel=value)
     elif name == "uncc" and value in ticket.cc:
         ticket = replace(ticket, cc=tuple(a for a in ticket.cc if a != value))
         effects = (UpdateTicket({"cc": list(ticket.cc)}),
@@ -636,3 +667,207 @@ def tell_resolved(facts: TicketFacts, policy: Policy, now: datetime) -> Effect:
     if reason:
         return AddEvent(EventKind.RESOLVED_NOTICE_SKIPPED, data={"reason": reason}, at=now)
     return QueueMail(MessageKind.RESOLVED, "resolved", {"queue": queue, "requester_name": facts.requester_name, "now": now})
+
+
+# --- a ticket that staff open for a member: #for, maild tickets open ------------------------------
+
+DEFAULT_CHANNEL = Channel.PHONE  # #for without #channel: the most common other channel (docs/mail.md#for)
+# what may follow #for: commands about the new ticket (not #queue: mail the other queue's address;
+# not #note or #answer: nothing is relayed, the member gets the acknowledgement)
+WITH_FOR = frozenset({"for", "channel", "priority", "category", "assign", "take", "cc", "close", "pending", "open"})
+_FOR_LINE = re.compile(r"\s*#for(?:\s|$)", re.IGNORECASE)
+REFUSED = "#for refused: "  # how the quarantine's reason starts for a #for mail that opened nothing
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A ticket that staff open for a member (docs/mail.md#for), from a ``#for`` mail or the shell."""
+
+    queue: str
+    member: str
+    name: str  # the member's name as typed ("#for Name <address>"), or ""
+    subject: str
+    text: str  # the ticket's first message: the staff member's notes
+    writer: str  # who opens it; its owner when staff of the queue
+    channel: str = DEFAULT_CHANNEL
+    commands: tuple[Command, ...] = ()  # the mail's other commands, checked
+    source: str = "smtp"
+
+
+def for_line(text: str) -> str | None:
+    """The ``#for`` line when it is the mail's first line of its own, else None."""
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if line.strip():
+            return line if _FOR_LINE.match(line) else None
+    return None
+
+
+def for_member(text: str) -> str | None:
+    """The member a ``#for`` mail names, for the lookups; None when it names no valid address."""
+    line = for_line(text)
+    if line is None:
+        return None
+    command, _ = check(Command("for", line.strip()[4:].strip()), frozenset(), frozenset(), Context(opening=True))
+    return command.argument if command is not None else None
+
+
+def addressed_queue(reading: ToFile, opener: tuple[str, str] | None, rules: RuleSet) -> Queue:
+    """The queue a ``#for`` mail was written to: its opening address's, else the first queue
+    address among the recipients, else the rules' choice."""
+    if opener is not None and opener[0] in rules.queues:
+        return rules.queues[opener[0]]
+    for address in (*reading.envelope.recipients, *reading.parsed.to, *reading.parsed.cc):
+        queue = rules.queue_for_address(address)
+        if queue is not None:
+            return queue
+    return rules.queues[reading.decision.queue]
+
+
+def unproven_opener(policy: Policy, queue: Queue, opener: tuple[str, str] | None, sender: str,
+                    parsed: Parsed) -> str | None:
+    """Why ``sender`` is not proven to open tickets in ``queue`` (docs/mail.md#staff-proof), or None.
+    ``token``: the mail went to the sender's own opening address of the queue (``queue+nTOKEN@``)."""
+    if sender not in queue.staff:
+        return f"#for: {sender} is not staff of queue {queue.id}"
+    if policy.staff_proof == "token" and opener != (queue.id, sender):
+        return (f"#for: not proven to be from {sender}: send it to your own address for opening tickets in "
+                f"queue {queue.id} (the administrator's `maild staff addresses` lists it), not to {queue.address}")
+    if policy.staff_proof == "authres" and not proves_sender(
+            parsed.authentication_results, policy.trusted_authserv_ids, sender.rpartition("@")[2]):
+        return f"#for: not proven to be from {sender}: no trusted Authentication-Results passes your domain"
+    return None
+
+
+def opening_mail(reading: ToFile, lookups: Lookups, policy: Policy, now: datetime) -> Plan | None:
+    """A new mail whose first line is ``#for ADDRESS`` (docs/mail.md#for). None when it is no
+    opening: machine mail, or a sender who is nobody's staff (never mailed about it: their mail
+    is filed as any new mail). A staff member who is not proven, or whose commands are wrong,
+    opens nothing: the mail is kept in the quarantine (``dropped``, with why) and they are told,
+    at most ``ack_limit_per_hour`` times an hour (a forged From must not make maild a mailer)."""
+    rules, parsed, sender = policy.rules, reading.parsed, reading.sender
+    if reading.verdict.is_machine or sender not in rules.all_staff() or for_line(parsed.text) is None:
+        return None
+    queue = addressed_queue(reading, lookups.opener, rules)
+    text = parse_staff_text(parsed.text, frozenset(rules.queues), frozenset(queue.staff), Context(
+        writer=sender, own_addresses=rules.addresses(), opening=True,
+        staff_of={q.id: frozenset(q.staff) for q in rules.queues.values()}))
+    errors = [*text.errors, *(f"#{c.name}: cannot go with #for (a new ticket from another channel)"
+                              for c in text.commands if c.name not in WITH_FOR)]
+    why = unproven_opener(policy, queue, lookups.opener, sender, parsed)
+    if why:
+        errors.insert(0, why)
+    if errors or not text.commands:
+        reason = REFUSED + "; ".join(errors)
+        if lookups.refusals_last_hour >= policy.ack_limit_per_hour:
+            reason += f" (not told: {lookups.refusals_last_hour} refused in the last hour)"
+            return Plan(Outcome.QUARANTINED, (Quarantine(QuarantineKind.DROPPED, reason, sender, parsed.subject),))
+        return Plan(Outcome.QUARANTINED, (
+            QueueMail(MessageKind.NOTIFICATION, "opening_refused",
+                      {"queue": queue, "writer": sender, "parsed": parsed, "errors": tuple(errors), "now": now}),
+            Quarantine(QuarantineKind.DROPPED, reason, sender, parsed.subject)))
+    first = text.commands[0]
+    opening = Opening(
+        queue=queue.id, member=first.argument, name=first.label,
+        subject=threader.strip_prefixes(parsed.subject) or "(no subject)", text=text.rest, writer=sender,
+        channel=next((c.argument for c in text.commands if c.name == "channel"), DEFAULT_CHANNEL),
+        commands=text.commands[1:], source=reading.envelope.source)
+    return open_ticket(opening, lookups, policy, now, StoreMessage(MessageKind.STAFF, reading.verdict.kind, text.rest),
+                       parsed)
+
+
+def open_from_shell(queue_id: str, address: str, subject: str, text: str, actor: str, channel: str,
+                    lookups: Lookups, policy: Policy, now: datetime) -> Plan | str:
+    """``maild tickets open``: checked as ``#for`` and ``#channel`` in mail, with the same effects
+    (the first message is the text, kind ``staff``). Returns the plan, or what is wrong."""
+    rules = policy.rules
+    queue = rules.queues.get(queue_id)
+    if queue is None:
+        return f"no queue {queue_id!r} (queues: {', '.join(sorted(rules.queues))})"
+    ctx = Context(writer=actor, own_addresses=rules.addresses(), opening=True)
+    member, error = check(Command("for", address), frozenset(rules.queues), frozenset(queue.staff), ctx)
+    if member is None:
+        return f"--for {address}: {error}"
+    checked, error = check(Command("channel", channel), frozenset(rules.queues), frozenset(queue.staff), ctx)
+    if checked is None:
+        return f"--channel {channel}: {error}"
+    subject = " ".join(subject.split()) or "(no subject)"
+    opening = Opening(queue.id, member.argument, member.label, subject, text, actor, checked.argument, source="shell")
+    return open_ticket(opening, lookups, policy, now, AddNote(actor, text, subject, MessageKind.STAFF))
+
+
+def open_ticket(opening: Opening, lookups: Lookups, policy: Policy, now: datetime, message: Effect,
+                parsed: Parsed | None = None) -> Plan:
+    """The effects of opening a ticket for a member (docs/mail.md#for): in the queue, owned by the
+    writer when they are its staff, status ``open`` (staff acted), the channel as given, the
+    rules' priority, category and tags for the member and channel; the member's acknowledgement
+    (as for their own mail: not when the rules turn it off, the address bounces, or the hourly
+    cap is reached); ``staff_new`` to the queue's staff but the writer. ``lookups`` are about
+    the member (``store.lookup.for_member``); ``parsed``: the mail, whose attachments staff get."""
+    from maild.mail import Parsed as ParsedMail
+
+    rules, queue, writer = policy.rules, policy.rules.queues[opening.queue], opening.writer
+    name = opening.name or lookups.sender_name or ""
+    # the mail as if the member had written the notes: what the rules and the staff notice read
+    as_member = ParsedMail(
+        message_id=None, in_reply_to=(), references=(), subject=opening.subject, from_addr=opening.member,
+        from_name=name, to=(queue.address,), cc=(), reply_to=(), date=None, headers={}, text=opening.text, html=None,
+        attachments=parsed.attachments if parsed is not None else ())
+    decision = opening_decision(as_member, opening, lookups.member, rules)
+    confidential = queue.confidential or (decision.confidential and not rules.queues[decision.queue].confidential)
+    effects: list[Effect] = []
+    if lookups.sender_name is None or (opening.name and not lookups.sender_name):
+        effects.append(EnsureContact(opening.member, opening.name))
+    effects += [
+        CreateTicket(queue=queue.id, priority=decision.priority, category=decision.category, subject=opening.subject,
+                     requester=opening.member, confidential=confidential, tags=decision.tags, other_queues=(), cc=(),
+                     linked_to=None, channel=opening.channel),
+        message,
+        AddEvent(EventKind.CREATED, actor=writer, data={
+            "source": opening.source, "queue": queue.id, "priority": decision.priority, "category": decision.category,
+            "classification": "normal", "rules": [hit.to_json() for hit in decision.hits], "other_queues": [],
+            "linked_to": None, "channel": opening.channel, "opened_by": writer}),
+        *member_effects(lookups.member, None),
+    ]
+    owner = writer if writer in queue.staff else None
+    facts = TicketFacts(TicketState(None, 0, queue.id, Status.NEW, opening.member, opening.subject, decision.priority,
+                                    decision.category, owner, confidential, channel=opening.channel),
+                        requester_name=name, requester_undeliverable=lookups.sender_undeliverable)
+    if owner:
+        effects += [UpdateTicket({"assignee": owner}),
+                    AddEvent(EventKind.ASSIGNED, actor=writer, data={"assignee": owner, "how": "#for"})]
+    facts, changes = status_change(facts, Happened.STAFF_ACTION, writer, policy, now)
+    effects += changes
+    reason = ("turned off by a rule" if decision.ack is False else
+              "the requester's address bounces" if lookups.sender_undeliverable else
+              f"{policy.ack_limit_per_hour} acknowledgements to this sender in the last hour"
+              if lookups.acks_last_hour >= policy.ack_limit_per_hour else None)
+    if reason:
+        effects.append(AddEvent(EventKind.ACK_SKIPPED, data={"reason": reason}))
+    else:  # never the staff notes: the acknowledgement reads no text of theirs
+        effects.append(QueueMail(MessageKind.ACK, "acknowledgement", {
+            "queue": queue, "parsed": replace(as_member, text="", attachments=()),
+            "template": decision.ack if isinstance(decision.ack, str) else "ack", "now": now}))
+    for command in opening.commands:
+        if command.name not in ("for", "channel"):
+            facts, changes, _ = obey(facts, command, writer, policy, now)
+            effects += changes
+    extra = tuple(a for a in decision.notify if not confidential or a in queue.staff)
+    recipients = tuple(a for a in dict.fromkeys(queue.staff + extra) if a != writer)
+    other_open = [
+        {"tag": threader.format_tag(policy.tag_prefix, other.number), "subject": other.subject,
+         "status": other.status, "visible": not other.confidential or other.queue == queue.id}
+        for other in lookups.other_open]
+    effects.append(QueueMail(MessageKind.NOTIFICATION, "staff_new", {
+        "queue": queue, "parsed": as_member, "other_open": other_open, "not_recipients": (),
+        "recipients": recipients, "now": now,
+        "suggestions": suggestions(decision.suggest, policy.answers.get(queue.language, {})),
+        "member": template_member(lookups.member, policy.show_fields)}))
+    return Plan(Outcome.NEW, tuple(effects))
+
+
+def opening_decision(as_member: Parsed, opening: Opening, member: Link, rules: RuleSet) -> Decision:
+    """The rules for an opened ticket: as if the member had mailed the notes to the queue, by
+    the ticket's channel (so ``channel: phone`` rules apply). The queue stays the one written to."""
+    from maild.rules.engine import decide, facts_from
+
+    return decide(facts_from(as_member, (), opening.channel, member.member), rules)

@@ -42,15 +42,20 @@ def subject_tags(subject: str, prefix: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(int(n) for n in tag_pattern(prefix).findall(subject) if int(n) > 0))
 
 
-def reply_tokens(recipients: tuple[str, ...], queue_addresses: frozenset[str]) -> tuple[str, ...]:
-    """TOKENs of ``queue+TOKEN@domain`` recipients, for queue addresses we own."""
-    tokens = []
+def plus_tokens(recipients: tuple[str, ...], queue_addresses: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """(queue address, TOKEN) of ``queue+TOKEN@domain`` recipients, for queue addresses we own."""
+    found = []
     for address in recipients:
         local, _, domain = address.lower().rpartition("@")
         base, plus, token = local.partition("+")
         if plus and token and f"{base}@{domain}" in queue_addresses:
-            tokens.append(token)
-    return tuple(dict.fromkeys(tokens))
+            found.append((f"{base}@{domain}", token))
+    return tuple(dict.fromkeys(found))
+
+
+def reply_tokens(recipients: tuple[str, ...], queue_addresses: frozenset[str]) -> tuple[str, ...]:
+    """TOKENs of ``queue+TOKEN@domain`` recipients, for queue addresses we own."""
+    return tuple(dict.fromkeys(token for _, token in plus_tokens(recipients, queue_addresses)))
 
 
 def fingerprint(parsed: Parsed) -> str:

@@ -194,20 +194,35 @@ def canned_answer(mailer: Mailer, queue: Queue, ticket: Ticket, parsed: Parsed, 
     return _auto_reply(mailer, queue, ticket, parsed, subject, rendered.text, None, now)
 
 
+def canned_texts(mailer: Mailer, queue: Queue, ticket: Ticket, names: Sequence[str], requester_name: str) -> tuple[str, ...]:
+    """The texts of the canned answers a staff reply names (``#answer NAME``), in the queue's
+    language, rendered with the ticket's context as it is before the reply's commands. Raises
+    ``LookupError`` for a name the language lacks and ``jinja2.TemplateError`` (or the
+    ``TypeError``/``ValueError`` of a filter) for one that does not render."""
+    from maild.outbound.answers import Answers
+
+    answers = Answers(mailer.templates)
+    context = {"instance": mailer.instance_name, "queue": queue, "sla": None, "due": None, "member_text": "",
+               "ticket": ticket_context(ticket, mailer.tag_prefix, requester_name)}
+    return tuple(answers.render(name, queue.language, context).text for name in names)
+
+
 def relayed_answer(
     mailer: Mailer, queue: Queue, ticket: Ticket, answer: str, in_reply_to: str | None, references: tuple[str, ...],
-    now: datetime,
+    now: datetime, canned: Sequence[str] = (),
 ) -> Outgoing:
     """A staff member's answer, to the member and the ticket's CCs, as the queue. A person
-    wrote it, so it carries no Auto-Submitted."""
+    wrote it, so it carries no Auto-Submitted. ``canned``: the texts of the canned answers
+    it names, above what the writer wrote (docs/mail.md#answer)."""
     tag = format_tag(mailer.tag_prefix, ticket.number)
+    text = "\n\n".join(part.strip("\n") for part in (*canned, answer) if part.strip())
     return Outgoing(
         from_name=queue.name,
         from_addr=queue.address,
         to=(ticket.requester,),
         cc=tuple(ticket.cc),
         subject=f"Re: {tag} {ticket.subject}",
-        text=answer + "\n",
+        text=text + "\n",
         message_id=new_message_id(mailer.hostname),
         in_reply_to=in_reply_to,
         references=references + ((in_reply_to,) if in_reply_to else ()),
@@ -245,6 +260,21 @@ def nothing_relayed(mailer: Mailer, queue: Queue, ticket: Ticket, writer: str, p
     """To the staff member whose reply held nothing to relay and no command (template
     ``nothing_relayed``): say so."""
     return _to_writer(mailer, queue, ticket, writer, parsed, "nothing_relayed", {}, now)
+
+
+def opening_refused(
+    mailer: Mailer, queue: Queue, writer: str, parsed: Parsed, errors: tuple[str, ...], now: datetime
+) -> Outgoing:
+    """To the staff member whose ``#for`` mail opened no ticket (template ``opening_refused``):
+    why, each reason as written. About no ticket: no tag, the queue's plain address to reply to."""
+    context = {"instance": mailer.instance_name, "queue": queue, "writer": writer, "subject": parsed.subject,
+               "errors": list(errors)}
+    rendered = mailer.templates.render("opening_refused", queue.language, context)
+    return Outgoing(
+        from_name=queue.name, from_addr=queue.address, to=(writer,), subject=rendered.subject, text=rendered.text,
+        html=rendered.html, message_id=new_message_id(mailer.hostname), in_reply_to=parsed.message_id,
+        reply_to=queue.address, auto="auto-replied", date=now,
+    )
 
 
 def _to_writer(

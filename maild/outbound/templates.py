@@ -66,6 +66,8 @@ Per template, besides those:
   their command lines, each as ``LINE: reason`` (the reason in English, as ``#`` commands are).
 - ``nothing_relayed``: ``writer``. Both answer a staff member's mail and say that nothing went
   to the member; ``ticket.requester_name`` is empty.
+- ``opening_refused`` (no ``ticket``): ``queue``, ``writer``, ``subject`` (of their mail) and
+  ``errors``: why their ``#for`` mail opened no ticket (docs/mail.md#for), each in English.
 - ``digest`` (no ``queue``/``ticket``): ``staff`` (the recipient's address), ``now``,
   ``items``: overdue first, then the recipient's own open tickets, then unassigned ones in
   their queues, oldest first, at most 25 per section (``schedule.DIGEST_SECTION_LIMIT``);
@@ -127,7 +129,7 @@ from maild.rules.model import BusinessDuration, Lifecycle, Queue
 
 NAMES = (
     "ack", "staff_new", "staff_followup", "resolved", "reminder_staff", "reminder_member", "digest",
-    "command_errors", "nothing_relayed", "report",
+    "command_errors", "nothing_relayed", "opening_refused", "report",
 )
 LANGUAGES = ("fi", "sv", "en")
 SUBJECT_LIMIT = 200
@@ -573,6 +575,14 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         ],
     },
     "nothing_relayed": {**_COMMON, "ticket": {**_TICKET, "status": "open"}, "writer": "maija.virtanen@liitto.fi"},
+    "opening_refused": {
+        "instance": "Jäsenpalvelu",
+        "queue": _QUEUE,
+        "writer": "maija.virtanen@liitto.fi",
+        "subject": "Puhelu: jäsenmaksu",
+        "errors": ["#for: not proven to be from maija.virtanen@liitto.fi: send it to your own address for opening "
+                   "tickets in queue jasenasiat", "#for matti@: 'matti@' is not one email address"],
+    },
     "digest": {
         "instance": "Jäsenpalvelu",
         "staff": "maija.virtanen@liitto.fi",

@@ -56,9 +56,23 @@ NOTICES: dict[str, Notice] = {
         notices.command_errors(m, a["queue"], t, a["writer"], a["parsed"], a["errors"], a["now"])],
     "nothing_relayed": lambda m, r, t, a: [notices.nothing_relayed(m, a["queue"], t, a["writer"], a["parsed"], a["now"])],
     "relayed_answer": lambda m, r, t, a: [
-        notices.relayed_answer(m, a["queue"], t, a["answer"], a["in_reply_to"], a["references"], a["now"])],
+        notices.relayed_answer(m, a["queue"], t, a["answer"], a["in_reply_to"], a["references"], a["now"],
+                               canned_text(a))],
+    "opening_refused": lambda m, r, t, a: [
+        notices.opening_refused(m, a["queue"], a["writer"], a["parsed"], a["errors"], a["now"])],
     "resolved": lambda m, r, t, a: [notices.resolved(m, r, a["queue"], t, a["requester_name"], a["now"])],
 }
+
+
+def canned_text(args: dict[str, Any]) -> tuple[str, ...]:
+    """The rendered ``#answer``s of a relayed answer. The pipeline renders them before the plan
+    is applied (``Pipeline.with_answers``), so that one that fails is the writer's error, not a
+    lost answer; a plan that names answers and was not given them is a bug, never a partial mail."""
+    if not args.get("answers"):
+        return ()
+    if "canned_text" not in args:
+        raise RuntimeError(f"canned answers {list(args['answers'])} were not rendered before the plan was applied")
+    return tuple(args["canned_text"])
 
 
 @dataclass
@@ -109,7 +123,6 @@ def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per ef
         for name, value in effect.changes.items():
             setattr(ticket, name, list(value) if name == "cc" else value)
     elif isinstance(effect, QueueMail):
-        assert ticket is not None
         _queue_mail(a, ticket, effect)
     elif isinstance(effect, StoreMessage):
         assert ticket is not None and a.parsed is not None
@@ -141,8 +154,8 @@ def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per ef
         log.info("inbound %s: %s", a.inbound.id if a.inbound else "-", effect.error)
     elif isinstance(effect, AddNote):
         assert ticket is not None
-        session.add(Message(ticket_id=ticket.id, direction=Direction.IN, kind="note", from_addr=effect.author,
-                            text=effect.text, subject=effect.subject))
+        session.add(Message(ticket_id=ticket.id, direction=Direction.IN, kind=str(effect.kind), from_addr=effect.author,
+                            text=effect.text, subject=effect.subject, created_at=a.now))
     else:  # pragma: no cover - a new effect needs its case here
         raise TypeError(f"no way to apply {effect!r}")
 
@@ -178,7 +191,8 @@ def _store_message(a: Applying, ticket: Ticket, parsed: Parsed, effect: StoreMes
         "from_addr": parsed.from_addr or ((inbound.mail_from if inbound else "") or "").lower(),
         "from_name": parsed.from_name, "to": list(parsed.to), "cc": list(parsed.cc), "subject": parsed.subject,
         "date": parsed.date, "in_reply_to": parsed.in_reply_to[0] if parsed.in_reply_to else None,
-        "references": list(parsed.references), "classification": effect.classification, "text": parsed.text,
+        "references": list(parsed.references), "classification": effect.classification,
+        "text": parsed.text if effect.text is None else effect.text,
         "html": parsed.html, "raw_path": inbound.raw_path if inbound else None, "created_at": a.now,
     }
     message_id = a.session.connection().execute(_STORE_MESSAGE, values).scalar_one()
@@ -206,8 +220,9 @@ def _link_member(a: Applying, ticket: Ticket, effect: LinkMember) -> None:
             "reason": "the mail names another member's number; the sender's address decides"}, "at": a.now})
 
 
-def _queue_mail(a: Applying, ticket: Ticket, effect: QueueMail) -> None:
-    """Queue the mail; one that cannot be made is an event, never a lost ticket."""
+def _queue_mail(a: Applying, ticket: Ticket | None, effect: QueueMail) -> None:
+    """Queue the mail; one that cannot be made is an event, never a lost ticket. Mail about no
+    ticket (a refused ``#for``) is only logged when it cannot be made."""
     make = NOTICES[effect.notice]
     try:
         mails = make(a.mailer, a.rules, ticket, dict(effect.args))
@@ -215,10 +230,12 @@ def _queue_mail(a: Applying, ticket: Ticket, effect: QueueMail) -> None:
     except SQLAlchemyError:
         raise
     except Exception as exc:  # a broken template or value must not cost the member their ticket
-        log.error("ticket %s: %s not sent: %s", ticket.number, effect.kind, exc)
+        log.error("ticket %s: %s not sent: %s", ticket.number if ticket else "-", effect.kind, exc)
+        if ticket is None:
+            return
         a.events.append({"ticket_id": ticket.id, "kind": f"{effect.kind}_failed", "actor": "maild",
                          "data": {"error": f"{type(exc).__name__}: {exc}"}, "at": a.now})
         return
-    if message is not None and effect.relayed_by:  # recorded as relayed only when queued, to whom it was queued
+    if message is not None and ticket is not None and effect.relayed_by:  # recorded as relayed only when queued, to whom it was queued
         a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.RELAYED), "actor": effect.relayed_by,
                          "data": {"to": [*message.to, *message.cc]}, "at": a.now})

@@ -20,12 +20,12 @@ from maild.core.bounces import undeliverable
 from maild.core.kinds import Direction, MessageKind, OPEN_STATUSES
 from maild.core.members import NO_LINK, Link, member_numbers
 from maild.core.members import link as link_member
-from maild.core.plan import Lookups, OtherTicket, Policy, TicketFacts, TicketState
+from maild.core.plan import REFUSED, Lookups, OtherTicket, Policy, TicketFacts, TicketState, for_line, for_member
 from maild.core.reading import Reading, Returned, ToFile
-from maild.core.tokens import read_staff_token, read_ticket_token
+from maild.core.tokens import read_opener_token, read_staff_token, read_ticket_token
 from maild.store import members as store_members
 from maild.store import tickets as store
-from maild.store.tables import Contact, Counter, Message, Outbox, Ticket
+from maild.store.tables import Contact, Counter, Message, Outbox, Quarantine, Ticket
 
 if TYPE_CHECKING:
     from maild.lookup import Answer
@@ -35,7 +35,8 @@ def state(ticket: Ticket) -> TicketState:
     return TicketState(
         id=ticket.id, number=ticket.number, queue=ticket.queue, status=ticket.status, requester=ticket.requester,
         subject=ticket.subject, priority=ticket.priority, category=ticket.category, assignee=ticket.assignee,
-        confidential=ticket.confidential, cc=tuple(ticket.cc), answered=ticket.first_response_at is not None)
+        confidential=ticket.confidential, cc=tuple(ticket.cc), answered=ticket.first_response_at is not None,
+        channel=ticket.channel or "email")
 
 
 def ticket_facts(session: Session, ticket: Ticket, now: datetime, for_staff: bool = True) -> TicketFacts:
@@ -79,8 +80,44 @@ def for_reading(session: Session, reading: Reading, policy: Policy, secret: byte
             return Lookups(found=found, ticket=ticket_facts(session, ticket, now, for_staff),
                            ticket_member=_ticket_member(session, ticket) if not for_staff else NO_LINK,
                            member_lookup_error=asked.error if asked else None)
+    staff = reading.sender in policy.rules.all_staff() and not reading.verdict.is_machine
+    if staff and for_line(reading.parsed.text) is not None:  # #for (docs/mail.md#for): about the member named
+        member = for_member(reading.parsed.text)
+        return replace(for_opening(session, member, policy, now) if member else Lookups(), found=found,
+                       opener=_opener(reading, policy, secret), refusals_last_hour=_refusals(session, reading.sender, now))
     lookups = _new(session, reading, found, policy, now)
     return replace(lookups, member=_member(session, reading, asked), member_lookup_error=asked.error if asked else None)
+
+
+def for_opening(session: Session, member: str, policy: Policy, now: datetime) -> Lookups:
+    """What opening a ticket for ``member`` needs (``#for``, ``maild tickets open``): their
+    contact, bounce mark, acknowledgements of the last hour, open tickets, and their entry in
+    the register (by address: the lookup command is asked only for a mail's own sender)."""
+    name, since, acks = session.connection().execute(_MEMBER, {"sender": member, "since": now - timedelta(hours=1)}).one()
+    other = session.connection().execute(_OTHER_OPEN, {"sender": member}).all()
+    by_address, _ = store_members.look_up(session, member, ())
+    return Lookups(sender_name=name, sender_undeliverable=undeliverable(since, now), acks_last_hour=int(acks),
+                   other_open=tuple(OtherTicket(*row) for row in other), member=link_member(by_address, (), {}))
+
+
+def _refusals(session: Session, sender: str, now: datetime) -> int:
+    """How many ``#for`` mails of ``sender`` opened nothing in the last hour (kept in the quarantine)."""
+    return session.exec(select(sa.func.count()).select_from(Quarantine).where(
+        Quarantine.from_addr == sender, Quarantine.kind == "dropped", col(Quarantine.reason).startswith(REFUSED),
+        Quarantine.received_at >= now - timedelta(hours=1))).one()
+
+
+def _opener(reading: ToFile, policy: Policy, secret: bytes) -> tuple[str, str] | None:
+    """(queue id, staff member) when the mail went to a staff member's secret address for
+    opening tickets in a queue (``queue+nTOKEN@``, ``core.tokens.opener_token``)."""
+    parsed = reading.parsed
+    recipients = (*reading.envelope.recipients, *parsed.to, *parsed.cc)
+    for address, token in threader.plus_tokens(recipients, policy.rules.addresses()):
+        queue = policy.rules.queue_for_address(address)
+        staff = read_opener_token(secret, token, queue.id, frozenset(queue.staff)) if queue is not None else None
+        if queue is not None and staff is not None:
+            return queue.id, staff
+    return None
 
 
 def _member(session: Session, reading: ToFile, asked: Answer | None) -> Link:

@@ -96,3 +96,17 @@ def test_channel_is_one_of_the_known_channels() -> None:
     assert parse_staff_text("#channel visit", QUEUES, STAFF).commands == (Command("channel", "visit"),)
     assert parse_staff_text("#channel fax", QUEUES, STAFF).errors == (
         "#channel fax: channel must be one of email, phone, visit, letter, web",)
+
+
+def test_after_queue_answer_is_checked_in_the_new_queues_language() -> None:
+    by_queue = {"jasenasiat": ("fi", frozenset({"jasenmaksu"})), "laskutus": ("sv", frozenset({"faktura"}))}
+    context = Context(writer="maija@liitto.fi", answers=by_queue["jasenasiat"][1], language="fi", queue_answers=by_queue)
+    moved = parse_staff_text("#queue laskutus\n#answer faktura\nHej", QUEUES, STAFF, context)
+    assert moved.commands == (Command("queue", "laskutus"), Command("answer", "faktura")) and not moved.errors
+    assert parse_staff_text("#queue laskutus\n#answer jasenmaksu", QUEUES, STAFF, context).errors == (
+        "#answer jasenmaksu: no canned answer 'jasenmaksu' in sv (answers: faktura)",)
+
+
+def test_rest_is_the_text_below_the_commands_as_written() -> None:
+    text = parse_staff_text("#for matti@example.fi\n\nSoitti.\n\n> lainaus\n", QUEUES, STAFF, Context(opening=True))
+    assert text.rest == "Soitti.\n\n> lainaus" and text.answer == "Soitti."

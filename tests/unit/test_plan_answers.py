@@ -48,3 +48,51 @@ def test_suggestions_are_the_answers_the_queues_language_has() -> None:
                                           {"name": "yhteystiedot", "title": "Yhteystiedot"}]
     answer = next(e for e in result.effects if isinstance(e, QueueMail) and e.notice == "canned_answer")
     assert answer.args["answer"] == "jasenmaksu"
+
+
+# --- #answer NAME in a staff reply (docs/mail.md#answer) ---------------------------------------------
+
+STAFF = "maija@liitto.fi"
+REPLYING = replace(WITH_ANSWERS, staff_proof="none")
+
+# (reply text, answers that did not render) -> stored kind, events, mails, the relayed answer's (answers, text)
+ANSWER_REPLIES = [
+    ("#answer jasenmaksu\nLisäksi: maksu on vähennyskelpoinen.", (), "staff", ["status", "assigned"],
+     [("staff", "relayed_answer")], (("jasenmaksu",), "Lisäksi: maksu on vähennyskelpoinen.")),
+    ("#answer jasenmaksu", (), "staff", ["status", "assigned"], [("staff", "relayed_answer")], (("jasenmaksu",), "")),
+    ("#answer jasenmaksu\n#answer yhteystiedot\nTerveisin Maija", (), "staff", ["status", "assigned"],
+     [("staff", "relayed_answer")], (("jasenmaksu", "yhteystiedot"), "Terveisin Maija")),
+    ("#answer puuttuu\nHei", (), "note", ["commands_rejected"], [("notification", "command_errors")], None),
+    ("#answer jasenmaksu\nHei", ("#answer jasenmaksu: the canned answer cannot be made: UndefinedError",), "note",
+     ["commands_rejected"], [("notification", "command_errors")], None),
+    ("#note\n#answer jasenmaksu\nHei", (), "note", ["commands_rejected"], [("notification", "command_errors")], None),
+]
+
+
+@pytest.mark.parametrize(("text", "failures", "kind", "kinds", "queued", "relayed"), ANSWER_REPLIES)
+def test_answer_in_a_staff_reply(text, failures, kind, kinds, queued, relayed) -> None:  # type: ignore[no-untyped-def]
+    from maild.core.plan import StoreMessage
+
+    from tests.unit._plan import facts, found_ticket, ticket
+
+    lookups = replace(found_ticket(ticket()), ticket=facts(), answer_failures=failures)
+    result = plan(to_file(parsed(sender=STAFF, text=text), policy=REPLYING), lookups, REPLYING, Spooled(1), NOW)
+    assert [str(e.kind) for e in result.effects if isinstance(e, StoreMessage)] == [kind]
+    assert events(result.effects) == kinds
+    assert mails(result.effects) == queued
+    relay = [e for e in result.effects if isinstance(e, QueueMail) and e.notice == "relayed_answer"]
+    assert [(e.args["answers"], e.args["answer"]) for e in relay] == ([relayed] if relayed else [])
+    rejected = [e for e in result.effects if isinstance(e, QueueMail) and e.notice == "command_errors"]
+    if failures:  # the failure is told to the writer as it was given
+        assert rejected[0].args["errors"] == failures
+
+
+def test_a_missing_answer_is_named_with_the_queues_language() -> None:
+    from tests.unit._plan import facts, found_ticket, ticket
+
+    lookups = replace(found_ticket(ticket()), ticket=facts())
+    result = plan(to_file(parsed(sender=STAFF, text="#answer puuttuu\nHei"), policy=REPLYING), lookups, REPLYING,
+                  Spooled(1), NOW)
+    (told,) = [e for e in result.effects if isinstance(e, QueueMail) and e.notice == "command_errors"]
+    assert told.args["errors"] == (
+        "#answer puuttuu: no canned answer 'puuttuu' in fi (answers: jasenmaksu, yhteystiedot)",)

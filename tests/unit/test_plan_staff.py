@@ -46,6 +46,8 @@ REPLIES = [
     ("#pending", "new", MessageKind.NOTE, ["status", "assigned"], [], {"status": "pending", "assignee": STAFF}),
     ("#priority high\nVastaus.", "open", MessageKind.STAFF, ["priority", "status", "assigned"],
      [("staff", "relayed_answer")], {"priority": "high", "status": "pending", "assignee": STAFF}),
+    ("#channel phone", "open", MessageKind.NOTE, ["channel", "assigned"], [], {"channel": "phone", "assignee": STAFF}),
+    ("#channel email", "open", MessageKind.NOTE, ["assigned"], [], {"assignee": STAFF}),  # already its channel
 ]
 
 

@@ -370,7 +370,7 @@ def test_header_safe(text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("name", [name for name in NAMES if name not in ("digest", "report")])  # no ticket in them
+@pytest.mark.parametrize("name", [name for name in NAMES if name not in ("digest", "report", "opening_refused")])  # no ticket in them
 def test_values_from_mail_cannot_split_the_subject(name: str, language: str) -> None:
     values = context(name, ticket_subject=INJECTION, ticket_requester_name="Matti\r\nBcc: x@evil.example")
 
@@ -379,6 +379,15 @@ def test_values_from_mail_cannot_split_the_subject(name: str, language: str) -> 
     assert "\r" not in rendered.subject and "\n" not in rendered.subject
     assert "Bcc: x@evil.example" in rendered.subject  # kept as harmless text on the one line
     assert "\nBcc:" not in rendered.text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_refused_openings_subject_cannot_be_split(language: str) -> None:
+    """``opening_refused`` answers a mail that opened no ticket: its subject is the mail's own."""
+    rendered = TEMPLATES.render("opening_refused", language, context("opening_refused", subject=INJECTION))
+
+    assert "\r" not in rendered.subject and "\n" not in rendered.subject
+    assert "Bcc: x@evil.example" in rendered.subject
 
 
 def test_html_is_escaped_and_text_is_not(tmp_path: Path) -> None:
