@@ -613,13 +613,15 @@ def attachments_get(
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Write it here (made private); default: stdout.")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write one attachment out: to FILE, or its bytes to stdout."""
+    """Write one attachment out: to FILE, or its bytes to stdout (a pipe or a file, never a terminal)."""
     from sqlmodel import Session
 
     from maild.store.attachments import attachment_path
     from maild.store.private import write_file
     from maild.store.tables import Attachment
 
+    if out_file is None and sys.stdout.isatty():  # its bytes are from mail: never raw on a terminal
+        _fail("stdout is a terminal: give --out FILE, or send the bytes to a pipe or a file")
     instance = _read_app(config)
     with Session(instance.engine) as session:
         row = session.get(Attachment, attachment_id)
