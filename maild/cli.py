@@ -1108,6 +1108,7 @@ def members_erase(address: Annotated[str, typer.Argument(help="The member's emai
     """Erase ADDRESS's data (Art. 17): texts, raw mail and attachments go, a pseudonym takes the
     address and name, ticket skeletons stay for reports."""
     from maild.ingest import secret_key
+    from maild.outbound.transport import maildir_path
     from maild.privacy.request import erase_address
 
     member = _member_address(address)
@@ -1116,7 +1117,8 @@ def members_erase(address: Annotated[str, typer.Argument(help="The member's emai
     instance = _read_app(config)
     settings = instance.settings
     secret = secret_key(settings.instance.secret_key, settings.data_dir)
-    outcome = erase_address(instance.engine, settings.data_dir, secret, member, datetime.now(timezone.utc), everywhere)
+    outcome = erase_address(instance.engine, settings.data_dir, secret, member, datetime.now(timezone.utc), everywhere,
+                            maildir=maildir_path(settings.outbound.transport, Path(settings.base_dir)))
     if as_json:
         _print_json({"address": member, **outcome.as_dict()})
     elif not outcome.address_found:
