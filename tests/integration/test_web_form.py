@@ -175,3 +175,18 @@ def test_a_form_post_never_joins_an_existing_ticket(daemon, sqlite_url: str) -> 
     assert rows(sqlite_url, "select number, channel from tickets order by number") == [(1, "email"), (2, "web")]
     assert rows(sqlite_url, "select count(*) from messages m join tickets t on t.id = m.ticket_id "
                             "where t.number = 1 and m.text like '%perun pyyntöni%'") == [(0,)]
+
+
+def test_one_ipv6_network_is_one_client(daemon, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Anyone with IPv6 has a /64 of addresses (2^64 of them): counted one by one, the per-client
+    limit would bound nothing, and the form would send acknowledgements (with a name and a
+    subject of the sender's choosing) to any address at any rate."""
+    port = free_port()
+    daemon(extra=web(port, per_ip=3, per_address=100) + 'forwarded_allow_ips = ["127.0.0.1"]\n')
+    base = f"http://127.0.0.1:{port}/"
+    answers = [request(base, urllib.parse.urlencode({**FORM, "email": f"m{i}@example.fi", "token": token(base)}).encode(),
+                       {"X-Forwarded-For": f"2001:db8:1:2::{i + 1:x}"})[0] for i in range(6)]
+    assert answers == [200, 200, 200, 429, 429, 429]
+    other_network = request(base, urllib.parse.urlencode({**FORM, "token": token(base)}).encode(),
+                            {"X-Forwarded-For": "2001:db8:1:3::1"})[0]
+    assert other_network == 200
