@@ -122,6 +122,9 @@ def backup(database_url: str, data_dir: Path, config_files: list[Path], target: 
            version: str) -> dict[str, Any]:
     """Copy the instance into ``target`` (which must not exist, or be an empty directory);
     return the manifest."""
+    if target.resolve().is_relative_to(Path(data_dir).resolve()):
+        # it would copy itself while it is written, and every earlier backup into the next one
+        raise BackupError(f"{target} is inside the data directory {data_dir}: write the backup elsewhere")
     if target.exists() and not _is_empty_dir(target):
         raise BackupError(f"{target} exists and is not empty: a backup never overwrites")
     partial = target.with_name(target.name + ".partial")

@@ -676,13 +676,15 @@ def attachments_get(
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Write it here (made private); default: stdout.")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write one attachment out: to FILE, or its bytes to stdout."""
+    """Write one attachment out: to FILE, or its bytes to stdout (a pipe or a file, never a terminal)."""
     from sqlmodel import Session
 
     from maild.store.attachments import attachment_path
     from maild.store.private import write_file
     from maild.store.tables import Attachment
 
+    if out_file is None and sys.stdout.isatty():  # its bytes are from mail: never raw on a terminal
+        _fail("stdout is a terminal: give --out FILE, or send the bytes to a pipe or a file")
     instance = _read_app(config)
     with Session(instance.engine) as session:
         row = session.get(Attachment, attachment_id)
@@ -1169,6 +1171,7 @@ def members_erase(address: Annotated[str, typer.Argument(help="The member's emai
     """Erase ADDRESS's data (Art. 17): texts, raw mail and attachments go, a pseudonym takes the
     address and name, ticket skeletons stay for reports."""
     from maild.ingest import secret_key
+    from maild.outbound.transport import maildir_path
     from maild.privacy.request import erase_address
 
     member = _member_address(address)
@@ -1177,7 +1180,8 @@ def members_erase(address: Annotated[str, typer.Argument(help="The member's emai
     instance = _read_app(config)
     settings = instance.settings
     secret = secret_key(settings.instance.secret_key, settings.data_dir)
-    outcome = erase_address(instance.engine, settings.data_dir, secret, member, datetime.now(timezone.utc), everywhere)
+    outcome = erase_address(instance.engine, settings.data_dir, secret, member, datetime.now(timezone.utc), everywhere,
+                            maildir=maildir_path(settings.outbound.transport, Path(settings.base_dir)))
     if as_json:
         _print_json({"address": member, **outcome.as_dict()})
     elif not outcome.address_found:

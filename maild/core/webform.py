@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ HONEYPOT = "website"  # hidden from people; a bot that fills it is thanked and n
 TOKEN = "token"
 LIMITS = {"name": 200, "email": 320, "subject": 200, "message": 20_000}
 TOKEN_MAX_AGE_SECONDS = 24 * 3600
+# A ticket's tag (``[JP#12]``, any prefix, as ``threader.tag_pattern`` finds one): the form
+# proves no one's address, so a post with a member's address and their ticket's tag would be
+# filed as that member's own follow-up. Its brackets become parentheses: a post opens a ticket.
+_TAG = re.compile(r"\[([^\[\]]*#\s*\d+\s*)\]")
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ def read(form: dict[str, str]) -> tuple[Submission | None, dict[str, str]]:
         return None, errors
     text = values["message"].replace("\r\n", "\n").replace("\r", "\n")
     text = "".join(ch for ch in text if ch in "\n\t" or not CONTROL.match(ch))
-    return Submission(_one_line(values["name"]), address or "", _one_line(values["subject"]), text,
+    return Submission(_one_line(values["name"]), address or "", _TAG.sub(r"(\1)", _one_line(values["subject"])), text,
                       form.get(TOKEN, "")), {}
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 import time
@@ -98,6 +99,18 @@ class FormPage:
         return problems
 
 
+def client_key(host: str) -> str:
+    """Who a client is to the per-client limit: its IPv4 address, or its IPv6 /64 (one
+    subscriber's network, 2^64 addresses: counted one by one, they would bound nothing)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(getattr(address, "ipv4_mapped", None) or address)
+
+
 def language_of(request: Request, default: str) -> str:
     asked = request.query_params.get("lang", "")
     if asked in LANGUAGES:
@@ -137,7 +150,7 @@ def build(*, accept: Accept, page: FormPage, to: str, language: str, hostname: s
         except (UnicodeDecodeError, ValueError):
             return html(lang, "form", 400, token=webform.new_token(secret), errors={"form": "invalid"})
         now = time.monotonic()
-        wait = by_ip.retry_after(f"ip:{client}", now)
+        wait = by_ip.retry_after(f"ip:{client_key(client)}", now)
         if wait:
             return _limited(html(lang, "limited", 429), wait)
         nonce = webform.token_nonce(secret, form.get(webform.TOKEN, ""))

@@ -60,8 +60,9 @@ def _row(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 def _mentions(value: Any, address: str) -> bool:
+    """Whether ``value`` names ``address`` itself (not ``kalle.`` + it, nor it + ``.org``)."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return address in text.lower()
+    return re.search(rf"(?<![\w.+-]){re.escape(address)}(?![\w.-])", text.lower()) is not None
 
 
 class _Zip:
@@ -174,10 +175,13 @@ def _ticket_ids(session: Session, address: str) -> list[int]:
             scan.mention_filter(tickets.c.cc, "json", [address], dialect))):
         if address in (a.lower() for a in cc):
             ids.add(i)
-    mention = sa.or_(sa.func.lower(messages.c.from_addr) == address,
-                     scan.mention_filter(messages.c.to, "json", [address], dialect),
+    ids |= {i for (i,) in session.execute(sa.select(messages.c.ticket_id).where(
+        sa.func.lower(messages.c.from_addr) == address).distinct())}
+    mention = sa.or_(scan.mention_filter(messages.c.to, "json", [address], dialect),  # a superset: checked below
                      scan.mention_filter(messages.c.cc, "json", [address], dialect))
-    ids |= {i for (i,) in session.execute(sa.select(messages.c.ticket_id).where(mention).distinct())}
+    for (i, to, cc) in session.execute(sa.select(messages.c.ticket_id, messages.c.to, messages.c.cc).where(mention)):
+        if address in (a.lower() for a in [*to, *cc]):
+            ids.add(i)
     return sorted(ids)
 
 

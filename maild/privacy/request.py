@@ -13,6 +13,7 @@ filed before it (and erased) or after it (and kept).
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,11 +23,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from maild.core.tokens import read_outbox_token
 from maild.privacy import erase as core
 from maild.privacy import scan
 from maild.privacy.identity import Scrubber, pseudonym, usable_names
 from maild.store import db
-from maild.store.tables import Contact, Inbound, Message, Quarantine, Ticket
+from maild.store.tables import Contact, Inbound, Message, Outbox, Quarantine, Ticket
 
 ACTOR = "maild (erasure)"
 
@@ -105,9 +107,12 @@ class Outcome:
 
 
 def erase_address(engine: sa.Engine, data_dir: Path, secret: bytes, address: str, now: datetime,
-                  everywhere: bool = False, vacuum: bool = True) -> Outcome:
+                  everywhere: bool = False, vacuum: bool = True, maildir: Path | None = None) -> Outcome:
     """Erase everything stored about ``address``; the outcome says what was done and what,
     looking again, is still there (nothing, unless something went wrong).
+
+    ``maildir``: the outbound maildir transport's directory, whose files are copies of what
+    maild sent: those of the erased tickets and messages, and those sent to the address, go.
 
     The database is checked inside the erasing transaction (on SQLite no other writer can
     file anything meanwhile), files and the SQLite files after the commit, leaving out mail
@@ -122,7 +127,11 @@ def erase_address(engine: sa.Engine, data_dir: Path, secret: bytes, address: str
             _rows_naming(session.connection(), scope.scrubber))
         if not stored and not scan.in_files(data_dir, scope.scrubber.address_pattern, [*database_files, *pending]):
             return Outcome(address_found=False, new_mail=_naming(pending, scope.scrubber))
+        sent_copies = _sent_copies(session, maildir, scope, secret) if maildir else []
         erased = core.erase(session, data_dir, scope, now, ACTOR, "request")
+        for path in sent_copies:
+            path.unlink(missing_ok=True)
+        erased.files += len(sent_copies)
         files = core.scrub_files(session, data_dir, scope.scrubber, database_files, pending, started)
         core.forget_attachment_files(session, data_dir, [p for p in files.deleted if "attachments" in p.parts])
         remaining = [f"{f.where}: {f.count} row(s)" for f in _rows_naming(session.connection(), scope.scrubber)]
@@ -143,6 +152,28 @@ def erase_address(engine: sa.Engine, data_dir: Path, secret: bytes, address: str
         pattern = scope.scrubber.address_pattern
         outcome.remaining += [str(p) for p in database_files if p.is_file() and scan.file_mentions(p, pattern)]
     return outcome
+
+
+def _sent_copies(session: Session, maildir: Path, scope: core.Scope, secret: bytes) -> list[Path]:
+    """The maildir transport's files of the outgoing mail that the erasure covers, found by
+    their VERP Return-Path (which names the outbox row): a byte search would miss the address
+    where quoted-printable split it, and the name and subject it does not look for at all."""
+    messages, outbox = Message.__table__, Outbox.__table__  # type: ignore[attr-defined]
+    message_ids = scope.messages | core._ids(session, messages, messages.c.ticket_id.in_(scope.tickets))
+    rows = core._ids(session, outbox, sa.or_(outbox.c.ticket_id.in_(scope.tickets),
+                                              outbox.c.message_id.in_(message_ids),
+                                              sa.func.lower(outbox.c.recipient).in_(list(scope.scrubber.pseudonyms))))
+    found = []
+    for path in scan.files_under(maildir):
+        with path.open("rb") as handle:
+            first = handle.readline(1000)  # the transport writes the Return-Path first
+        match = _RETURN_PATH.match(first)
+        if match and read_outbox_token(secret, match.group(1).decode("ascii")) in rows:
+            found.append(path)
+    return found
+
+
+_RETURN_PATH = re.compile(rb"Return-Path: <[^+@>]*\+([A-Za-z0-9-]{1,40})@[^>]*>\r?\n")
 
 
 def _rows_naming(conn: sa.Connection, scrubber: Scrubber) -> list[scan.Finding]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import stat
+import subprocess
+import sys
 from email.message import EmailMessage
 from pathlib import Path
 
-from tests.conftest import run_maild
+from tests.conftest import maild_env, run_maild
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
 
@@ -67,6 +70,40 @@ def test_attachments_get_refuses_a_path_outside_the_data_directory(make_instance
         conn.execute("update attachments set path = ? where id = 1", (f"../../../{secret}",))
     result = cli(config, "attachments", "get", "1")
     assert result.returncode == 1 and b"outside the data directory" in result.stderr and b"not for you" not in result.stdout
+
+
+def test_attachments_get_never_writes_an_attachment_to_a_terminal(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    """An attachment is bytes from mail: on a terminal its escape sequences would be obeyed
+    (contract 6: text from mail never reaches a terminal raw), so without --out on a terminal
+    nothing is written and stderr says what to do."""
+    msg = EmailMessage()
+    msg["From"] = "matti@example.fi"
+    msg["To"] = "jasenpalvelu@liitto.fi"
+    msg["Subject"] = "Liite"
+    msg.set_content("Liitteenä.")
+    hostile = b"\x1b]52;c;cm0gLXJmIH4K\x07\x1b]0;owned\x07\x1b[2J"  # clipboard write, window title, clear screen
+    msg.add_attachment(hostile, maintype="text", subtype="plain", filename="lue.txt")
+    config = make_instance(sqlite_url)
+    assert cli(config, "ingest", input=bytes(msg)).returncode == 0
+    (attachment,) = [a for m in json.loads(cli(config, "tickets", "show", "1", "--json").stdout)["messages"]
+                     for a in m["attachments"]]
+    controller, terminal = pty.openpty()
+    try:
+        result = subprocess.run([sys.executable, "-m", "maild", "attachments", "get", str(attachment["id"]),
+                                 "--config", str(config)], stdout=terminal, stderr=subprocess.PIPE, timeout=60,
+                                env=maild_env())
+        os.close(terminal)
+        seen = b""
+        try:
+            while chunk := os.read(controller, 4096):
+                seen += chunk
+        except OSError:  # the other end is closed: all of it was read
+            pass
+    finally:
+        os.close(controller)
+    assert b"\x1b" not in seen
+    assert result.returncode == 1 and b"--out" in result.stderr
+    assert cli(config, "attachments", "get", str(attachment["id"])).stdout == hostile  # to a pipe: the bytes as they are
 
 
 def test_answers_list_shows_the_starter_set_in_three_languages(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]

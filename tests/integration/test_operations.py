@@ -179,6 +179,18 @@ def test_an_interrupted_or_altered_backup_is_refused(make_instance, tmp_path: Pa
     assert leftover.returncode == 1 and "interrupted" in leftover.stderr.decode()
 
 
+def test_a_backup_inside_the_data_directory_is_refused(make_instance, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``maild backup var/monday`` would copy the backup being written into itself (and every
+    earlier one into the next), and an erasure would then find the member in it: it must go
+    elsewhere."""
+    config = _instance_with_tickets(make_instance, f"sqlite:///{tmp_path}/inst/var/maild.db", count=1)
+    for inside in (tmp_path / "inst" / "var" / "monday", tmp_path / "inst" / "var" / "raw" / ".." / "b"):
+        refused = cli(config, "backup", str(inside))
+        assert refused.returncode == 1 and "inside the data directory" in refused.stderr.decode()
+    assert sorted(p.name for p in (tmp_path / "inst" / "var").iterdir()) == ["maild.db", "raw"]  # nothing written
+    assert cli(config, "backup", str(tmp_path / "inst" / "backups" / "monday")).returncode == 0  # beside it: fine
+
+
 def test_status_of_a_running_daemon_is_ok_from_any_shell(daemon) -> None:  # type: ignore[no-untyped-def]
     running = daemon()
     deadline = time.monotonic() + 30

@@ -23,6 +23,7 @@ from maild.app import App
 from maild.config import load_settings
 from maild.intake.spool import spool_sync
 from maild.mail import Envelope
+from maild.outbound.transport import maildir_path
 from maild.privacy.identity import pseudonym
 from maild.privacy.request import erase_address
 from maild.store import db
@@ -266,3 +267,34 @@ def secret_key_of(instance: App) -> bytes:
     from maild.ingest import secret_key
 
     return secret_key(instance.settings.instance.secret_key, instance.settings.data_dir)
+
+
+def test_erase_leaves_no_sent_copy_in_the_outbox_maildir(app: App) -> None:
+    """The maildir transport (the default, under data_dir) keeps what maild sent: the member's
+    acknowledgement names them. Sent minutes before the request, it is not mail coming in."""
+    import asyncio
+
+    deliver(app, mail(subject="Irtisanominen raskauden vuoksi", sender=f"{NAME} <{ADDRESS}>", body=SECRET_TEXT))
+    deliver(app, mail(subject="Jasenmaksu", sender="Pekka Puro <pekka.puro@example.fi>"))
+
+    async def send() -> None:
+        stopping = asyncio.Event()
+        task = asyncio.create_task(app.sender().run(stopping))
+        await asyncio.sleep(1.0)
+        stopping.set()
+        await task
+
+    asyncio.run(send())
+    sent = files_with(app.settings.data_dir / "outbox", ADDRESS.encode())
+    assert sent  # the acknowledgement and the staff notification, as the maildir transport keeps them
+    pekka = files_with(app.settings.data_dir / "outbox", b"Jasenmaksu")
+    assert pekka
+
+    maildir = maildir_path(app.settings.outbound.transport, Path(app.settings.base_dir))
+    outcome = erase_address(app.engine, app.settings.data_dir, b"test-secret", ADDRESS, NOW, maildir=maildir)
+
+    assert outcome.remaining == [] and outcome.new_mail == 0
+    assert files_with(app.settings.data_dir, ADDRESS.encode()) == []
+    assert files_with(app.settings.data_dir, "Irtisanominen raskauden".encode()) == []
+    assert files_with(app.settings.data_dir, b"010101-123A") == []  # the staff notification quoted it
+    assert files_with(maildir, b"Jasenmaksu") == pekka  # Pekka's acknowledgement and notifications stay

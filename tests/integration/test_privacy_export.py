@@ -120,3 +120,24 @@ def test_cli_export(app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def
     assert json.loads(zipfile.ZipFile(tmp_path / "n.zip").read("index.json"))["found"] is False
     bad = run_maild("--config", config, "members", "export", "Matti Meikäläinen", "--out", str(tmp_path / "x.zip"))
     assert bad.returncode == 1 and b"not an email address" in bad.stderr
+
+
+def test_export_leaves_out_tickets_of_an_address_that_merely_contains_theirs(app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """``kalle.matti.meikalainen@example.fi`` holds Matti's address as a substring: his tickets,
+    in whatever queue, are none of Matti's business (not even that they exist)."""
+    from tests.integration.test_privacy_erase import deliver
+    from tests.mailgen import mail
+
+    other = "kalle." + ADDRESS
+    number = int(deliver(app, mail(subject="Irtisanominen", sender=f"Kalle <{other}>",
+                                   cc="Liisa <liisa@example.fi>")).split(":")[1])
+    with Session(app.engine) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.number == number)).one()
+        ticket.queue, ticket.confidential = "lakineuvonta", True
+        session.commit()
+    target = tmp_path / "matti.zip"
+    summary = export(app.engine, app.settings.data_dir, ADDRESS, target, NOW)
+    with zipfile.ZipFile(target) as archive:
+        names = archive.namelist()
+        assert not any(name.startswith(f"tickets/{number}/") for name in names), names
+    assert summary["tickets"] == 0 and not summary["found"]

@@ -152,3 +152,41 @@ def test_a_member_fills_in_the_form_in_a_real_browser(daemon, sqlite_url: str, t
     wait_for(lambda: rows(sqlite_url, "select requester, subject from tickets") == [("sanna@example.fi", "Medlemskortet")])
     wait_for(lambda: rows(sqlite_url, "select recipient from outbox where kind = 'ack'") == [("sanna@example.fi",)])
     assert (tmp_path / "web_form.png").stat().st_size > 5000
+
+
+def test_a_form_post_never_joins_an_existing_ticket(daemon, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Anyone can type any address and any subject into the form: with a member's address and
+    their ticket's tag, a post would be filed as that member's own follow-up (their words,
+    reopening their ticket). Mail has at least its sender's server; the form has nothing, so
+    its posts always open a ticket of their own."""
+    from tests.conftest import run_maild
+    from tests.mailgen import mail
+
+    port = free_port()
+    running = daemon(extra=web(port))
+    member = mail(subject="Palkkasaatava", sender="Matti <matti@example.fi>", body="Työnantaja ei maksa palkkaa.")
+    assert run_maild("--config", str(running.config), "ingest", input=member).returncode == 0
+    base = f"http://127.0.0.1:{port}/"
+    forged = {**FORM, "email": "matti@example.fi", "subject": "Re: [JP#1] Palkkasaatava",
+              "message": "Asia on ratkennut, perun pyyntöni."}
+    assert post(base, **forged, token=token(base))[0] == 200
+    wait_for(lambda: rows(sqlite_url, "select count(*) from inbound where state = 'pending'") == [(0,)]
+             and rows(sqlite_url, "select count(*) from inbound where source = 'web'") == [(1,)])
+    assert rows(sqlite_url, "select number, channel from tickets order by number") == [(1, "email"), (2, "web")]
+    assert rows(sqlite_url, "select count(*) from messages m join tickets t on t.id = m.ticket_id "
+                            "where t.number = 1 and m.text like '%perun pyyntöni%'") == [(0,)]
+
+
+def test_one_ipv6_network_is_one_client(daemon, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Anyone with IPv6 has a /64 of addresses (2^64 of them): counted one by one, the per-client
+    limit would bound nothing, and the form would send acknowledgements (with a name and a
+    subject of the sender's choosing) to any address at any rate."""
+    port = free_port()
+    daemon(extra=web(port, per_ip=3, per_address=100) + 'forwarded_allow_ips = ["127.0.0.1"]\n')
+    base = f"http://127.0.0.1:{port}/"
+    answers = [request(base, urllib.parse.urlencode({**FORM, "email": f"m{i}@example.fi", "token": token(base)}).encode(),
+                       {"X-Forwarded-For": f"2001:db8:1:2::{i + 1:x}"})[0] for i in range(6)]
+    assert answers == [200, 200, 200, 429, 429, 429]
+    other_network = request(base, urllib.parse.urlencode({**FORM, "token": token(base)}).encode(),
+                            {"X-Forwarded-For": "2001:db8:1:3::1"})[0]
+    assert other_network == 200

@@ -63,3 +63,17 @@ def test_tokens_are_ours_fresh_and_untampered() -> None:
     assert webform.token_nonce(SECRET, f"{stamp}.{nonce}x.{mac}", now=1_000_100) is None
     assert webform.token_nonce(SECRET, "", now=1_000_100) is None
     assert webform.token_nonce(SECRET, "a.b.c", now=1_000_100) is None
+
+
+@pytest.mark.parametrize("subject, stored", [
+    ("Re: [JP#1] Palkkasaatava", "Re: (JP#1) Palkkasaatava"),
+    ("Asia[ jp # 12 ]jatkuu", "Asia( jp # 12 )jatkuu"),
+    ("[JP#\u0661] arabialainen numero", "(JP#\u0661) arabialainen numero"),  # the threader's \\d reads it as 1
+    ("Hinta [alv 24 %] ja #1", "Hinta [alv 24 %] ja #1"),
+])
+def test_a_ticket_tag_in_the_subject_never_threads_a_post(subject: str, stored: str) -> None:
+    from maild.core.threader import subject_tags
+
+    submission, _ = webform.read({**GOOD, "subject": subject})
+    assert submission is not None and submission.subject == stored
+    assert subject_tags(submission.subject, "JP") == ()
