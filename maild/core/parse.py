@@ -258,8 +258,21 @@ def _attachment(part: email.message.Message, skeleton: Skeleton) -> Attachment:
     )
 
 
+# controls and the marks that reorder text (U+202E shows "gpj.exe" as "exe.jpg"): a name shown
+# to staff or written on a member's mail must read as it is stored
+_NOT_IN_NAMES = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def attachment_name(name: str, default: str = "attachment") -> str:
+    """A file name to store and show: no controls or direction marks, no directory part (a
+    name is never a path: "../../x" and "C:\\x" become "x"), at most 255 characters."""
+    text = _NOT_IN_NAMES.sub("", clean(name))
+    text = text.replace("\\", "/").rsplit("/", 1)[-1].strip(" .")
+    return text[:255] or default
+
+
 def _filename(part: email.message.Message, default: str) -> str:
-    return clean(_decode_header(_eight_bit(part.get_filename() or default)))
+    return attachment_name(_decode_header(_eight_bit(part.get_filename() or default)), default)
 
 
 def _base64_text(part: email.message.Message) -> str | None:
@@ -304,7 +317,7 @@ def _unpacked(item: Attachment) -> list[Attachment]:
         return [item]
     return [
         Attachment(
-            filename=CONTROL.sub("", clean(name))[:255] or "attachment",
+            filename=attachment_name(name),
             content_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
             size=len(data),
             sha256=hashlib.sha256(data).hexdigest(),

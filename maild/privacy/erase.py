@@ -354,18 +354,20 @@ class FileScrub:
 def scrub_files(session: Session, data_dir: Path, scrubber: Scrubber, skip: Iterable[Path],
                 pending: Iterable[Path], started: float) -> FileScrub:
     """Every file under ``data_dir`` (but ``skip``: the database files) whose bytes hold an
-    erased address. Mail still to be filed (``pending``, and files no row names yet that were
+    erased address. Mail still to be filed (``pending``, and raw files no row names yet that were
     written in the last hour: a message being received) is new mail and is kept. Raw mail that
     a row names is rewritten with the pseudonym in the address's place (whole and private, as
     every file maild writes); an attachment file (content-addressed: it cannot be rewritten
-    under its name) and an old file no row names (left by a crash) are deleted."""
+    under its name) and an old raw file no row names (left by a crash) are deleted. Any other
+    file (one an operator put under ``data_dir``) is not maild's to delete: it is left, and
+    the erasure's check names it as remaining."""
     result = FileScrub()
     pattern = scrubber.address_pattern
     if pattern is None:
         return result
     root = Path(data_dir)
     waiting = {Path(p).resolve() for p in pending}
-    attachments = (root / "attachments").resolve()
+    attachments, raw = (root / "attachments").resolve(), (root / "raw").resolve()
     for path in scan.in_files(root, pattern, skip):
         resolved = path.resolve()
         if resolved in waiting:
@@ -376,6 +378,8 @@ def scrub_files(session: Session, data_dir: Path, scrubber: Scrubber, skip: Iter
         elif _referenced(session, str(path.relative_to(root))):
             private.write_file(path, scrubber.raw(path.read_bytes()))
             result.rewritten.append(path)
+        elif not resolved.is_relative_to(raw):
+            continue  # not maild's mail (an operator's file): left for the check to name
         elif path.stat().st_mtime < started - ORPHAN_AGE_SECONDS:
             path.unlink(missing_ok=True)
             result.deleted.append(path)

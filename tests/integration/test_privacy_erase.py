@@ -9,6 +9,7 @@ import email.policy
 import json
 import os
 import re
+import time
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -298,3 +299,20 @@ def test_erase_leaves_no_sent_copy_in_the_outbox_maildir(app: App) -> None:
     assert files_with(app.settings.data_dir, "Irtisanominen raskauden".encode()) == []
     assert files_with(app.settings.data_dir, b"010101-123A") == []  # the staff notification quoted it
     assert files_with(maildir, b"Jasenmaksu") == pekka  # Pekka's acknowledgement and notifications stay
+
+
+def test_an_operators_file_under_the_data_dir_is_named_not_deleted(app: App) -> None:
+    """Only maild's own files are maild's to delete: a list an operator keeps under data_dir that
+    names the member stays, and the erasure exits 1 naming it as remaining (old or new alike)."""
+    history(app)
+    notes = app.settings.data_dir / "notes"
+    notes.mkdir()
+    old, new = notes / "old.txt", notes / "new.txt"
+    for path in (old, new):
+        path.write_bytes(f"soita {ADDRESS}\n".encode())
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    done = run_maild("--config", app.settings.source, "members", "erase", ADDRESS, "--yes")
+    assert done.returncode == 1, done.stdout
+    assert old.read_bytes() == new.read_bytes() == f"soita {ADDRESS}\n".encode()
+    assert str(old).encode() in done.stdout + done.stderr
+    assert set(files_with(app.settings.data_dir, ADDRESS.encode())) == {old, new}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import unicodedata
 
-from maild.core.parse import ParseError, parse_message
+import pytest
+from hypothesis import given, strategies as st
+
+from maild.core.parse import ParseError, attachment_name, parse_message
 
 
 def test_encoded_words_in_many_charsets() -> None:
@@ -95,3 +98,24 @@ def test_raw_8bit_headers_utf8_and_latin() -> None:
     assert (parsed.subject, parsed.from_name, parsed.from_addr) == ("Jäsenyys päättyy", "Jörö", "jörö@esimerkki.fi")
     parsed, _ = parse_message("From: a@x.fi\r\nSubject: Jäsenmaksu\r\n\r\nx\r\n".encode("latin-1"))
     assert parsed.subject == "Jäsenmaksu"
+
+
+@pytest.mark.parametrize("given, stored", [
+    ("hakemus.pdf", "hakemus.pdf"),
+    ("../../etc/passwd", "passwd"),
+    ("C:\\Users\\maija\\palkka.pdf", "palkka.pdf"),
+    ("kuva\u202egpj.exe", "kuvagpj.exe"),  # shown as "kuvaexe.jpg" with the override
+    ("\x1b]0;otsikko\x07lasku.pdf", "]0;otsikkolasku.pdf"),
+    ("...", "attachment"),
+    ("", "attachment"),
+    ("ä" * 300, "ä" * 255),
+])
+def test_attachment_names_are_names_not_paths_or_tricks(given: str, stored: str) -> None:
+    assert attachment_name(given) == stored
+
+
+@given(st.text())
+def test_an_attachment_name_is_never_empty_a_path_or_a_control(name: str) -> None:
+    stored = attachment_name(name)
+    assert 0 < len(stored) <= 255
+    assert not any(ch in "/\\" or unicodedata.category(ch) == "Cc" or ch in "\u202e\u2066\u200f" for ch in stored)
