@@ -69,18 +69,30 @@ def ticket_context(ticket: Ticket, prefix: str, requester_name: str) -> dict[str
     }
 
 
+def _to_unproven(ticket: Ticket, prefix: str, parsed: Parsed) -> tuple[dict[str, Any], str]:
+    """The ticket's context and the member's text for maild's automatic answer to a new ticket.
+    A web form proves nothing about the address typed into it, so an answer to a form post
+    carries nothing the poster wrote (no subject, name or text): the form cannot make maild
+    send someone else's words to any address (docs/mail.md#web-form)."""
+    context = ticket_context(ticket, prefix, parsed.from_name)
+    if ticket.channel != "web":
+        return context, parsed.text
+    return {**context, "subject": "", "requester_name": ""}, ""
+
+
 def acknowledgement(
     mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, parsed: Parsed, template: str, now: datetime
 ) -> Outgoing:
     """The answer to a member's new ticket (docs/mail.md#what-maild-sends): tag, next steps, expected response."""
     sla = rules.sla.get(ticket.priority)
+    ticket_values, member_text = _to_unproven(ticket, mailer.tag_prefix, parsed)
     context = {
         "instance": mailer.instance_name,
         "queue": queue,
-        "ticket": ticket_context(ticket, mailer.tag_prefix, parsed.from_name),
+        "ticket": ticket_values,
         "sla": sla,
         "due": mailer.calendar(rules).add(now, sla) if sla else None,
-        "member_text": parsed.text,
+        "member_text": member_text,
     }
     rendered = mailer.templates.render(template, queue.language, context)
     return _auto_reply(mailer, queue, ticket, parsed, rendered.subject, rendered.text, rendered.html, now)
@@ -186,10 +198,10 @@ def canned_answer(mailer: Mailer, queue: Queue, ticket: Ticket, parsed: Parsed, 
     answer's title after the tag as the subject, so that a reply threads like any other."""
     from maild.outbound.answers import Answers
 
+    ticket_values, member_text = _to_unproven(ticket, mailer.tag_prefix, parsed)
     rendered = Answers(mailer.templates).render(name, queue.language, {
-        "instance": mailer.instance_name, "queue": queue,
-        "ticket": ticket_context(ticket, mailer.tag_prefix, parsed.from_name), "sla": None, "due": None,
-        "member_text": parsed.text})
+        "instance": mailer.instance_name, "queue": queue, "ticket": ticket_values, "sla": None, "due": None,
+        "member_text": member_text})
     subject = header_safe(f"{format_tag(mailer.tag_prefix, ticket.number)} {rendered.title}")
     return _auto_reply(mailer, queue, ticket, parsed, subject, rendered.text, None, now)
 

@@ -190,3 +190,27 @@ def test_one_ipv6_network_is_one_client(daemon, sqlite_url: str) -> None:  # typ
     other_network = request(base, urllib.parse.urlencode({**FORM, "token": token(base)}).encode(),
                             {"X-Forwarded-For": "2001:db8:1:3::1"})[0]
     assert other_network == 200
+
+
+def test_the_acknowledgement_of_a_post_repeats_nothing_the_poster_typed(daemon, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Anyone can type anyone's address into the form: the union's acknowledgement must not
+    carry a stranger's subject, name or text to it. Staff still get all of it."""
+    import email
+    import email.policy
+
+    port = free_port()
+    daemon(extra=web(port))
+    base = f"http://127.0.0.1:{port}/"
+    lure = {"name": "Pankin turvatiimi", "email": "uhri@example.fi",
+            "subject": "Tilisi suljetaan, vahvista tiedot osoitteessa huijaus.example",
+            "message": "Kirjaudu heti osoitteessa https://huijaus.example/kirjaudu"}
+    assert post(base, **lure, token=token(base))[0] == 200
+    wait_for(lambda: rows(sqlite_url, "select count(*) from outbox where kind in ('ack', 'notification')") == [(3,)])
+    (ack,) = [email.message_from_bytes(raw, policy=email.policy.default)
+              for (raw,) in rows(sqlite_url, "select raw from outbox where kind = 'ack'")]
+    assert ack["To"] == "uhri@example.fi" and "[JP#1]" in ack["Subject"]
+    shown = ack["Subject"] + "".join(part.get_content() for part in ack.walk() if part.get_content_maintype() == "text")
+    for typed in ("huijaus", "Pankin", "turvatiimi", "Kirjaudu"):
+        assert typed not in shown
+    staff = rows(sqlite_url, "select raw from outbox where kind = 'notification'")
+    assert all(b"huijaus.example" in raw for (raw,) in staff)
