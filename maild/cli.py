@@ -237,6 +237,8 @@ def check(config: ConfigOpt = None) -> None:
 
             for warning in retention_warnings(instance.rules):
                 err.print(f"warning: {warning}", markup=False)
+        for warning in settings.web.warnings():
+            err.print(f"warning: {warning}", markup=False)
         problems.extend(instance.check_templates())
         logins = [(f"imap {box.name}", box) for box in settings.imap]
         if settings.outbound.username:

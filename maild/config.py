@@ -311,6 +311,19 @@ class Web(_Section):
             raise ValueError("must be more than 0")
         return value
 
+    def warnings(self) -> list[str]:
+        """Settings that work but defeat the per-client limit (``maild check`` prints them)."""
+        if not self.listen:
+            return []
+        if "*" in self.forwarded_allow_ips:
+            return ["web: forwarded_allow_ips has \"*\": any client can name its own address in "
+                    "X-Forwarded-For and escape per_ip_per_hour; name your reverse proxy's address"]
+        host = self.listen.rpartition(":")[0].strip("[]")
+        if host in ("127.0.0.1", "::1", "localhost") and not self.forwarded_allow_ips:
+            return ["web: listens on loopback without forwarded_allow_ips: behind a reverse proxy every "
+                    "visitor is the proxy's address, and per_ip_per_hour counts them all as one client"]
+        return []
+
 class Members(_Section):
     """The member register (docs/coming.md#member-register)."""
 

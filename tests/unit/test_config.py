@@ -95,3 +95,17 @@ def test_secrets_from_env_file_or_literal(tmp_path: Path, monkeypatch: pytest.Mo
     settings = load_settings(str(path))
     assert settings.outbound.secret() == "from-env"
     assert [box.secret() for box in settings.imap] == ["from-file", "literal"]
+
+
+@pytest.mark.parametrize("web, warned", [
+    ("", None),
+    ('listen = "127.0.0.1:8025"\nforwarded_allow_ips = ["127.0.0.1"]', None),
+    ('listen = "0.0.0.0:8025"', None),
+    ('listen = "127.0.0.1:8025"', "every visitor is the proxy's address"),
+    ('listen = "0.0.0.0:8025"\nforwarded_allow_ips = ["*"]', "escape per_ip_per_hour"),
+])
+def test_web_settings_that_defeat_the_per_client_limit_are_warned_of(tmp_path: Path, web: str, warned: str | None) -> None:
+    path = tmp_path / "maild.toml"
+    path.write_text(f"[web]\n{web}\n")
+    warnings = load_settings(str(path)).web.warnings()
+    assert (warnings == []) if warned is None else (len(warnings) == 1 and warned in warnings[0])
