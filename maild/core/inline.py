@@ -22,10 +22,11 @@ _CID_MARKER = re.compile(r"\[cid:([^\]\s]{1,250})\]")
 _IMAGE_MARKER = re.compile(r"\[image: ([^\]\n]{1,255})\]")
 _MARKER = re.compile(rf"{_CID_MARKER.pattern}|{_IMAGE_MARKER.pattern}")
 # where clients start the quotation in their HTML: Thunderbird, Gmail, Outlook (web and desktop)
+# (possessive: a long run of spaces is read once, whatever follows it)
 _QUOTE_START = re.compile(
     r"<blockquote|moz-cite-prefix|gmail_quote|divRplyFwdMsg|appendonsend|<hr[\s/>]"
-    r"|border-top:\s*solid\s+#(?:E1E1E1|B5C4DF)", re.IGNORECASE)
-_CID_REFERENCE = re.compile(r"""src\s*=\s*["']?\s*cid:([^"'\s>]{1,250})""", re.IGNORECASE)
+    r"|border-top:\s*+solid\s++#(?:E1E1E1|B5C4DF)", re.IGNORECASE)
+_CID_REFERENCE = re.compile(r"""src\s*+=\s*+["']?+\s*+cid:([^"'\s>]{1,250})""", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

@@ -47,3 +47,17 @@ def test_markup_in_a_file_name_or_content_id_is_escaped() -> None:
     page = answer_html("x", [Image('a"onerror="x@y', '<script>.png')])
 
     assert "<script>" not in page and 'a&quot;onerror=&quot;x@y' in page
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("unit", [" ", "src=", 'src= "', "[cid:", "[image: ", "border-top: ", "<blockquote"])
+def test_pictures_are_found_in_linear_time(unit: str) -> None:
+    """A staff reply is mail like any other: a long run of one shape must not hold up the rest
+    (``src=`` and a million spaces took minutes before the patterns were possessive)."""
+    from tests.unit.test_linear_time import assert_linear
+
+    def work(text: str) -> None:
+        choose(text, "src=" + text, [SHOT, LOGO])
+        answer_html(text, [SHOT])
+
+    assert_linear(work, unit, 1 << 17)
