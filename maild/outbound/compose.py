@@ -104,19 +104,19 @@ def build_many(mails: list[Outgoing]) -> list[bytes]:
     every header through a policy: that was most of the CPU of filing a ticket. Only an address
     that is not ASCII (RFC 6532, sent with SMTPUTF8) takes the stdlib's modern API.
     """
-    bodies: dict[tuple[str, str | None, tuple[Attached, ...]], bytes] = {}
+    bodies: dict[tuple[str, str | None, tuple[Attached, ...]], list[bytes]] = {}
     raws = []
     for mail in mails:
         key = (mail.text, mail.html or None, mail.attachments)
         body = bodies.get(key)
-        if body is None:  # each file's base64 lines are freed once joined into the body
+        if body is None:
             lines = [wire.base64_lines(_chunks(item)) for item in mail.attachments]
-            body = bodies[key] = wire.mime_body(mail.text, mail.html or None, mail.attachments, lines)
-            del lines
+            body = bodies[key] = wire.mime_pieces(mail.text, mail.html or None, mail.attachments, lines)
         if all(a.isascii() for a in (mail.from_addr, *mail.to, *mail.cc, *((mail.reply_to,) if mail.reply_to else ()))):
-            raws.append(_head(mail).encode("ascii") + body)
+            head = _head(mail).encode("ascii")
         else:
-            raws.append(_head_utf8(mail) + body)
+            head = _head_utf8(mail)
+        raws.append(b"".join([head, *body]))  # one join: the body is never copied but into each mail
     return raws
 
 

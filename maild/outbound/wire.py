@@ -143,7 +143,14 @@ Part = tuple[str, bytes | list[bytes]]  # MIME headers (CRLF-ended) and the body
 
 def mime_body(text: str, html: str | None, files: Sequence[Attached] = (),
               encoded: Sequence[list[bytes]] | None = None) -> bytes:
-    """Everything from ``MIME-Version`` on: one text part, or text and HTML as alternatives;
+    """:func:`mime_pieces` joined."""
+    return b"".join(mime_pieces(text, html, files, encoded))
+
+
+def mime_pieces(text: str, html: str | None, files: Sequence[Attached] = (),
+                encoded: Sequence[list[bytes]] | None = None) -> list[bytes]:
+    """Everything from ``MIME-Version`` on, as pieces to join (a caller that puts a head of
+    its own before them joins once: no copy of a big body in between): one text part, or text and HTML as alternatives;
     with files, those in multipart/mixed around it, and inline ones (a ``content_id``, and an
     HTML part to show them) in multipart/related beside the HTML, the shape mail clients write:
 
@@ -171,8 +178,8 @@ def mime_body(text: str, html: str | None, files: Sequence[Attached] = (),
     if attached:
         body = _multipart("mixed", [body, *attached])
     headers, pieces = body
-    return b"".join([b"MIME-Version: 1.0\r\n", headers.encode("ascii"), b"\r\n",
-                     *(pieces if isinstance(pieces, list) else [pieces])])
+    return [b"MIME-Version: 1.0\r\n", headers.encode("ascii"), b"\r\n",
+            *(pieces if isinstance(pieces, list) else [pieces])]
 
 
 def _multipart(subtype: str, parts: list[Part], parameters: str = "") -> Part:
