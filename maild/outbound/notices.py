@@ -316,6 +316,15 @@ def command_errors(
     return _to_writer(mailer, queue, ticket, writer, parsed, "command_errors", {"errors": list(errors)}, now)
 
 
+def files_not_relayed(
+    mailer: Mailer, queue: Queue, ticket: Ticket, writer: str, parsed: Parsed, files: Sequence[MessageFile], now: datetime,
+) -> Outgoing:
+    """To the staff member whose answer went without some of its files (template
+    ``files_not_relayed``): which, and the limit (docs/mail.md#attachments)."""
+    return _to_writer(mailer, queue, ticket, writer, parsed, "files_not_relayed",
+                      {"files": _file_context(files, ()), "attach_max_bytes": mailer.attach_max_bytes}, now)
+
+
 def nothing_relayed(mailer: Mailer, queue: Queue, ticket: Ticket, writer: str, parsed: Parsed, now: datetime) -> Outgoing:
     """To the staff member whose reply held nothing to relay and no command (template
     ``nothing_relayed``): say so."""

@@ -68,6 +68,8 @@ Per template, besides those:
   (days from this reminder until the ticket is resolved unless the member answers).
 - ``command_errors``: ``writer`` (the staff member's address), ``errors``: what was wrong with
   their command lines, each as ``LINE: reason`` (the reason in English, as ``#`` commands are).
+- ``files_not_relayed``: ``writer``, ``files`` (each ``id``, ``filename``, ``content_type``,
+  ``size``: the files of their answer that did not go to the member) and ``attach_max_bytes``.
 - ``nothing_relayed``: ``writer``. Both answer a staff member's mail and say that nothing went
   to the member; ``ticket.requester_name`` is empty.
 - ``digest`` (no ``queue``/``ticket``): ``staff`` (the recipient's address), ``now``,
@@ -131,7 +133,7 @@ from maild.rules.model import BusinessDuration, Lifecycle, Queue
 
 NAMES = (
     "ack", "staff_new", "staff_followup", "resolved", "reminder_staff", "reminder_member", "digest",
-    "command_errors", "nothing_relayed", "report",
+    "command_errors", "nothing_relayed", "files_not_relayed", "report",
 )
 LANGUAGES = ("fi", "sv", "en")
 SUBJECT_LIMIT = 200
@@ -604,6 +606,8 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         ],
     },
     "nothing_relayed": {**_COMMON, "ticket": {**_TICKET, "status": "open"}, "writer": "maija.virtanen@liitto.fi"},
+    "files_not_relayed": {**_COMMON, "ticket": {**_TICKET, "status": "pending"}, "writer": "maija.virtanen@liitto.fi",
+                          "files": [{**_ATTACHMENTS[1], "attached": False}], "attach_max_bytes": 10485760},
     "digest": {
         "instance": "Jäsenpalvelu",
         "staff": "maija.virtanen@liitto.fi",

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from maild.core import threader
-from maild.core.kinds import Direction, EventKind, InboundState
+from maild.core.kinds import Direction, EventKind, InboundState, MessageKind
 from maild.core.plan import (
     AddEvent, AddNote, BumpCounter, CreateTicket, Effect, EnsureContact, LinkMember, MarkUndeliverable, NoteOnSpool, Plan,
     Quarantine, QueueMail, StoreMessage, UpdateTicket,
@@ -56,6 +56,8 @@ NOTICES: dict[str, Notice] = {
     "command_errors": lambda m, r, t, a: [
         notices.command_errors(m, a["queue"], t, a["writer"], a["parsed"], a["errors"], a["now"])],
     "nothing_relayed": lambda m, r, t, a: [notices.nothing_relayed(m, a["queue"], t, a["writer"], a["parsed"], a["now"])],
+    "files_not_relayed": lambda m, r, t, a: [
+        notices.files_not_relayed(m, a["queue"], t, a["writer"], a["parsed"], a["left_out"], a["now"])],
     "relayed_answer": lambda m, r, t, a: [
         notices.relayed_answer(m, a["queue"], t, a["answer"], a["in_reply_to"], a["references"], a["now"])],
     "resolved": lambda m, r, t, a: [notices.resolved(m, r, a["queue"], t, a["requester_name"], a["now"])],
@@ -237,3 +239,7 @@ def _queue_mail(a: Applying, ticket: Ticket, effect: QueueMail) -> None:
         a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.ATTACHMENTS_NOT_RELAYED),
                          "actor": effect.relayed_by or "maild", "at": a.now, "data": {
                              "attachments": [item.id for item in left_out], "limit": a.mailer.attach_max_bytes}})
+        if effect.relayed_by and a.parsed is not None:  # and the writer hears which files did not go
+            _queue_mail(a, ticket, QueueMail(MessageKind.NOTIFICATION, "files_not_relayed", {
+                "queue": effect.args["queue"], "writer": effect.relayed_by, "parsed": a.parsed,
+                "left_out": tuple(left_out), "now": a.now}))

@@ -228,3 +228,7 @@ def test_outlook_pictures_by_marker_and_a_staff_file_over_the_limit(make_instanc
     staff_message = next(m for m in detail["messages"] if m["kind"] == "staff")
     iso = next(a["id"] for a in staff_message["attachments"] if a["filename"] == "iso.pdf")
     assert event["data"] == {"attachments": [iso], "limit": 50000} and event["actor"] == "maija@liitto.fi"
+    (told,) = [m for m in sent(app, "notification") if m["To"] == "maija@liitto.fi" and m["Auto-Submitted"] == "auto-replied"]
+    text = told.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "lähti jäsenelle, mutta ilman näitä liitteitä" in text and "iso.pdf (58,6 kB)" in text
+    assert "48,8 kB" in text and files_of(told) == {}
