@@ -149,10 +149,11 @@ def mime_body(text: str, html: str | None, files: Sequence[Attached] = (),
 
 def mime_pieces(text: str, html: str | None, files: Sequence[Attached] = (),
                 encoded: Sequence[list[bytes]] | None = None) -> list[bytes]:
-    """Everything from ``MIME-Version`` on, as pieces to join (a caller that puts a head of
-    its own before them joins once: no copy of a big body in between): one text part, or text and HTML as alternatives;
-    with files, those in multipart/mixed around it, and inline ones (a ``content_id``, and an
-    HTML part to show them) in multipart/related beside the HTML, the shape mail clients write:
+    """Everything from ``MIME-Version`` on, as pieces to join (a caller that puts a head of its
+    own before them joins once: no copy of a big body in between). One text part, or text and
+    HTML as alternatives; with files, those in multipart/mixed around it, and inline ones (a
+    ``content_id``, and an HTML part to show them) in multipart/related beside the HTML, the
+    shape mail clients write:
 
     mixed( alternative( plain, related( html, inline... ) ), attachment... )
 
@@ -264,13 +265,15 @@ def safe_content_type(value: str) -> str:
 def safe_filename(name: str, content_type: str = "") -> str:
     """A name to save the file under: the last path component, no control or format
     characters, no leading dots or spaces, at most :data:`NAME_LIMIT` characters with its
-    extension kept; ``attachment`` (``message.eml`` for a message) with the type's extension
-    when nothing is left."""
+    extension kept; ``attachment`` with the type's extension when nothing is left. An attached
+    message's name ends in ``.eml`` (``message.eml`` when it has none), so that it opens as mail."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(char for char in name if unicodedata.category(char)[0] not in "CZ" or char == " ")
     name = name.strip(" .")
+    if content_type.strip().lower().startswith("message/") and not name.lower().endswith(".eml"):
+        name = f"{name}.eml" if name else ""
     if len(name) > NAME_LIMIT:
-        stem, dot, extension = name.rpartition(".")
+        _, dot, extension = name.rpartition(".")
         keep = dot + extension if dot and 0 < len(extension) <= 16 else ""
         name = name[:NAME_LIMIT - len(keep)].rstrip(" .") + keep
     if name:

@@ -134,6 +134,8 @@ def _mail(*files: wire.Attached, html: str | None = None) -> bytes:
     ("...", "", "attachment"),
     ("/", "image/png", "attachment.png"),
     ("", "message/rfc822", "message.eml"),
+    ("Fwd: Todistus", "message/rfc822", "Fwd: Todistus.eml"),
+    ("viesti.EML", "message/rfc822", "viesti.EML"),
     ("=?utf-8?q?evil?=.pdf", "application/pdf", "=?utf-8?q?evil?=.pdf"),
     ('"a"; filename=b.exe', "application/pdf", '"a"; filename=b.exe'),
     ("Jäsenhakemus – allekirjoitettu.pdf", "application/pdf", "Jäsenhakemus – allekirjoitettu.pdf"),
