@@ -98,6 +98,7 @@ class App:
             secret=secret_key(instance.secret_key, self.settings.data_dir),
             timezone=instance.timezone,
             reply_tokens=self.settings.staff.reply_tokens,
+            attach_max_bytes=self.settings.outbound.attach_max_bytes,
         )
 
     @cached_property

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_FILE = "maild.toml"
@@ -235,6 +235,8 @@ class Outbound(Login):
     ca_file: str = ""  # optional: trust this CA/self-signed certificate for TLS
     inflight_timeout_seconds: int = 120  # a mail left "sending" by a crash is sent again after this
     connections: int = 4  # SMTP connections to the smarthost, each reused
+    # files carried by one mail, in all (docs/mail.md#attachments); base64 makes them a third bigger
+    attach_max_bytes: int = Field(default=10485760, ge=0, le=52428800)
 
     @field_validator("transport")
     @classmethod

@@ -34,7 +34,8 @@ class Envelope:
 class Attachment:
     """An attachment as parsed. ``content`` is the bytes, or for an attachment too big to hold,
     a function that gives them a chunk at a time (decoding them again from the raw message at
-    each call); read it with ``chunks``. Two attachments are equal when their names, types,
+    each call); read it with ``chunks``. ``content_id``: the part's Content-ID, which an HTML
+    part refers to as ``cid:...`` to show it inline. Two attachments are equal when their names, types,
     sizes and SHA-256 are."""
 
     filename: str
@@ -42,6 +43,7 @@ class Attachment:
     size: int
     sha256: str
     content: bytes | Callable[[], Iterator[bytes]] = field(repr=False, compare=False)
+    content_id: str = field(default="", compare=False)  # without <>: an inline part's, for ``cid:`` in the HTML
 
     def chunks(self) -> Iterator[bytes]:
         if isinstance(self.content, bytes):

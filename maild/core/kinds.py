@@ -115,6 +115,7 @@ class EventKind(StrEnum):
     ANSWER_SENT = "answer_sent"  # a rule's canned answer went in place of the acknowledgement
     ANSWER_MISSING = "answer_missing"  # a rule named an answer the queue's language lacks
     RELAYED = "relayed"
+    ATTACHMENTS_NOT_RELAYED = "attachments_not_relayed"  # a staff answer's files over [outbound] attach_max_bytes
     NOTHING_RELAYED = "nothing_relayed"
     COMMANDS_REJECTED = "commands_rejected"
     STAFF_UNPROVEN = "staff_unproven"

@@ -239,6 +239,7 @@ def _as_read(message: email.message.Message) -> str:
 
 
 def _attachment(part: email.message.Message, skeleton: Skeleton) -> Attachment:
+    content_id = _content_id(part)
     if part.get_content_maintype() == "message":
         inner = part.get_payload() if part.is_multipart() else None
         data = _flatten(inner[0] if inner else part)
@@ -246,7 +247,7 @@ def _attachment(part: email.message.Message, skeleton: Skeleton) -> Attachment:
     else:
         streamed = _streamed(part, skeleton)
         if streamed is not None:
-            return Attachment(_filename(part, "attachment"), clean(part.get_content_type()), *streamed)
+            return Attachment(_filename(part, "attachment"), clean(part.get_content_type()), *streamed, content_id)
         data = _content(part)
         default_name = "attachment"
     return Attachment(
@@ -255,6 +256,7 @@ def _attachment(part: email.message.Message, skeleton: Skeleton) -> Attachment:
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         content=data,
+        content_id=content_id,
     )
 
 
@@ -269,6 +271,15 @@ def attachment_name(name: str, default: str = "attachment") -> str:
     text = _NOT_IN_NAMES.sub("", clean(name))
     text = text.replace("\\", "/").rsplit("/", 1)[-1].strip(" .")
     return text[:255] or default
+
+
+def _content_id(part: email.message.Message) -> str:
+    """The part's Content-ID without its angle brackets, "" when it has none or a bad one."""
+    value = part.get("content-id")
+    if not isinstance(value, str):
+        return ""
+    found = message_ids(clean(value))
+    return found[0] if found and len(found[0]) <= 250 else ""
 
 
 def _filename(part: email.message.Message, default: str) -> str:

@@ -1,4 +1,5 @@
-"""Outgoing mail as bytes (docs/mail.md#what-maild-sends). Pure: no I/O.
+"""Outgoing mail as bytes (docs/mail.md#what-maild-sends). No I/O but reading the files of
+attachments given by path (docs/mail.md#attachments).
 
 Every mail maild writes is From the queue, carries the ticket's tag, maild's own
 Message-ID and threading headers; mail that no person wrote is marked so that other
@@ -15,12 +16,15 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTPUTF8
 from email.utils import format_datetime
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 from maild.core.addresses import is_address, is_message_id
 from maild.core.classify import LOOP_HEADER
 from maild.outbound import wire
 from maild.outbound.templates import header_safe
+from maild.outbound.wire import Attached
+
+__all__ = ["Attached", "Outgoing", "build", "build_many", "checked", "new_message_id"]
 
 AutoKind = Literal["auto-replied", "auto-generated"]
 
@@ -45,6 +49,7 @@ class Outgoing:
     reply_to: str | None = None
     auto: AutoKind | None = None  # None: a person wrote it (a relayed staff reply)
     date: datetime | None = None
+    attachments: tuple[Attached, ...] = ()  # inline ones (a content_id) are shown by ``html``
 
 
 def checked(mail: Outgoing) -> tuple[Outgoing, tuple[str, ...]]:
@@ -91,25 +96,41 @@ def build(mail: Outgoing) -> bytes:
 
 
 def build_many(mails: list[Outgoing]) -> list[bytes]:
-    """Each mail in wire form. Mails with the same text and HTML (one notice to several staff
-    members) share one encoded MIME body; only their headers are written per recipient.
+    """Each mail in wire form. Mails with the same text, HTML and attachments (one notice to
+    several staff members) share one encoded MIME body; only their headers are written per
+    recipient: the files are read and encoded once for them all.
 
     Written directly (``wire.py``) rather than through the stdlib's MIME classes, which re-fold
     every header through a policy: that was most of the CPU of filing a ticket. Only an address
     that is not ASCII (RFC 6532, sent with SMTPUTF8) takes the stdlib's modern API.
     """
-    bodies: dict[tuple[str, str | None], bytes] = {}
+    bodies: dict[tuple[str, str | None, tuple[Attached, ...]], list[bytes]] = {}
     raws = []
     for mail in mails:
-        if not all(a.isascii() for a in (mail.from_addr, *mail.to, *mail.cc, *((mail.reply_to,) if mail.reply_to else ()))):
-            raws.append(_build_utf8(mail))
-            continue
-        key = (mail.text, mail.html or None)
+        key = (mail.text, mail.html or None, mail.attachments)
         body = bodies.get(key)
         if body is None:
-            body = bodies[key] = wire.mime_body(*key)
-        raws.append(_head(mail).encode("ascii") + body)
+            lines = [wire.base64_lines(_chunks(item)) for item in mail.attachments]
+            body = bodies[key] = wire.mime_pieces(mail.text, mail.html or None, mail.attachments, lines)
+        if all(a.isascii() for a in (mail.from_addr, *mail.to, *mail.cc, *((mail.reply_to,) if mail.reply_to else ()))):
+            head = _head(mail).encode("ascii")
+        else:
+            head = _head_utf8(mail)
+        raws.append(b"".join([head, *body]))  # one join: the body is never copied but into each mail
     return raws
+
+
+_READ = 1 << 20
+
+
+def _chunks(item: Attached) -> Iterator[bytes]:
+    """An attachment's bytes, from a file a megabyte at a time."""
+    if isinstance(item.content, bytes):
+        yield item.content
+        return
+    with open(item.content, "rb") as source:
+        while chunk := source.read(_READ):
+            yield chunk
 
 
 def _head(mail: Outgoing) -> str:
@@ -124,7 +145,9 @@ def _head(mail: Outgoing) -> str:
     return "".join(head)
 
 
-def _build_utf8(mail: Outgoing) -> bytes:
+def _head_utf8(mail: Outgoing) -> bytes:
+    """The header fields for an address that is not ASCII (RFC 6532), by the stdlib's modern
+    API; the MIME body is the shared one."""
     msg = EmailMessage()
     msg["From"] = Address(header_safe(mail.from_name), *mail.from_addr.rsplit("@", 1))
     msg["To"] = [Address("", *a.rsplit("@", 1)) for a in mail.to]
@@ -134,7 +157,4 @@ def _build_utf8(mail: Outgoing) -> bytes:
         msg["Reply-To"] = Address(header_safe(mail.from_name), *mail.reply_to.rsplit("@", 1))
     for name, value in _headers(mail):
         msg[name] = value
-    msg.set_content(mail.text)
-    if mail.html:
-        msg.add_alternative(mail.html, subtype="html")
-    return msg.as_bytes(policy=SMTPUTF8)
+    return msg.as_bytes(policy=SMTPUTF8).removesuffix(b"\r\n")  # the blank line is the body's

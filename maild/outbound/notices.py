@@ -6,17 +6,21 @@ never send: the caller queues them in the outbox in its own transaction.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from maild.core import inline
 from maild.core.business_time import BusinessCalendar
 from maild.core.threader import format_tag
 from maild.core.tokens import staff_token, ticket_token
 from maild.mail import Parsed
-from maild.outbound.compose import Outgoing, new_message_id
+from maild.outbound.compose import Attached, Outgoing, new_message_id
+from maild.outbound.wire import safe_content_id, safe_filename
 from maild.outbound.templates import Templates, header_safe
 from maild.rules.model import BusinessHours, Queue, RuleSet
 from maild.store.tables import Ticket
@@ -39,6 +43,7 @@ class Mailer:
     secret: bytes
     timezone: str
     reply_tokens: bool = True  # off where the mail server cannot do plus-addressing
+    attach_max_bytes: int = 10485760  # [outbound] attach_max_bytes: files carried by one mail, in all
 
     def calendar(self, rules: RuleSet) -> BusinessCalendar:
         return _calendar(rules.business_hours, self.timezone)
@@ -51,6 +56,44 @@ class Mailer:
         local, _, domain = queue.address.partition("@")
         token = staff_token(self.secret, number, staff) if staff else ticket_token(self.secret, number)
         return f"{local}+{token}@{domain}"
+
+
+@dataclass(frozen=True)
+class MessageFile:
+    """An attachment of the message being filed, as stored: ``id`` for ``maild attachments get
+    ID``, ``path`` of its bytes, ``content_id`` as the mail gave it (inline pictures)."""
+
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    path: Path
+    content_id: str = ""
+
+    def attached(self, content_id: str | None = None) -> Attached:
+        return Attached(self.filename, self.content_type, self.path, self.size, content_id)
+
+
+def within_budget(files: Sequence[MessageFile], limit: int) -> tuple[list[MessageFile], list[MessageFile]]:
+    """The files that go with a mail, in order while each fits in what is left of ``limit``
+    bytes, and those left out (docs/mail.md#attachments). A file gone from the attachment store
+    is left out too: the mail goes without it rather than not at all."""
+    taken: list[MessageFile] = []
+    left_out: list[MessageFile] = []
+    room = limit
+    for item in files:
+        if item.size <= room and item.path.is_file():
+            taken.append(item)
+            room -= item.size
+        else:
+            left_out.append(item)
+    return taken, left_out
+
+
+def _file_context(files: Sequence[MessageFile], taken: Sequence[MessageFile]) -> list[dict[str, Any]]:
+    ids = {item.id for item in taken}
+    return [{"id": item.id, "filename": safe_filename(item.filename, item.content_type),
+             "content_type": item.content_type, "size": item.size, "attached": item.id in ids} for item in files]
 
 
 def ticket_context(ticket: Ticket, prefix: str, requester_name: str) -> dict[str, Any]:
@@ -121,12 +164,17 @@ def _auto_reply(mailer: Mailer, queue: Queue, ticket: Ticket, parsed: Parsed, su
 
 def _staff_mails(
     mailer: Mailer, queue: Queue, ticket: Ticket, recipients: tuple[str, ...], template: str,
-    context: dict[str, Any], parsed: Parsed, now: datetime,
+    context: dict[str, Any], parsed: Parsed, now: datetime, files: Sequence[MessageFile] = (),
 ) -> list[Outgoing]:
-    """One notice to each of ``recipients``: rendered once, the same text for all; each gets
-    their own Message-ID and secret reply address."""
+    """One notice to each of ``recipients``: rendered once, the same text and files for all
+    (encoded once: ``compose.build_many``); each gets their own Message-ID and secret reply
+    address. ``files``: the member's attachments, carried up to ``attach_max_bytes`` in all,
+    the rest listed with the command that gets them (docs/mail.md#attachments)."""
     if not recipients:
         return []
+    taken, _ = within_budget(files, mailer.attach_max_bytes)
+    context = {**context, "attachments": _file_context(files, taken), "attach_max_bytes": mailer.attach_max_bytes}
+    attachments = tuple(item.attached() for item in taken)
     rendered = mailer.templates.render(template, queue.language, context)
     references = parsed.references + ((parsed.message_id,) if parsed.message_id else ())
     return [
@@ -143,6 +191,7 @@ def _staff_mails(
             reply_to=mailer.reply_address(queue, ticket.number, staff),
             auto="auto-generated",
             date=now,
+            attachments=attachments,
         )
         for staff in recipients
     ]
@@ -152,11 +201,13 @@ def staff_new(
     mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, parsed: Parsed, other_open: list[dict[str, Any]],
     not_recipients: tuple[str, ...], recipients: tuple[str, ...], now: datetime,
     suggestions: Sequence[Mapping[str, str]] = (), member: dict[str, Any] | None = None,
+    files: Sequence[MessageFile] = (),
 ) -> list[Outgoing]:
     """A new ticket, to each of ``recipients`` with their own secret reply address.
     ``not_recipients``: addresses in the mail that do not get the ticket's mail (``#cc`` adds one);
     ``suggestions``: canned answers the rules suggest (``name``, ``title``), for ``#answer NAME``;
-    ``member``: the requester in the member register (``core.members.template_member``), or None."""
+    ``member``: the requester in the member register (``core.members.template_member``), or None;
+    ``files``: the attachments of the member's mail."""
     sla = rules.sla.get(ticket.priority)
     context = {
         "instance": mailer.instance_name,
@@ -169,16 +220,17 @@ def staff_new(
         "suggestions": [dict(item) for item in suggestions],
         "member": member,  # member register (issue 16)
     }
-    return _staff_mails(mailer, queue, ticket, recipients, "staff_new", context, parsed, now)
+    return _staff_mails(mailer, queue, ticket, recipients, "staff_new", context, parsed, now, files)
 
 
 def staff_followup(
     mailer: Mailer, queue: Queue, ticket: Ticket, parsed: Parsed, requester_name: str, third_party: bool,
     not_recipients: tuple[str, ...], recipients: tuple[str, ...], now: datetime, member: dict[str, Any] | None = None,
+    files: Sequence[MessageFile] = (),
 ) -> list[Outgoing]:
     """A new message on a ticket, to its assignee (or the queue's staff when nobody owns it).
     ``not_recipients``: addresses in the mail that do not get the ticket's mail (``#cc`` adds one).
-    ``member``: the ticket's member in the register, or None."""
+    ``member``: the ticket's member in the register, or None; ``files``: the message's attachments."""
     context = {
         "instance": mailer.instance_name,
         "queue": queue,
@@ -190,7 +242,7 @@ def staff_followup(
         "not_recipients": list(not_recipients),
         "member": member,  # member register (issue 16)
     }
-    return _staff_mails(mailer, queue, ticket, recipients, "staff_followup", context, parsed, now)
+    return _staff_mails(mailer, queue, ticket, recipients, "staff_followup", context, parsed, now, files)
 
 
 def canned_answer(mailer: Mailer, queue: Queue, ticket: Ticket, parsed: Parsed, name: str, now: datetime) -> Outgoing:
@@ -244,6 +296,29 @@ def relayed_answer(
     )
 
 
+def with_answer_files(
+    mailer: Mailer, mail: Outgoing, html: str | None, files: Sequence[MessageFile],
+) -> tuple[Outgoing, list[MessageFile]]:
+    """A relayed answer with the files of the staff member's reply (docs/mail.md#attachments),
+    up to ``attach_max_bytes`` in all, and the files left out for that. The pictures of the
+    answer go inline, beside an HTML version of the relayed text (``core.inline``); pictures
+    that only the quotation shows are not relayed, like the quotation. ``html``: the reply's
+    own HTML part, to find where its pictures are."""
+    images = [inline.Image(item.content_id, safe_filename(item.filename, item.content_type)) for item in files
+              if item.content_type.lower().startswith("image/") and safe_content_id(item.content_id)]
+    choice = inline.choose(mail.text, html, images)
+    relayed = [item for item in files if item.content_id not in choice.quoted]
+    taken, left_out = within_budget(relayed, mailer.attach_max_bytes)
+    shown = [image for image in images if image.content_id in choice.inline
+             and any(item.content_id == image.content_id for item in taken)]
+    shown_ids = {image.content_id for image in shown}
+    attachments = tuple(item.attached(item.content_id if item.content_id in shown_ids else None) for item in taken)
+    if not attachments:
+        return mail, left_out
+    return dataclasses.replace(mail, attachments=attachments,
+                               html=inline.answer_html(mail.text, shown) if shown else mail.html), left_out
+
+
 def resolved(mailer: Mailer, rules: RuleSet, queue: Queue, ticket: Ticket, requester_name: str, now: datetime) -> Outgoing:
     """The member's notice that the ticket is resolved (template ``resolved``)."""
     context = {
@@ -266,6 +341,15 @@ def command_errors(
     """To the staff member whose commands were wrong (template ``command_errors``): what was
     wrong, each error as written; the member hears nothing."""
     return _to_writer(mailer, queue, ticket, writer, parsed, "command_errors", {"errors": list(errors)}, now)
+
+
+def files_not_relayed(
+    mailer: Mailer, queue: Queue, ticket: Ticket, writer: str, parsed: Parsed, files: Sequence[MessageFile], now: datetime,
+) -> Outgoing:
+    """To the staff member whose answer went without some of its files (template
+    ``files_not_relayed``): which, and the limit (docs/mail.md#attachments)."""
+    return _to_writer(mailer, queue, ticket, writer, parsed, "files_not_relayed",
+                      {"files": _file_context(files, ()), "attach_max_bytes": mailer.attach_max_bytes}, now)
 
 
 def nothing_relayed(mailer: Mailer, queue: Queue, ticket: Ticket, writer: str, parsed: Parsed, now: datetime) -> Outgoing:

@@ -54,6 +54,10 @@ Per template, besides those:
 - ``member`` (both): the requester in the member register, or None: ``member_number``,
   ``fields`` (``[(name, value)]`` of ``[members] show_fields``), ``linked_by`` (``address``
   or ``number``), ``conflict`` (another member's number that the mail named, or None).
+- ``attachments`` (both): the files of the member's message, each ``id`` (for ``maild
+  attachments get ID``), ``filename`` (cleaned to a plain file name), ``content_type``, ``size``
+  and ``attached`` (False: over what is left of ``attach_max_bytes``, the limit in bytes, also
+  in the context; docs/mail.md#attachments).
 - ``not_recipients`` (both): the addresses in the mail that are not recipients of the ticket
   (docs/mail.md#recipients: staff add one with ``#cc``), maild's own and the queue's staff left out.
 - ``resolved``: ``lifecycle`` (:class:`~maild.rules.model.Lifecycle`; ``close_after_days``).
@@ -64,6 +68,8 @@ Per template, besides those:
   (days from this reminder until the ticket is resolved unless the member answers).
 - ``command_errors``: ``writer`` (the staff member's address), ``errors``: what was wrong with
   their command lines, each as ``LINE: reason`` (the reason in English, as ``#`` commands are).
+- ``files_not_relayed``: ``writer``, ``files`` (each ``id``, ``filename``, ``content_type``,
+  ``size``: the files of their answer that did not go to the member) and ``attach_max_bytes``.
 - ``nothing_relayed``: ``writer``. Both answer a staff member's mail and say that nothing went
   to the member; ``ticket.requester_name`` is empty.
 - ``opening_refused`` (no ``ticket``): ``queue``, ``writer``, ``subject`` (of their mail) and
@@ -88,7 +94,7 @@ Filters
 -------
 ``date`` (local time in the instance's zone: "ti 24.11.2026 klo 10.00", "tis 24.11.2026
 kl. 10.00", "Tue 24 Nov 2026 at 10:00"), ``tag`` (12 -> "[JP#12]"), ``status`` and
-``priority`` (localised names), ``business_time`` (a BusinessDuration as "1 arkipäivä",
+``priority`` (localised names), ``filesize`` (bytes as "2,5 MB"), ``business_time`` (a BusinessDuration as "1 arkipäivä",
 "4 arbetstimmar", "3 business days"), ``age`` (a timedelta as "3 päivää"), and
 ``header_safe``. The language-dependent ones use the template's ``language``.
 
@@ -129,7 +135,7 @@ from maild.rules.model import BusinessDuration, Lifecycle, Queue
 
 NAMES = (
     "ack", "staff_new", "staff_followup", "resolved", "reminder_staff", "reminder_member", "digest",
-    "command_errors", "nothing_relayed", "opening_refused", "report",
+    "command_errors", "nothing_relayed", "opening_refused", "files_not_relayed", "report",
 )
 LANGUAGES = ("fi", "sv", "en")
 SUBJECT_LIMIT = 200
@@ -442,6 +448,19 @@ def format_date(value: datetime, language: str, zone: ZoneInfo) -> str:
     return f"{weekday} {local.day}.{local.month}.{local.year} {clock} {local.hour}.{local:%M}"
 
 
+_BYTES = {"fi": ("tavu", "tavua"), "sv": ("byte", "byte"), "en": ("byte", "bytes")}
+
+
+def format_size(value: int, language: str) -> str:
+    """A file's size the way mail clients show it: "512 bytes", "2,5 MB" (decimal comma in
+    Finnish and Swedish); kB and MB of 1024."""
+    if value < 1024:
+        return _count(value, _BYTES[language])
+    amount, unit = (value / 1024, "kB") if value < 1024 * 1024 else (value / (1024 * 1024), "MB")
+    shown = f"{amount:.0f}" if amount >= 100 or amount == int(amount) else f"{amount:.1f}"
+    return f"{shown.replace('.', ',') if language != 'en' else shown} {unit}"
+
+
 def format_age(value: timedelta, language: str) -> str:
     """A calendar span in its largest whole unit: "3 päivää", "1 timme", "20 minutes"."""
     units = _CALENDAR_UNITS[language]
@@ -466,6 +485,10 @@ def _filters(zone: ZoneInfo, tag_prefix: str) -> dict[str, Callable[..., str]]:
         return format_age(value, language_of(context, language))
 
     @pass_context
+    def filesize(context: Context, value: int, language: str | None = None) -> str:
+        return format_size(value, language_of(context, language))
+
+    @pass_context
     def business_time(context: Context, value: BusinessDuration, language: str | None = None) -> str:
         return _count(value.amount, _BUSINESS_UNITS[language_of(context, language)][value.unit])
 
@@ -484,6 +507,7 @@ def _filters(zone: ZoneInfo, tag_prefix: str) -> dict[str, Callable[..., str]]:
         "date": date,
         "age": age,
         "business_time": business_time,
+        "filesize": filesize,
         "status": status,
         "priority": priority,
         "tag": tag,
@@ -525,6 +549,11 @@ _MEMBER = {  # member register (issue 16): core.members.template_member
     "linked_by": "address",
     "conflict": None,
 }
+_ATTACHMENTS = [
+    {"id": 31, "filename": "eroilmoitus.pdf", "content_type": "application/pdf", "size": 245760, "attached": True},
+    {"id": 32, "filename": "palkkatodistukset.zip", "content_type": "application/zip", "size": 26214400,
+     "attached": False},
+]
 _MEMBER_TEXT = "Hei,\n\nhaluan erota liitosta tämän kuun lopussa.\n\nTerveisin\nMatti Meikäläinen\n"
 
 SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
@@ -540,6 +569,8 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "not_recipients": ["puoliso@example.fi"],
         "suggestions": [{"name": "jasenmaksu", "title": "Jäsenmaksu: suuruus, maksutavat ja verovähennys"}],
         "member": _MEMBER,
+        "attachments": [],
+        "attach_max_bytes": 10485760,
     },
     "staff_followup": {
         **_COMMON,
@@ -550,6 +581,8 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "member_text": "Vielä yksi asia: pitääkö minun erota myös kassasta erikseen?\n",
         "not_recipients": [],
         "member": _MEMBER,
+        "attachments": _ATTACHMENTS,
+        "attach_max_bytes": 10485760,
     },
     "resolved": {**_COMMON, "ticket": {**_TICKET, "status": "resolved"}, "lifecycle": Lifecycle()},
     "reminder_staff": {
@@ -583,6 +616,8 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "errors": ["#for: not proven to be from maija.virtanen@liitto.fi: send it to your own address for opening "
                    "tickets in queue jasenasiat", "#for matti@: 'matti@' is not one email address"],
     },
+    "files_not_relayed": {**_COMMON, "ticket": {**_TICKET, "status": "pending"}, "writer": "maija.virtanen@liitto.fi",
+                          "files": [{**_ATTACHMENTS[1], "attached": False}], "attach_max_bytes": 10485760},
     "digest": {
         "instance": "Jäsenpalvelu",
         "staff": "maija.virtanen@liitto.fi",
@@ -674,13 +709,15 @@ SAMPLE_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
             "not_recipients": ["puoliso@example.fi", "avustaja@example.fi"],
             "member": None,
         },
-        {"not_recipients": [], "member": {**_MEMBER, "linked_by": "number", "fields": []}},
-        {"member": {**_MEMBER, "conflict": "654321"}},
+        {"not_recipients": [], "member": {**_MEMBER, "linked_by": "number", "fields": []},
+         "attachments": _ATTACHMENTS},
+        {"member": {**_MEMBER, "conflict": "654321"}, "attachments": _ATTACHMENTS[:1]},
     ),
     "staff_followup": (
         {"ticket": {**_TICKET, "confidential": True, "assignee": None}, "third_party": True, "sender_name": "",
          "not_recipients": ["tuntematon@example.com"], "member": None},
-        {"not_recipients": ["puoliso@example.fi"], "member": {**_MEMBER, "linked_by": "number", "conflict": "654321"}},
+        {"not_recipients": ["puoliso@example.fi"], "member": {**_MEMBER, "linked_by": "number", "conflict": "654321"},
+         "attachments": []},
     ),
     "resolved": ({"ticket": {**_TICKET, "requester_name": ""}},),
     "reminder_staff": (

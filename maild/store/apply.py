@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from maild.core import threader
-from maild.core.kinds import Direction, EventKind, InboundState
+from maild.core.kinds import Direction, EventKind, InboundState, MessageKind
 from maild.core.plan import (
     AddEvent, AddNote, BumpCounter, CreateTicket, Effect, EnsureContact, LinkMember, MarkUndeliverable, NoteOnSpool, Plan,
     Quarantine, QueueMail, StoreMessage, UpdateTicket,
@@ -31,10 +31,10 @@ from maild.core.plan import (
 from maild.mail import Parsed
 from maild.outbound import notices, outbox
 from maild.outbound.compose import Outgoing
-from maild.outbound.notices import Mailer
+from maild.outbound.notices import Mailer, MessageFile
 from maild.rules.model import RuleSet
 from maild.store import tickets as store
-from maild.store.attachments import save_attachments
+from maild.store.attachments import attachment_path, save_attachments
 from maild.store.tables import Contact, Event, Inbound, Message, Ticket
 
 log = logging.getLogger("maild.ingest")
@@ -42,19 +42,22 @@ log = logging.getLogger("maild.ingest")
 Notice = Callable[[Mailer, RuleSet, Ticket, dict[str, Any]], list[Outgoing]]
 
 # QueueMail.notice -> how ``outbound.notices`` makes it from the ticket and the plan's values
+# (and ``files``, the stored attachments of the message filed, for the notices that carry them)
 NOTICES: dict[str, Notice] = {
     "acknowledgement": lambda m, r, t, a: [
         notices.acknowledgement(m, r, a["queue"], t, a["parsed"], a["template"], a["now"])],
     "canned_answer": lambda m, r, t, a: [notices.canned_answer(m, a["queue"], t, a["parsed"], a["answer"], a["now"])],
     "staff_new": lambda m, r, t, a: notices.staff_new(
         m, r, a["queue"], t, a["parsed"], a["other_open"], a["not_recipients"], a["recipients"], a["now"],
-        a.get("suggestions", ()), a.get("member")),
+        a.get("suggestions", ()), a.get("member"), a.get("files", ())),
     "staff_followup": lambda m, r, t, a: notices.staff_followup(
         m, a["queue"], t, a["parsed"], a["requester_name"], a["third_party"], a["not_recipients"], a["recipients"],
-        a["now"], a.get("member")),
+        a["now"], a.get("member"), a.get("files", ())),
     "command_errors": lambda m, r, t, a: [
         notices.command_errors(m, a["queue"], t, a["writer"], a["parsed"], a["errors"], a["now"])],
     "nothing_relayed": lambda m, r, t, a: [notices.nothing_relayed(m, a["queue"], t, a["writer"], a["parsed"], a["now"])],
+    "files_not_relayed": lambda m, r, t, a: [
+        notices.files_not_relayed(m, a["queue"], t, a["writer"], a["parsed"], a["left_out"], a["now"])],
     "relayed_answer": lambda m, r, t, a: [
         notices.relayed_answer(m, a["queue"], t, a["answer"], a["in_reply_to"], a["references"], a["now"],
                                canned_text(a))],
@@ -89,6 +92,7 @@ class Applying:
     ticket: Ticket | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     quarantined: str | None = None
+    files: tuple[MessageFile, ...] = ()  # the stored attachments of the message filed
 
 
 def apply(applying: Applying, plan: Plan) -> str:
@@ -197,7 +201,11 @@ def _store_message(a: Applying, ticket: Ticket, parsed: Parsed, effect: StoreMes
     }
     message_id = a.session.connection().execute(_STORE_MESSAGE, values).scalar_one()
     if parsed.attachments:  # save_attachments only needs the row's id
-        save_attachments(a.session, a.data_dir, SimpleNamespace(id=message_id), parsed.attachments)  # type: ignore[arg-type]
+        rows = save_attachments(a.session, a.data_dir, SimpleNamespace(id=message_id), parsed.attachments)  # type: ignore[arg-type]
+        a.session.flush()  # their ids, for ``maild attachments get ID`` in the notifications
+        a.files = tuple(
+            MessageFile(row.id or 0, row.filename, row.content_type, row.size, attachment_path(a.data_dir, row),
+                        item.content_id) for row, item in zip(rows, parsed.attachments))
     if parsed.cleaned:  # docs/mail.md#recipients: what was cleaned or left out is on the record
         a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.MAIL_VALUES_CLEANED), "actor": "maild",
                          "data": {"message": message_id, "notes": list(parsed.cleaned)}, "at": a.now})
@@ -224,8 +232,13 @@ def _queue_mail(a: Applying, ticket: Ticket | None, effect: QueueMail) -> None:
     """Queue the mail; one that cannot be made is an event, never a lost ticket. Mail about no
     ticket (a refused ``#for``) is only logged when it cannot be made."""
     make = NOTICES[effect.notice]
+    left_out: list[MessageFile] = []
     try:
-        mails = make(a.mailer, a.rules, ticket, dict(effect.args))
+        mails = make(a.mailer, a.rules, ticket, {**effect.args, "files": a.files})
+        if effect.notice == "relayed_answer" and a.files:  # docs/mail.md#attachments
+            html = a.parsed.html if a.parsed else None
+            relayed, left_out = notices.with_answer_files(a.mailer, mails[0], html, a.files)
+            mails = [relayed, *mails[1:]]
         message = outbox.enqueue_many(a.session, ticket, str(effect.kind), mails, a.mailer.secret, a.mailer.hostname)
     except SQLAlchemyError:
         raise
@@ -239,3 +252,11 @@ def _queue_mail(a: Applying, ticket: Ticket | None, effect: QueueMail) -> None:
     if message is not None and ticket is not None and effect.relayed_by:  # recorded as relayed only when queued, to whom it was queued
         a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.RELAYED), "actor": effect.relayed_by,
                          "data": {"to": [*message.to, *message.cc]}, "at": a.now})
+    if message is not None and left_out:
+        a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.ATTACHMENTS_NOT_RELAYED),
+                         "actor": effect.relayed_by or "maild", "at": a.now, "data": {
+                             "attachments": [item.id for item in left_out], "limit": a.mailer.attach_max_bytes}})
+        if effect.relayed_by and a.parsed is not None:  # and the writer hears which files did not go
+            _queue_mail(a, ticket, QueueMail(MessageKind.NOTIFICATION, "files_not_relayed", {
+                "queue": effect.args["queue"], "writer": effect.relayed_by, "parsed": a.parsed,
+                "left_out": tuple(left_out), "now": a.now}))

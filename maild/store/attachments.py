@@ -15,23 +15,22 @@ from maild.store.private import make_dirs, write_file
 from maild.store.tables import Attachment, Message
 
 
-def save_attachments(session: Session, data_dir: Path, message: Message, attachments: tuple[ParsedAttachment, ...]) -> None:
+def save_attachments(
+    session: Session, data_dir: Path, message: Message, attachments: tuple[ParsedAttachment, ...]
+) -> list[Attachment]:
+    """Store the files and add their rows to the session, in the order given (their ids are
+    known once the session is flushed)."""
+    rows = []
     for item in attachments:
         relative = Path("attachments") / item.sha256[:2] / item.sha256
         path = Path(data_dir) / relative
         if not path.exists():
             make_dirs(path.parent)
             write_file(path, item.chunks(), durable=False)  # a big one a chunk at a time
-        session.add(
-            Attachment(
-                message_id=message.id,
-                filename=item.filename,
-                content_type=item.content_type,
-                size=item.size,
-                sha256=item.sha256,
-                path=str(relative),
-            )
-        )
+        rows.append(Attachment(message_id=message.id, filename=item.filename, content_type=item.content_type,
+                               size=item.size, sha256=item.sha256, path=str(relative)))
+    session.add_all(rows)
+    return rows
 
 
 def attachments_of(session: Session, message_ids: list[int]) -> dict[int, list[Attachment]]:

@@ -24,6 +24,7 @@ def test_built_in_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.smtp.listen == "127.0.0.1:2525"
     assert settings.rules.file == "rules.yaml" and settings.rules.templates == "templates"
     assert settings.outbound.transport == "maildir:var/outbox"
+    assert settings.outbound.attach_max_bytes == 10485760  # contract 8
     assert settings.instance.tag_prefix == "JP"
     assert settings.instance.timezone == "Europe/Helsinki"
     assert settings.imap == []
@@ -73,6 +74,9 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
         ('[instance]\nname = "x\n', ":2: "),
         ('[smtp]\nmax_message_bytes = "lots"\n', ":2: smtp.max_message_bytes"),
         ('[nonsense]\nkey = 1\n', ":1: nonsense"),
+        ('[outbound]\nattach_max_bytes = -1\n', ":2: outbound.attach_max_bytes: Input should be greater than or equal to 0"),
+        ('[outbound]\nattach_max_bytes = 104857600\n', ":2: outbound.attach_max_bytes: Input should be less than"),
+        ('[outbound]\nattach_max_bytes = "10 MB"\n', ":2: outbound.attach_max_bytes"),
     ],
 )
 def test_bad_file_is_refused_with_file_and_line(tmp_path: Path, text: str, expected: str) -> None:
