@@ -232,3 +232,27 @@ def test_outlook_pictures_by_marker_and_a_staff_file_over_the_limit(make_instanc
     text = told.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert "lähti jäsenelle, mutta ilman näitä liitteitä" in text and "iso.pdf (58,6 kB)" in text
     assert "48,8 kB" in text and files_of(told) == {}
+
+
+def test_a_canned_answer_a_sentence_and_the_signed_form_reach_the_member_as_one_mail(app: App) -> None:
+    """Issue 14's "done when", whole: the staff member replies to the notification (which
+    carried the member's PDF) with ``#answer jasenmaksu``, one sentence of their own and the
+    signed form attached; the member gets one mail with the answer above the sentence, and the
+    form."""
+    assert deliver(app, member_mail((PDF, "application", "pdf", "hakemus.pdf"))).startswith("new:")
+    notice = next(n for n in sent(app, "notification") if n["To"] == "maija@liitto.fi")
+    assert files_of(notice)["hakemus.pdf"] == ("application/pdf", None, PDF)
+    token_address = notice["Reply-To"].addresses[0].addr_spec
+    reply = EmailMessage()
+    reply["From"], reply["To"], reply["Subject"] = "Maija <maija@liitto.fi>", token_address, f"Re: {notice['Subject']}"
+    reply["Message-ID"] = email.utils.make_msgid(domain="liitto.fi")
+    reply["In-Reply-To"] = notice["Message-ID"]
+    reply.set_content("#answer jasenmaksu\nLiitteenä myös allekirjoitettu lomakkeesi.\n\n> lainaus ilmoituksesta\n")
+    reply.add_attachment(SIGNED, maintype="application", subtype="pdf", filename="lomake-allekirjoitettu.pdf")
+    assert deliver(app, bytes(reply), (token_address,)).startswith("follow_up:")
+
+    (answer,) = [m for m in sent(app, "staff") if m["To"] == "matti@example.fi"]
+    text = answer.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "kiitos kysymyksestäsi jäsenmaksusta" in text and "#answer" not in text and "lainaus" not in text
+    assert text.index("jäsenmaksusta") < text.index("Liitteenä myös allekirjoitettu lomakkeesi.")
+    assert files_of(answer) == {"lomake-allekirjoitettu.pdf": ("application/pdf", None, SIGNED)}
