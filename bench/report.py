@@ -53,9 +53,11 @@ def fill(engine: sa.Engine, n: int) -> None:
     tickets, events = [], []
     year = 365 * 86400
     fmt = "%Y-%m-%d %H:%M:%S.%f"
+    # tickets are numbered as they come in, so their creation times rise with their numbers
+    arrivals = sorted(rng.randrange(year - 86400 * 14) for _ in range(n))
     with engine.begin() as conn:
-        for number in range(1, n + 1):
-            created = START + timedelta(seconds=rng.randrange(year - 86400 * 14))
+        for number, arrival in enumerate(arrivals, start=1):
+            created = START + timedelta(seconds=arrival)
             queue, staff = QUEUES[number % 3]
             category, rule = rng.choice(CATEGORIES)
             answered = created + timedelta(minutes=rng.randrange(10, 5 * 1440)) if rng.random() < 0.8 else None
