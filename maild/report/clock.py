@@ -73,7 +73,8 @@ class BusinessClock:
         size, opens, closes, length = len(self.business), self.opens, self.closes, self.day_seconds
         day_start = self._t0
         while day_start < end:
-            # an offset change within a UTC day is rare: look at each quarter only then
+            # a UTC day that starts and ends with one offset is taken to keep it throughout (no
+            # zone changes twice within a day); only a day with a change is looked at by the quarter
             same = offset(day_start) == offset(day_start + DAY - QUARTER)
             shift = offset(day_start)
             for start in range(day_start, day_start + DAY, QUARTER):
