@@ -47,13 +47,14 @@ DONE = ("resolved", "closed")
 
 
 class Facts(NamedTuple):
-    """One ticket as of the report's end; times are POSIX seconds, None when not (yet) so."""
+    """One ticket as of the report's end; times are POSIX seconds, None when not (yet) so.
+
+    The reads hand the figures plain tuples in this order (see ``query.facts``)."""
 
     number: int
     queue: str
     priority: str
     category: str | None
-    subject: str
     status: str
     assignee: str | None
     confidential: bool
@@ -115,100 +116,134 @@ def hours(seconds: list[float]) -> dict[str, Any]:
 class _Section:
     """What one queue's tickets add up to; the overall section absorbs them all."""
 
-    created: Counter[str] = field(default_factory=Counter)  # per week
-    resolved: Counter[str] = field(default_factory=Counter)  # per week
-    first_response: list[float] = field(default_factory=list)
-    resolution: list[float] = field(default_factory=list)
+    created: list[int]  # per local day of the clock
+    resolved: list[int]  # per local day of the clock
+    first_response: list[int | float] = field(default_factory=list)
+    resolution: list[int | float] = field(default_factory=list)
     sla: Counter[str | None] = field(default_factory=Counter)
     assigned: Counter[str] = field(default_factory=Counter)
     categories: Counter[str | None] = field(default_factory=Counter)
-    open_tickets: list[Facts] = field(default_factory=list)  # the backlog, confidential ones too
+    # the backlog as (created, number, status): the tickets any report lists, and those only their queue's own lists
+    listable: list[tuple[float, int, str]] = field(default_factory=list)
+    confidential: list[tuple[float, int, str]] = field(default_factory=list)
+
+    @classmethod
+    def of_days(cls, days: int) -> _Section:
+        return cls([0] * days, [0] * days)
 
     def absorb(self, other: _Section) -> None:
-        for name in ("created", "resolved", "sla", "assigned", "categories"):
+        self.created = [a + b for a, b in zip(self.created, other.created, strict=True)]
+        self.resolved = [a + b for a, b in zip(self.resolved, other.resolved, strict=True)]
+        for name in ("sla", "assigned", "categories"):
             getattr(self, name).update(getattr(other, name))
         self.first_response += other.first_response
         self.resolution += other.resolution
-        self.open_tickets += other.open_tickets
+        self.listable += other.listable
+        self.confidential += other.confidential
 
 
-SlaOutcome = Callable[[Facts, "int | float | None", "int | float"], "str | None"]
-
-
-def sla_judge(targets: Mapping[str, timedelta], as_of: float, due: Callable[[float, timedelta], float]) -> SlaOutcome:
-    """``outcome(ticket, response, waited)``: ``met``, ``missed``, ``pending`` (unanswered,
-    not yet due at ``as_of``) or None (no target); ``response`` is the business time to the
-    first answer (None: none by ``as_of``), ``waited`` the business time until ``as_of``.
+@dataclass(frozen=True)
+class Sla:
+    """The SLA outcome of a ticket: ``met``, ``missed``, ``pending`` (unanswered, not yet due
+    at ``as_of``) or None (its priority has no target).
 
     Met means answered at or before the due time that ``BusinessCalendar.add`` gives, as the
     escalation sweep uses. That is the same as "at most the target's business time elapsed",
     except on a tie (the count ran out exactly at a closing time, and the answer came while
     closed): only then is the due time computed, by ``due(created, target)``."""
-    seconds = {priority: target.total_seconds() for priority, target in targets.items()}
 
-    def outcome(ticket: Facts, response: int | float | None, waited: int | float) -> str | None:
-        target = seconds.get(ticket.priority)
+    targets: Mapping[str, timedelta]
+    as_of: float
+    due: Callable[[float, timedelta], float]
+
+    def outcome(self, priority: str, created: float, answered: float | None, response: int | float | None,
+                waited: int | float) -> str | None:
+        """``response``: the business time to the first answer (None: none by ``as_of``);
+        ``waited``: the business time from creation to ``as_of``."""
+        target = self.targets.get(priority)
         if target is None:
             return None
-        answered = response is not None
-        spent = response if answered else waited
-        if spent < target:  # type: ignore[operator]
-            return "met" if answered else "pending"
-        if spent == target:
-            moment = ticket.first_response if answered else as_of
-            on_time = moment <= due(ticket.created, targets[ticket.priority])  # type: ignore[operator]
-            if answered:
-                return "met" if on_time else "missed"
-            return "pending" if moment < due(ticket.created, targets[ticket.priority]) else "missed"  # type: ignore[operator]
-        return "missed"
-
-    return outcome
+        limit = target.total_seconds()
+        if response is not None:
+            if response != limit:
+                return "met" if response < limit else "missed"
+            return "met" if answered <= self.due(created, target) else "missed"  # type: ignore[operator]
+        if waited != limit:
+            return "pending" if waited < limit else "missed"
+        return "pending" if self.as_of < self.due(created, target) else "missed"
 
 
 def summarise(
-    tickets: Iterable[Facts], period: Period, clock: BusinessClock, sla: SlaOutcome, tallies: Tallies,
+    tickets: Iterable[Sequence[Any]], period: Period, clock: BusinessClock, sla: Sla, tallies: Tallies,
     queues: Mapping[str, Sequence[str]], own_queue: str | None = None,
 ) -> dict[str, Any]:
-    """``{overall, queues: {ID: ...}}`` for ``tickets`` (those created in ``period``).
+    """``{overall, queues: {ID: ...}}`` for ``tickets`` (those created in ``period``, as
+    tuples in the order of :class:`Facts`).
 
     ``queues``: each queue's id and its staff (listed even with zeros), in the order to show.
     ``own_queue``: the queue whose own report this is (its confidential subjects are listed).
     """
-    week_of = [week_label(clock.first + timedelta(days=i)) for i in range(len(clock.cum))]
-    position, day_index = clock.positioner(), clock.day_indexer()
+    days = len(clock.business)
+    position, locate = clock.positioner(), clock.locator()
     at_end = position(period.as_of_ts)
-    sections: dict[str, _Section] = {queue: _Section() for queue in queues}
+    seconds = {priority: target.total_seconds() for priority, target in sla.targets.items()}
+    sections: dict[str, _Section] = {queue: _Section.of_days(days) for queue in queues}
     for ticket in tickets:  # a million times: everything local, one section per ticket
-        part = sections.get(ticket.queue)
+        number, queue, priority, category, status, assignee, confidential, created, answered, resolved = ticket
+        part = sections.get(queue)
         if part is None:  # a queue no longer in the rules
-            part = sections[ticket.queue] = _Section()
-        created = ticket.created
-        start = position(created)
-        part.created[week_of[day_index(created)]] += 1
-        answered = ticket.first_response
-        response = None
+            part = sections[queue] = _Section.of_days(days)
+        start, day = locate(created)
+        part.created[day] += 1
+        target = seconds.get(priority)
         if answered is not None:
             response = position(answered) - start if answered > created else 0
             part.first_response.append(response)
-        done = ticket.resolved
-        if done is not None:
-            part.resolution.append(position(done) - start if done > created else 0)
-            part.resolved[week_of[day_index(done)]] += 1
+            # sla.outcome, with the call only for a tie
+            if target is not None:
+                part.sla["met" if response < target else "missed" if response > target
+                         else sla.outcome(priority, created, answered, response, response)] += 1
+        elif target is not None:
+            waited = at_end - start
+            part.sla["pending" if waited < target else "missed" if waited > target
+                     else sla.outcome(priority, created, None, None, waited)] += 1
+        if resolved is not None:
+            end, day = locate(resolved)
+            part.resolution.append(end - start if resolved > created else 0)
+            part.resolved[day] += 1
+        elif confidential:
+            part.confidential.append((created, number, status))
         else:
-            part.open_tickets.append(ticket)
-        part.sla[sla(ticket, response, at_end - start)] += 1
-        if ticket.assignee:
-            part.assigned[ticket.assignee] += 1
-        part.categories[ticket.category] += 1
-    overall = _Section()
+            part.listable.append((created, number, status))
+        if assignee:
+            part.assigned[assignee] += 1
+        part.categories[category] += 1
+    overall = _Section.of_days(days)
     for part in sections.values():
+        part.first_response.sort()  # sorted runs: the overall's sort merges them
+        part.resolution.sort()
         overall.absorb(part)
-    labels = period.weeks()
+    weeks = Weeks(period, clock)
     return {
-        "overall": _finish(overall, labels, (), tallies, None, list_confidential=False),
-        "queues": {queue: _finish(part, labels, queues.get(queue, ()), tallies, queue, queue == own_queue)
+        "overall": _finish(overall, weeks, (), tallies, None, list_confidential=False),
+        "queues": {queue: _finish(part, weeks, queues.get(queue, ()), tallies, queue, queue == own_queue)
                    for queue, part in sections.items()},
     }
+
+
+class Weeks:
+    """The ISO weeks of a period, and per-day counts of the clock's days added up by them."""
+
+    def __init__(self, period: Period, clock: BusinessClock) -> None:
+        self.labels = period.weeks()
+        self._of_day = [week_label(clock.first + timedelta(days=i)) for i in range(len(clock.business))]
+
+    def add_up(self, per_day: Sequence[int]) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for label, count in zip(self._of_day, per_day, strict=True):
+            if count:
+                total[label] += count
+        return total
 
 
 def _ranked(counts: Mapping[str, int]) -> dict[str, int]:
@@ -225,19 +260,20 @@ def _merged(per_queue: Mapping[str, Mapping[str, int]], queue: str | None) -> Co
     return total
 
 
-def _finish(part: _Section, labels: list[str], staff: Sequence[str], tallies: Tallies, queue: str | None,
+def _finish(part: _Section, weeks: Weeks, staff: Sequence[str], tallies: Tallies, queue: str | None,
             list_confidential: bool) -> dict[str, Any]:
     answered = _merged(tallies.answered, queue)
     people = dict.fromkeys([*staff, *sorted(set(part.assigned) | set(answered))])
     met, missed = part.sla["met"], part.sla["missed"]
-    listed = [t for t in part.open_tickets if list_confidential or not t.confidential]
-    oldest = heapq.nsmallest(OLDEST_LISTED, listed, key=lambda t: (t.created, t.number))
+    backlog = len(part.listable) + len(part.confidential)
+    listed = part.listable + part.confidential if list_confidential else part.listable
+    oldest = heapq.nsmallest(OLDEST_LISTED, listed)
     categories = Counter({name: count for name, count in part.categories.items() if name})
-    created = sum(part.created.values())
+    created, resolved = weeks.add_up(part.created), weeks.add_up(part.resolved)
     return {
-        "created": created,
+        "created": sum(part.created),
         "resolved": len(part.resolution),
-        "backlog": len(part.open_tickets),
+        "backlog": backlog,
         "first_response_hours": hours(part.first_response),
         "resolution_hours": hours(part.resolution),
         "sla_met_percent": round(100 * met / (met + missed), 1) if met + missed else None,
@@ -249,14 +285,9 @@ def _finish(part: _Section, labels: list[str], staff: Sequence[str], tallies: Ta
         "channels": _ranked(_merged(tallies.channels, queue)),
         "rules": _ranked(_merged(tallies.rules, queue)),
         "no_rule": sum(tallies.no_rule.values()) if queue is None else tallies.no_rule.get(queue, 0),
-        "weeks": {label: {"created": part.created.get(label, 0), "resolved": part.resolved.get(label, 0)}
-                  for label in labels},
-        "oldest_open": [_listed(ticket) for ticket in oldest],
-        "hidden": len(part.open_tickets) - len(listed),
+        "weeks": {label: {"created": created.get(label, 0), "resolved": resolved.get(label, 0)}
+                  for label in weeks.labels},
+        "oldest_open": [{"number": number, "status": status, "created_at": datetime.fromtimestamp(created, UTC).isoformat()}
+                        for created, number, status in oldest],
+        "hidden": backlog - len(listed),
     }
-
-
-def _listed(ticket: Facts) -> dict[str, Any]:
-    return {"number": ticket.number, "subject": ticket.subject, "queue": ticket.queue, "status": ticket.status,
-            "priority": ticket.priority, "assignee": ticket.assignee,
-            "created_at": datetime.fromtimestamp(ticket.created, UTC).isoformat()}

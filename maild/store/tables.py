@@ -71,6 +71,7 @@ class Ticket(SQLModel, table=True):
         sa.Index("ix_tickets_requester", "requester"),
         sa.Index("ix_tickets_status_changed", "status", "status_changed_at"),
         sa.Index("ix_tickets_unanswered", "status", "first_response_at"),
+        sa.Index("ix_tickets_created", "created_at", "status_changed_at"),  # reports (migration 0013)
     )
     id: int | None = Field(default=None, primary_key=True)
     number: int = Field(unique=True)

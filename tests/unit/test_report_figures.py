@@ -16,7 +16,7 @@ import pytest
 
 from maild.core.business_time import BusinessCalendar
 from maild.report.clock import BusinessClock, OutOfSpan
-from maild.report.figures import Facts, Period, Tallies, quantile, sla_judge, summarise, week_label
+from maild.report.figures import Facts, Period, Sla, Tallies, quantile, summarise, week_label
 from maild.report.query import _rule_names, period_of
 from maild.rules.model import BusinessDuration, BusinessHours
 
@@ -95,7 +95,7 @@ def test_quantile(values: list[float], q: float, expected: float | None) -> None
 def ticket(number: int, created: str, *, queue: str = "a", priority: str = "normal", answered: str | None = None,
            resolved: str | None = None, status: str | None = None, assignee: str | None = None,
            category: str | None = None, confidential: bool = False) -> Facts:
-    return Facts(number, queue, priority, category, f"asia {number}", status or ("resolved" if resolved else "open"),
+    return Facts(number, queue, priority, category, status or ("resolved" if resolved else "open"),
                  assignee, confidential, ts(created), ts(answered) if answered else None,
                  ts(resolved) if resolved else None)
 
@@ -124,9 +124,12 @@ SLA_CASES = [
 
 @pytest.mark.parametrize(("facts", "as_of", "expected", "why"), SLA_CASES)
 def test_sla_outcome(facts: Facts, as_of: str, expected: str | None, why: str) -> None:
-    judge = sla_judge(TARGETS, ts(as_of), due)
+    judge = Sla(TARGETS, ts(as_of), due)
     response = None if facts.first_response is None else CLOCK.elapsed(facts.created, facts.first_response)
-    assert judge(facts, response, CLOCK.elapsed(facts.created, ts(as_of))) == expected, why
+    assert judge.outcome(facts.priority, facts.created, facts.first_response, response,
+                         CLOCK.elapsed(facts.created, ts(as_of))) == expected, why
+    assert CLOCK.due(facts.created, TARGETS.get(facts.priority, sla("1h"))) == due(
+        facts.created, TARGETS.get(facts.priority, sla("1h"))), "the clock's due time is the calendar's"
 
 
 def test_figures_of_a_small_history() -> None:
@@ -147,7 +150,7 @@ def test_figures_of_a_small_history() -> None:
     tallies = Tallies(channels={"a": Counter(smtp=2, imap=1), "b": Counter(smtp=1)},
                       rules={"a": Counter({"Eroamiset": 2})}, no_rule={"a": 1, "b": 1},
                       answered={"a": Counter({"m@x": 2}), "b": Counter({"j@x": 1})})
-    judge = sla_judge(TARGETS, period.as_of_ts, due)
+    judge = Sla(TARGETS, period.as_of_ts, due)
     report = summarise(tickets, period, CLOCK, judge, tallies, {"a": ("m@x", "p@x", "q@x"), "b": ("j@x",)})
     overall, a, b = report["overall"], report["queues"]["a"], report["queues"]["b"]
     assert (overall["created"], overall["resolved"], overall["backlog"]) == (4, 2, 2)
@@ -173,7 +176,7 @@ def test_figures_of_a_small_history() -> None:
 
 def test_an_empty_period_is_zeros() -> None:
     period = period_of(date(2027, 3, 22), date(2027, 3, 28), HKI, datetime(2027, 4, 10, tzinfo=HKI))
-    report = summarise([], period, CLOCK, sla_judge(TARGETS, period.as_of_ts, due), Tallies(), {"a": ()})
+    report = summarise([], period, CLOCK, Sla(TARGETS, period.as_of_ts, due), Tallies(), {"a": ()})
     part = report["overall"]
     assert (part["created"], part["resolved"], part["backlog"]) == (0, 0, 0)
     assert part["first_response_hours"] == {"median": None, "p90": None, "count": 0}
