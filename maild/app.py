@@ -43,12 +43,13 @@ class TemplatesError(Exception):
 class App:
     settings: Settings
     rules_text: str = ""
+    read_only: bool = False  # a shell command that only reads (``store.db.make_engine``)
 
     @cached_property
     def engine(self) -> sa.Engine:
         from maild.store import db
 
-        return db.make_engine(self.settings.database_url)
+        return db.make_engine(self.settings.database_url, read_only=self.read_only)
 
     @cached_property
     def raw_store(self) -> RawStore:

@@ -115,15 +115,16 @@ def _app(config: str | None, migrate: bool = True) -> App:
     return instance
 
 
-def _read_app(config: str | None, code: int = 1) -> App:
-    """An instance for a command that only reads: it never creates a database, a data
-    directory or a configuration, and says what it tried when there is nothing to read."""
+def _read_app(config: str | None, code: int = 1, writes: bool = False) -> App:
+    """An instance for a command on an existing database: it never creates a database, a data
+    directory or a configuration, and says what it tried when there is nothing to read. Unless
+    the command ``writes``, its database connection cannot write (``store.db.make_engine``)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from maild.app import App
 
     settings = _settings(config)
-    instance = App(settings)
+    instance = App(settings, read_only=not writes)
     tried = f"config {settings.source}, database {instance.database_label}"
     if not instance.database_exists():
         _fail(f"no database to read ({tried}); `maild run` or `maild db upgrade` creates it", code)
@@ -639,7 +640,7 @@ def members_import(
     if dry_run:
         instance = App(_settings(config))
         if instance.database_exists():
-            instance = _read_app(config)
+            instance = _read_app(config, writes=True)
     else:
         instance = _app(config)
     result = store_members.ImportResult(added=len(register.rows))
@@ -834,7 +835,7 @@ def _outbox_operate(action: str, ids: list[str], config: str | None) -> None:
     from maild.outbound.outbox import OPERATOR_ACTIONS, operate
 
     wanted = _outbox_ids(ids)
-    instance = _read_app(config)
+    instance = _read_app(config, writes=True)
     with Session(instance.engine) as session:
         changed = operate(session, action, wanted, datetime.now(timezone.utc))
         session.commit()
@@ -1000,7 +1001,7 @@ def jobs_list(at: Annotated[Optional[str], typer.Option("--at", help="As if it w
     from maild.daemon import SWEEP_MINUTES
     from maild.schedule import JOBS, run_job
 
-    instance = _read_app(config)
+    instance = _read_app(config, writes=True)  # the dry run writes, then rolls back
     now = _at(at)
     rows = [{"job": name, "schedule": f"every {SWEEP_MINUTES} minutes" + (", sends on business days from 08:00" if name == "digest" else ", erases once a day" if name == "retention" else ""),
              "due_now": run_job(instance.pipeline, name, now, dry_run=True)} for name in JOBS]
@@ -1179,7 +1180,7 @@ def members_erase(address: Annotated[str, typer.Argument(help="The member's emai
     member = _member_address(address)
     if not yes:
         _fail(f"this erases everything stored about {member} and cannot be undone: give --yes")
-    instance = _read_app(config)
+    instance = _read_app(config, writes=True)
     settings = instance.settings
     secret = secret_key(settings.instance.secret_key, settings.data_dir)
     outcome = erase_address(instance.engine, settings.data_dir, secret, member, datetime.now(timezone.utc), everywhere,

@@ -18,8 +18,11 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_SECONDS = 30.0
 
 
-def make_engine(url: str, **kwargs: Any) -> sa.Engine:
-    """An engine for ``url``; SQLite gets a private file (see ``sqlite_file``) and durable pragmas."""
+def make_engine(url: str, read_only: bool = False, **kwargs: Any) -> sa.Engine:
+    """An engine for ``url``; SQLite gets a private file (see ``sqlite_file``) and durable pragmas.
+
+    ``read_only`` (the shell's listings, reports and exports): on SQLite its transactions take
+    no write lock and cannot write (``query_only``), so a long report never holds up filing."""
     if url.startswith("sqlite"):
         # how long a statement waits for another writer's lock: 30 s, or the URL's ?timeout=SECONDS
         busy = float(sa.engine.make_url(url).query.get("timeout", SQLITE_BUSY_SECONDS))  # type: ignore[arg-type]
@@ -27,10 +30,11 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         path = sqlite_file(url)
         if path is not None:
             sa.event.listen(engine, "do_connect", lambda *_: _create_private(path))
-        sa.event.listen(engine, "connect", lambda conn, record: _sqlite_pragmas(conn, busy))
+        sa.event.listen(engine, "connect", lambda conn, record: _sqlite_pragmas(conn, busy, read_only))
         # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN instead,
-        # so two writers never deadlock upgrading a read lock.
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # so two writers never deadlock upgrading a read lock. A reader takes a snapshot (WAL).
+        begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
         return engine
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
@@ -53,10 +57,13 @@ def _create_private(path: Path) -> None:
     private.create_empty(path)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, busy_seconds: float) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, busy_seconds: float, read_only: bool = False) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see make_engine)
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    if read_only:
+        cur.execute("PRAGMA query_only=ON")
+    else:
+        cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
