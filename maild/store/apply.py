@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from maild.core import threader
-from maild.core.kinds import Direction, EventKind, InboundState
+from maild.core.kinds import Direction, EventKind
 from maild.core.plan import (
     AddEvent, AddNote, BumpCounter, CreateTicket, Effect, EnsureContact, LinkMember, MarkUndeliverable, NoteOnSpool, Plan,
     Quarantine, QueueMail, StoreMessage, UpdateTicket,
@@ -74,6 +74,7 @@ class Applying:
     parsed: Parsed | None = None
     ticket: Ticket | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    mail: list[tuple[int, QueueMail, outbox.Made]] = field(default_factory=list)  # (ticket id, ...) to write
     quarantined: str | None = None
 
 
@@ -85,13 +86,12 @@ def apply(applying: Applying, plan: Plan) -> str:
         applying.ticket = session.get(Ticket, plan.ticket.id)
     for effect in plan.effects:
         _apply(applying, effect)
+    if applying.mail:
+        _write_mail(applying)
     if applying.events:
         session.connection().execute(sa.insert(_EVENTS), applying.events)
         applying.events.clear()
-    inbound = applying.inbound
-    if inbound is not None and applying.quarantined is None:
-        inbound.state = InboundState.DONE
-    if applying.quarantined:
+    if applying.quarantined:  # else a spooled message is marked done by its caller, with its batch
         return f"quarantined:{applying.quarantined}"
     if applying.ticket is None or plan.outcome == "duplicate":
         return str(plan.outcome)
@@ -207,18 +207,32 @@ def _link_member(a: Applying, ticket: Ticket, effect: LinkMember) -> None:
 
 
 def _queue_mail(a: Applying, ticket: Ticket, effect: QueueMail) -> None:
-    """Queue the mail; one that cannot be made is an event, never a lost ticket."""
+    """Make the mail from the ticket as it is now (written with the plan's other mail, at its
+    end); one that cannot be made is an event, never a lost ticket."""
     make = NOTICES[effect.notice]
     try:
-        mails = make(a.mailer, a.rules, ticket, dict(effect.args))
-        message = outbox.enqueue_many(a.session, ticket, str(effect.kind), mails, a.mailer.secret, a.mailer.hostname)
+        made = outbox.made(ticket, str(effect.kind), make(a.mailer, a.rules, ticket, dict(effect.args)),
+                           a.mailer.secret, a.mailer.hostname)
     except SQLAlchemyError:
-        raise
+        raise  # the database (a ticket's value loaded late), not the mail
     except Exception as exc:  # a broken template or value must not cost the member their ticket
         log.error("ticket %s: %s not sent: %s", ticket.number, effect.kind, exc)
         a.events.append({"ticket_id": ticket.id, "kind": f"{effect.kind}_failed", "actor": "maild",
                          "data": {"error": f"{type(exc).__name__}: {exc}"}, "at": a.now})
         return
-    if message is not None and effect.relayed_by:  # recorded as relayed only when queued, to whom it was queued
-        a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.RELAYED), "actor": effect.relayed_by,
-                         "data": {"to": [*message.to, *message.cc]}, "at": a.now})
+    if made is not None:
+        a.mail.append((ticket.id or 0, effect, made))
+
+
+def _write_mail(a: Applying) -> None:
+    """Every mail of the plan in two statements (``outbound.outbox.write``), then what is on
+    the record about it: values left out (docs/mail.md#recipients), to whom an answer was relayed."""
+    queued = outbox.write(a.session, [made for _, _, made in a.mail])
+    for (ticket_id, effect, made), message in zip(a.mail, queued):
+        if made.left_out:
+            a.events.append({"ticket_id": ticket_id, "kind": str(EventKind.OUTGOING_VALUES_LEFT_OUT), "actor": "maild",
+                             "data": {"mail": str(effect.kind), "notes": made.left_out}, "at": a.now})
+        if message is not None and effect.relayed_by:  # recorded as relayed only when queued, to whom it was queued
+            a.events.append({"ticket_id": ticket_id, "kind": str(EventKind.RELAYED), "actor": effect.relayed_by,
+                             "data": {"to": [*message.to, *message.cc]}, "at": a.now})
+    a.mail.clear()
