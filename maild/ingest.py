@@ -44,12 +44,14 @@ from maild.store import lookup, private
 from maild.outbound.answers import answer_titles
 from maild.store import tickets as store
 from maild.store.apply import Applying, apply
-from maild.store.tables import Inbound, Message, Quarantine, Ticket, utcnow
+from maild.store.tables import Inbound, Quarantine, Ticket, utcnow
 
 if TYPE_CHECKING:
     from maild.lookup import Answer
 
 log = logging.getLogger("maild.ingest")
+
+_INBOUND = Inbound.__table__  # type: ignore[attr-defined]
 
 MAX_ATTEMPTS = 3  # a message that has crashed the processor this often is quarantined (docs: guarantees)
 BATCH = 16  # messages filed in one transaction
@@ -158,9 +160,17 @@ class Pipeline:
                 outcomes[inbound.id or 0] = outcome
         asked = self._ask_members(readings)
         with Session(self.engine, expire_on_commit=False) as session:
+            # the spool rows, locked (FOR UPDATE on PostgreSQL): another instance may be at them
+            locked = {row.id: row for row in session.exec(
+                select(Inbound).where(col(Inbound.id).in_(list(readings))).order_by(col(Inbound.id)).with_for_update())}
+            done: list[int] = []
             for inbound_id, reading in readings.items():
                 with watch(inbound_id):
-                    outcomes[inbound_id] = self._file(session, inbound_id, reading, asked.get(inbound_id))
+                    outcomes[inbound_id] = self._file(session, locked.get(inbound_id), inbound_id, reading, done,
+                                                      asked.get(inbound_id))
+            if done:  # one statement for the batch
+                session.connection().execute(sa.update(_INBOUND).where(_INBOUND.c.id.in_(done))
+                                             .values(state=str(InboundState.DONE)))
             session.commit()
         for inbound_id in readings:
             self._log(inbound_id, outcomes[inbound_id])
@@ -230,12 +240,13 @@ class Pipeline:
             asked[inbound_id] = answer
         return asked
 
-    def _file(self, session: Session, inbound_id: int, reading: Reading, asked: Answer | None = None) -> str:
-        """Look up, plan and apply one message in its own savepoint of the batch's transaction.
-        The spool row is locked (FOR UPDATE on PostgreSQL): another instance may be at it."""
+    def _file(self, session: Session, inbound: Inbound | None, inbound_id: int, reading: Reading, done: list[int],
+              asked: Answer | None = None) -> str:
+        """Look up, plan and apply one message in its own savepoint of the batch's transaction;
+        ``inbound``: its spool row, locked by the batch. A message filed (not quarantined) goes
+        into ``done``, to be marked so with the batch."""
         try:
             with session.begin_nested():
-                inbound = session.get(Inbound, inbound_id, with_for_update=True, populate_existing=True)
                 if inbound is None or inbound.state != InboundState.PENDING:
                     return str(Outcome.SKIPPED)
                 now = utcnow()
@@ -243,15 +254,19 @@ class Pipeline:
                 spooled = planner.Spooled(inbound.id, inbound.received_at)
                 plan = planner.plan(reading, found, self.policy, spooled, now)
                 parsed = None if isinstance(reading, Unreadable) else reading.parsed
-                return apply(Applying(session, self.mailer, self.rules, self.raw_store.root, now, inbound, parsed), plan)
+                applying = Applying(session, self.mailer, self.rules, self.raw_store.root, now, inbound, parsed)
+                outcome = apply(applying, plan)
+            if applying.quarantined is None:
+                done.append(inbound_id)
+            return outcome
         except OperationalError:
             raise  # the database, not the message: the batch stays pending for when the database is back
         except Exception as exc:
             log.exception("message %s failed; quarantined", inbound_id)
             with session.begin_nested():
-                inbound = session.get(Inbound, inbound_id, populate_existing=True)
-                assert inbound is not None
-                store.quarantine(session, "error", _reason(exc), inbound, from_addr=inbound.mail_from or "")
+                row = session.get(Inbound, inbound_id, populate_existing=True)
+                assert row is not None
+                store.quarantine(session, "error", _reason(exc), row, from_addr=row.mail_from or "")
             return "quarantined:error"
 
     def _log(self, inbound_id: int, outcome: str) -> None:
@@ -309,7 +324,7 @@ class Pipeline:
 
     def queue_mail(
         self, session: Session, ticket: Ticket | None, kind: str, compose: Callable[[], list[Outgoing]]
-    ) -> Message | None:
+    ) -> outbox.Queued | None:
         """Queue mail about a ticket and return its message on the ticket (None for mail of no
         ticket, or when it could not be written); a mail that cannot be written is an event, never
         a lost ticket."""
