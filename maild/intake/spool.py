@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -39,20 +40,31 @@ class RawStore:
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir)
 
-    def write(self, raw: bytes | Iterable[bytes], now: datetime | None = None, sync_dir: bool = True) -> str:
+    def write(self, raw: bytes | Iterable[bytes], now: datetime | None = None, durable: bool = True) -> str:
         """Write durably (bytes, or their pieces) and return the path relative to the data directory.
-        ``sync_dir=False``: the caller fsyncs the file's directory (``sync_dirs``) before relying on it."""
+        ``durable=False``: not yet; the caller makes it so with ``sync`` before relying on it."""
         now = now or datetime.now(timezone.utc)
         directory = self.root / "raw" / now.strftime("%Y/%m/%d")
         if not directory.is_dir():
             make_dirs(directory, durable=True)
         path = directory / f"{now.strftime('%H%M%S')}-{uuid.uuid4().hex}.eml"
-        write_file(path, raw, sync_dir=sync_dir)
+        write_file(path, raw, durable=durable)
         return str(path.relative_to(self.root))
 
-    def sync_dirs(self, relatives: Iterable[str]) -> None:
-        """Make the names of files written with ``sync_dir=False`` durable: one fsync per directory."""
-        for directory in dict.fromkeys((self.root / relative).parent for relative in relatives):
+    def sync(self, relatives: list[str]) -> None:
+        """Make files written with ``durable=False`` durable: their contents (fsyncs from several
+        threads, which the file system can commit together), then each directory's names, once."""
+        def fsync(path: Path) -> None:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        paths = [self.root / relative for relative in relatives]
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="spool-sync") as pool:
+            list(pool.map(fsync, paths))
+        for directory in dict.fromkeys(path.parent for path in paths):
             fsync_dir(directory)
 
     def read(self, relative: str) -> bytes:
@@ -122,15 +134,15 @@ def stage_stream(store: RawStore, stream: BinaryIO, envelope: Envelope) -> tuple
                 head.extend(piece[: _HEAD - len(head)])
             yield piece
 
-    path = store.write(pieces(), sync_dir=False)
+    path = store.write(pieces(), durable=False)
     return inbound_row(b"", path, envelope, size=size, sha256=digest.hexdigest()), message_id_of(bytes(head))
 
 
 def commit_staged(engine: sa.Engine, store: RawStore, staged: list[tuple[Inbound, str | None]]) -> list[int]:
-    """Store the messages ``stage_stream`` wrote: their directories fsynced, once each, then all
-    their rows in one commit (one fsync of the database for a whole ``maild ingest`` run).
-    Returns the inbound ids once committed."""
-    store.sync_dirs(row.raw_path for row, _ in staged)
+    """Store the messages ``stage_stream`` wrote: the files made durable together (``RawStore.sync``),
+    then all their rows in one commit (one fsync of the database for a whole ``maild ingest``
+    run). Returns the inbound ids once committed."""
+    store.sync([row.raw_path for row, _ in staged])
     return commit_rows(engine, [row for row, _ in staged], [message_id for _, message_id in staged])
 
 
