@@ -1,9 +1,10 @@
 """Carry out a ``core.plan.Plan`` in the caller's transaction. No decisions here: the plan has
 made them all; this module only knows how each effect is written.
 
-Rows that nothing reads back in the same transaction go in with SQLAlchemy Core (the
-message read, the events, in one statement each per message); the ticket stays an ORM
-object because the notices are made from it as it is at the moment they are queued.
+Rows that nothing reads back in the same transaction go in with SQLAlchemy Core: the
+message read, the events in one statement per message, and the mail queued, made when its
+effect comes and written at the end in two (``outbound.outbox.write``). The ticket stays an
+ORM object because the notices are made from it as it is at the moment they are queued.
 """
 
 from __future__ import annotations
