@@ -149,9 +149,10 @@ class Pipeline:
             outcomes.update(self._batch(todo, watch))
         return outcomes
 
-    def _batch(self, ids: list[int], watch: Watch) -> dict[int, str]:
-        """One transaction's worth; ``watch(inbound_id)`` is entered around each message's work."""
-        claimed, outcomes = self._claim(ids)
+    def _batch(self, ids: list[int] | None, watch: Watch, limit: int = BATCH) -> dict[int, str]:
+        """One transaction's worth (``ids``, or the first ``limit`` pending messages); ``watch(inbound_id)``
+        is entered around each message's work."""
+        claimed, outcomes = self._claim(ids, limit)
         readings: dict[int, Reading] = {}
         for inbound in claimed:
             with watch(inbound.id or 0):
@@ -176,17 +177,21 @@ class Pipeline:
             self._log(inbound_id, outcomes[inbound_id])
         return outcomes
 
-    def _claim(self, ids: list[int]) -> tuple[list[Inbound], dict[int, str]]:
+    def _claim(self, ids: list[int] | None, limit: int = BATCH) -> tuple[list[Inbound], dict[int, str]]:
         """Count an attempt at each pending message, committed before any work on it, so that
         a crash while reading or filing counts too: a message that crashed the processor
         ``MAX_ATTEMPTS`` times is quarantined when it comes up again, instead of stopping
         everything behind it. A message tried before (its batch crashed, or the database went
         away) goes alone, so that only the one that crashes is counted again.
+        ``ids`` None: the first ``limit`` pending messages, found in the same transaction.
         Returns the claimed rows, and the ids that are no longer pending (``skipped``)."""
         with Session(self.engine, expire_on_commit=False) as session:
-            rows = list(session.exec(select(Inbound).where(col(Inbound.id).in_(ids)).order_by(col(Inbound.id))
-                                     .with_for_update()))
-            skipped = {i: str(Outcome.SKIPPED) for i in ids if i not in {r.id for r in rows if r.state == "pending"}}
+            query = select(Inbound).order_by(col(Inbound.id)).with_for_update()
+            query = (query.where(Inbound.state == InboundState.PENDING).limit(limit) if ids is None
+                     else query.where(col(Inbound.id).in_(ids)))
+            rows = list(session.exec(query))
+            pending = {r.id for r in rows if r.state == InboundState.PENDING}
+            skipped = {i: str(Outcome.SKIPPED) for i in ids or () if i not in pending}
             rows = [r for r in rows if r.state == InboundState.PENDING]
             if len(rows) > 1 and any(r.attempts for r in rows):
                 rows = rows[:1]
@@ -280,11 +285,7 @@ class Pipeline:
     def process_some(self, limit: int = BATCH, watch: Watch = _unwatched) -> int:
         """Process up to ``limit`` spooled messages in arrival order; return how many.
         ``watch(inbound_id)`` is entered around each (the processor tells its parent)."""
-        with Session(self.engine) as session:
-            ids = store.pending_inbound(session, limit)
-        if ids:
-            self._batch(ids, watch)
-        return len(ids)
+        return len(self._batch(None, watch, limit))  # found and claimed in one transaction
 
     def process_pending(self) -> int:
         """Process every spooled message; return how many were handled."""
