@@ -284,7 +284,7 @@ def ingest(
 
     from maild.app import NotMigrated
     from maild.config import ConfigError
-    from maild.intake.spool import spool_stream
+    from maild.intake.spool import commit_staged, stage_stream
     from maild.mail import Envelope
     from maild.rules.loader import RulesError
 
@@ -293,18 +293,22 @@ def ingest(
     except (ConfigError, NotMigrated, SQLAlchemyError, OSError) as exc:
         _fail(f"cannot store: {exc}", EXIT_TEMPFAIL)
     envelope = Envelope(source="pipe", mail_from=sender, recipients=tuple(r.lower() for r in recipient or ()))
-    stored = []
+    staged = []
     for name in files or ["-"]:
         try:
-            # read and stored a chunk at a time: processing reads the stored copy, so a big
+            # read and written a chunk at a time: processing reads the stored copy, so a big
             # message is never held whole
             if name == "-":
-                stored.append(spool_stream(instance.engine, instance.raw_store, sys.stdin.buffer, envelope))
+                staged.append(stage_stream(instance.raw_store, sys.stdin.buffer, envelope))
             else:
                 with open(name, "rb") as stream:
-                    stored.append(spool_stream(instance.engine, instance.raw_store, stream, envelope))
+                    staged.append(stage_stream(instance.raw_store, stream, envelope))
         except Exception as exc:  # anything that keeps a message from being stored is temporary
             _fail(f"{name}: could not store: {exc}", EXIT_TEMPFAIL)
+    try:  # every file, or none: one commit for them all
+        stored = commit_staged(instance.engine, instance.raw_store, staged)
+    except Exception as exc:
+        _fail(f"could not store: {exc}", EXIT_TEMPFAIL)
     # Stored: from here on the exit is 0 whatever happens, or the MTA would bounce or repeat
     # a message that is safe (the daemon files what is left pending).
     try:

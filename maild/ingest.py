@@ -45,12 +45,14 @@ from maild.store import lookup, private
 from maild.outbound.answers import answer_titles
 from maild.store import tickets as store
 from maild.store.apply import Applying, apply
-from maild.store.tables import Inbound, Message, Quarantine, Ticket, utcnow
+from maild.store.tables import Inbound, Quarantine, Ticket, utcnow
 
 if TYPE_CHECKING:
     from maild.lookup import Answer
 
 log = logging.getLogger("maild.ingest")
+
+_INBOUND = Inbound.__table__  # type: ignore[attr-defined]
 
 MAX_ATTEMPTS = 3  # a message that has crashed the processor this often is quarantined (docs: guarantees)
 BATCH = 16  # messages filed in one transaction
@@ -148,9 +150,10 @@ class Pipeline:
             outcomes.update(self._batch(todo, watch))
         return outcomes
 
-    def _batch(self, ids: list[int], watch: Watch) -> dict[int, str]:
-        """One transaction's worth; ``watch(inbound_id)`` is entered around each message's work."""
-        claimed, outcomes = self._claim(ids)
+    def _batch(self, ids: list[int] | None, watch: Watch, limit: int = BATCH) -> dict[int, str]:
+        """One transaction's worth (``ids``, or the first ``limit`` pending messages); ``watch(inbound_id)``
+        is entered around each message's work."""
+        claimed, outcomes = self._claim(ids, limit)
         readings: dict[int, Reading] = {}
         for inbound in claimed:
             with watch(inbound.id or 0):
@@ -159,25 +162,37 @@ class Pipeline:
                 outcomes[inbound.id or 0] = outcome
         asked = self._ask_members(readings)
         with Session(self.engine, expire_on_commit=False) as session:
+            # the spool rows, locked (FOR UPDATE on PostgreSQL): another instance may be at them
+            locked = {row.id: row for row in session.exec(
+                select(Inbound).where(col(Inbound.id).in_(list(readings))).order_by(col(Inbound.id)).with_for_update())}
+            done: list[int] = []
             for inbound_id, reading in readings.items():
                 with watch(inbound_id):
-                    outcomes[inbound_id] = self._file(session, inbound_id, reading, asked.get(inbound_id))
+                    outcomes[inbound_id] = self._file(session, locked.get(inbound_id), inbound_id, reading, done,
+                                                      asked.get(inbound_id))
+            if done:  # one statement for the batch
+                session.connection().execute(sa.update(_INBOUND).where(_INBOUND.c.id.in_(done))
+                                             .values(state=str(InboundState.DONE)))
             session.commit()
         for inbound_id in readings:
             self._log(inbound_id, outcomes[inbound_id])
         return outcomes
 
-    def _claim(self, ids: list[int]) -> tuple[list[Inbound], dict[int, str]]:
+    def _claim(self, ids: list[int] | None, limit: int = BATCH) -> tuple[list[Inbound], dict[int, str]]:
         """Count an attempt at each pending message, committed before any work on it, so that
         a crash while reading or filing counts too: a message that crashed the processor
         ``MAX_ATTEMPTS`` times is quarantined when it comes up again, instead of stopping
         everything behind it. A message tried before (its batch crashed, or the database went
         away) goes alone, so that only the one that crashes is counted again.
+        ``ids`` None: the first ``limit`` pending messages, found in the same transaction.
         Returns the claimed rows, and the ids that are no longer pending (``skipped``)."""
         with Session(self.engine, expire_on_commit=False) as session:
-            rows = list(session.exec(select(Inbound).where(col(Inbound.id).in_(ids)).order_by(col(Inbound.id))
-                                     .with_for_update()))
-            skipped = {i: str(Outcome.SKIPPED) for i in ids if i not in {r.id for r in rows if r.state == "pending"}}
+            query = select(Inbound).order_by(col(Inbound.id)).with_for_update()
+            query = (query.where(Inbound.state == InboundState.PENDING).limit(limit) if ids is None
+                     else query.where(col(Inbound.id).in_(ids)))
+            rows = list(session.exec(query))
+            pending = {r.id for r in rows if r.state == InboundState.PENDING}
+            skipped = {i: str(Outcome.SKIPPED) for i in ids or () if i not in pending}
             rows = [r for r in rows if r.state == InboundState.PENDING]
             if len(rows) > 1 and any(r.attempts for r in rows):
                 rows = rows[:1]
@@ -231,12 +246,13 @@ class Pipeline:
             asked[inbound_id] = answer
         return asked
 
-    def _file(self, session: Session, inbound_id: int, reading: Reading, asked: Answer | None = None) -> str:
-        """Look up, plan and apply one message in its own savepoint of the batch's transaction.
-        The spool row is locked (FOR UPDATE on PostgreSQL): another instance may be at it."""
+    def _file(self, session: Session, inbound: Inbound | None, inbound_id: int, reading: Reading, done: list[int],
+              asked: Answer | None = None) -> str:
+        """Look up, plan and apply one message in its own savepoint of the batch's transaction;
+        ``inbound``: its spool row, locked by the batch. A message filed (not quarantined) goes
+        into ``done``, to be marked so with the batch."""
         try:
             with session.begin_nested():
-                inbound = session.get(Inbound, inbound_id, with_for_update=True, populate_existing=True)
                 if inbound is None or inbound.state != InboundState.PENDING:
                     return str(Outcome.SKIPPED)
                 now = utcnow()
@@ -246,15 +262,19 @@ class Pipeline:
                 plan = self.with_answers(session, plan, lambda failures: planner.plan(
                     reading, replace(found, answer_failures=failures), self.policy, spooled, now))
                 parsed = None if isinstance(reading, Unreadable) else reading.parsed
-                return apply(Applying(session, self.mailer, self.rules, self.raw_store.root, now, inbound, parsed), plan)
+                applying = Applying(session, self.mailer, self.rules, self.raw_store.root, now, inbound, parsed)
+                outcome = apply(applying, plan)
+            if applying.quarantined is None:
+                done.append(inbound_id)
+            return outcome
         except OperationalError:
             raise  # the database, not the message: the batch stays pending for when the database is back
         except Exception as exc:
             log.exception("message %s failed; quarantined", inbound_id)
             with session.begin_nested():
-                inbound = session.get(Inbound, inbound_id, populate_existing=True)
-                assert inbound is not None
-                store.quarantine(session, "error", _reason(exc), inbound, from_addr=inbound.mail_from or "")
+                row = session.get(Inbound, inbound_id, populate_existing=True)
+                assert row is not None
+                store.quarantine(session, "error", _reason(exc), row, from_addr=row.mail_from or "")
             return "quarantined:error"
 
     def _log(self, inbound_id: int, outcome: str) -> None:
@@ -268,11 +288,7 @@ class Pipeline:
     def process_some(self, limit: int = BATCH, watch: Watch = _unwatched) -> int:
         """Process up to ``limit`` spooled messages in arrival order; return how many.
         ``watch(inbound_id)`` is entered around each (the processor tells its parent)."""
-        with Session(self.engine) as session:
-            ids = store.pending_inbound(session, limit)
-        if ids:
-            self._batch(ids, watch)
-        return len(ids)
+        return len(self._batch(None, watch, limit))  # found and claimed in one transaction
 
     def process_pending(self) -> int:
         """Process every spooled message; return how many were handled."""
@@ -349,7 +365,7 @@ class Pipeline:
 
     def queue_mail(
         self, session: Session, ticket: Ticket | None, kind: str, compose: Callable[[], list[Outgoing]]
-    ) -> Message | None:
+    ) -> outbox.Queued | None:
         """Queue mail about a ticket and return its message on the ticket (None for mail of no
         ticket, or when it could not be written); a mail that cannot be written is an event, never
         a lost ticket."""

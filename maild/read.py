@@ -15,7 +15,7 @@ from maild.core.classify import classify
 from maild.core.kinds import QuarantineKind, channel_of
 from maild.core.parse import ParseError, parse_message
 from maild.core.reading import Reading, Returned, ToFile, Unreadable
-from maild.core.tokens import read_outbox_token
+from maild.core.tokens import read_bounce_token, read_outbox_token
 from maild.mail import Envelope
 from maild.rules.engine import decide, facts_from
 from maild.rules.model import RuleSet
@@ -33,8 +33,8 @@ def read(raw: bytes | os.PathLike[str], envelope: Envelope, rules: RuleSet, tag_
     sender = parsed.from_addr or parse_address(envelope.mail_from or "") or ""  # MAIL FROM is read alike
     verdict = classify(parsed, envelope, message, rules.addresses())
     if verdict.kind == "bounce":
-        outbox_id = verp_outbox_id(envelope.recipients + parsed.to, secret)
-        return Returned(envelope, parsed, verdict, sender, parse_bounce(message), outbox_id)
+        outbox_id, outbox_token = verp_outbox(envelope.recipients + parsed.to, secret)
+        return Returned(envelope, parsed, verdict, sender, parse_bounce(message), outbox_id, outbox_token)
     if not sender:
         return Unreadable(envelope, QuarantineKind.UNPARSEABLE, "no sender address", sender, parsed.subject)
     keys = threader.keys(parsed, envelope, tag_prefix, rules.addresses())
@@ -42,11 +42,16 @@ def read(raw: bytes | os.PathLike[str], envelope: Envelope, rules: RuleSet, tag_
     return ToFile(envelope, parsed, verdict, sender, keys, decide(facts, rules))
 
 
-def verp_outbox_id(recipients: tuple[str, ...], secret: bytes) -> int | None:
-    """The outbox row whose VERP return path a bounce came back to, if its token is genuine."""
+def verp_outbox(recipients: tuple[str, ...], secret: bytes) -> tuple[int | None, str | None]:
+    """The outbox row whose VERP return path a bounce came back to, if its token is genuine:
+    (None, its token) for a token stored on the row, (its id, None) for an old token that
+    names the row id, (None, None) when none is ours."""
     for address in recipients:
         token = verp_token(address, BOUNCE_PREFIX)
-        found = read_outbox_token(secret, token) if token else None
-        if found:
-            return found
-    return None
+        if not token:
+            continue
+        if stored := read_bounce_token(secret, token):
+            return None, stored
+        if outbox_id := read_outbox_token(secret, token):
+            return outbox_id, None
+    return None, None

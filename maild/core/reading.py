@@ -39,7 +39,8 @@ class Returned:
     verdict: Verdict
     sender: str
     bounce: Bounce | None
-    outbox_id: int | None  # from the VERP address the bounce came back to
+    outbox_id: int | None  # from the VERP address the bounce came back to: a row id (old tokens)
+    outbox_token: str | None = None  # ... or the token stored on the row (``core.tokens.bounce_token``)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,7 +28,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from maild.mail import Envelope
-from maild.store.private import make_dirs, write_file
+from maild.store.private import fsync_dir, make_dirs, write_file
 from maild.store.tables import Inbound
 
 log = logging.getLogger("maild.spool")
@@ -39,15 +40,32 @@ class RawStore:
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir)
 
-    def write(self, raw: bytes | Iterable[bytes], now: datetime | None = None) -> str:
-        """Write durably (bytes, or their pieces) and return the path relative to the data directory."""
+    def write(self, raw: bytes | Iterable[bytes], now: datetime | None = None, durable: bool = True) -> str:
+        """Write durably (bytes, or their pieces) and return the path relative to the data directory.
+        ``durable=False``: not yet; the caller makes it so with ``sync`` before relying on it."""
         now = now or datetime.now(timezone.utc)
         directory = self.root / "raw" / now.strftime("%Y/%m/%d")
         if not directory.is_dir():
             make_dirs(directory, durable=True)
         path = directory / f"{now.strftime('%H%M%S')}-{uuid.uuid4().hex}.eml"
-        write_file(path, raw)
+        write_file(path, raw, durable=durable)
         return str(path.relative_to(self.root))
+
+    def sync(self, relatives: list[str]) -> None:
+        """Make files written with ``durable=False`` durable: their contents (fsyncs from several
+        threads, which the file system can commit together), then each directory's names, once."""
+        def fsync(path: Path) -> None:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        paths = [self.root / relative for relative in relatives]
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="spool-sync") as pool:
+            list(pool.map(fsync, paths))
+        for directory in dict.fromkeys(path.parent for path in paths):
+            fsync_dir(directory)
 
     def read(self, relative: str) -> bytes:
         return self.path(relative).read_bytes()
@@ -101,9 +119,10 @@ def spool_sync(engine: sa.Engine, store: RawStore, raw: bytes, envelope: Envelop
     return commit_rows(engine, [inbound_row(raw, path, envelope)], [message_id_of(raw)])[0]
 
 
-def spool_stream(engine: sa.Engine, store: RawStore, stream: BinaryIO, envelope: Envelope) -> int:
-    """``spool_sync`` for a message read from a file or a pipe a chunk at a time (``maild ingest
-    FILE``): a big message is never held whole, and is hashed and measured on the way."""
+def stage_stream(store: RawStore, stream: BinaryIO, envelope: Envelope) -> tuple[Inbound, str | None]:
+    """Write a message read from a file or a pipe a chunk at a time (``maild ingest FILE``): a
+    big message is never held whole, and is hashed and measured on the way. Returns its pending
+    row and Message-ID (for the log) for ``commit_staged``; until then nothing is stored."""
     digest, size, head = hashlib.sha256(), 0, bytearray()
 
     def pieces() -> Iterator[bytes]:
@@ -115,9 +134,16 @@ def spool_stream(engine: sa.Engine, store: RawStore, stream: BinaryIO, envelope:
                 head.extend(piece[: _HEAD - len(head)])
             yield piece
 
-    path = store.write(pieces())
-    row = inbound_row(b"", path, envelope, size=size, sha256=digest.hexdigest())
-    return commit_rows(engine, [row], [message_id_of(bytes(head))])[0]
+    path = store.write(pieces(), durable=False)
+    return inbound_row(b"", path, envelope, size=size, sha256=digest.hexdigest()), message_id_of(bytes(head))
+
+
+def commit_staged(engine: sa.Engine, store: RawStore, staged: list[tuple[Inbound, str | None]]) -> list[int]:
+    """Store the messages ``stage_stream`` wrote: the files made durable together (``RawStore.sync``),
+    then all their rows in one commit (one fsync of the database for a whole ``maild ingest``
+    run). Returns the inbound ids once committed."""
+    store.sync([row.raw_path for row, _ in staged])
+    return commit_rows(engine, [row for row, _ in staged], [message_id for _, message_id in staged])
 
 
 class GroupCommitter:

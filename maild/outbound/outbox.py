@@ -4,7 +4,10 @@ is sent, written in the same transaction as the change that caused it. One sende
 
 from __future__ import annotations
 
+import base64
 import random
+import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from maild.core.bounces import verp_address
-from maild.core.tokens import outbox_token
+from maild.core.tokens import bounce_token
 from maild.outbound.compose import Outgoing, build_many, checked
 from maild.store.tables import Message, Outbox, Ticket, utcnow
 from maild.store.tickets import add_event
@@ -21,9 +24,27 @@ BOUNCE_PREFIX = "bounces"
 MAX_ATTEMPTS = 30  # with the backoff below: about three days of retrying
 
 
+@dataclass(frozen=True)
+class Queued:
+    """The message a queued mail was recorded as on its ticket: its row, and to whom it went."""
+
+    id: int
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+
+
+@dataclass
+class Made:
+    """One notice's mails, made and ready to write (``made``), not yet in the database (``write``)."""
+
+    message: dict[str, Any] | None  # its row on the ticket; None for mail of no ticket
+    rows: list[dict[str, Any]]  # an outbox row per mail and envelope recipient
+    left_out: list[str]  # docs/mail.md#recipients: values from mail that could not go into a header
+
+
 def enqueue(
     session: Session, ticket: Ticket | None, kind: str, mail: Outgoing, secret: bytes, domain: str
-) -> Message | None:
+) -> Queued | None:
     """Record an outgoing mail on its ticket and queue it for every recipient, in the caller's
     transaction. Returns the ticket message (None for mail that belongs to no ticket)."""
     return enqueue_many(session, ticket, kind, [mail], secret, domain)
@@ -31,36 +52,75 @@ def enqueue(
 
 def enqueue_many(
     session: Session, ticket: Ticket | None, kind: str, mails: list[Outgoing], secret: bytes, domain: str
-) -> Message | None:
+) -> Queued | None:
     """Like ``enqueue`` for one notice sent as several mails (one per staff member, each with
     its own reply address): one message on the ticket, addressed to them all."""
+    notice = made(ticket, kind, mails, secret, domain)
+    if notice is None:
+        return None
+    (queued,) = write(session, [notice])
+    if notice.left_out and ticket is not None:  # docs/mail.md#recipients: what was left out is on the record
+        add_event(session, ticket, "outgoing_values_left_out", mail=kind, notes=notice.left_out)
+    return queued
+
+
+def made(ticket: Ticket | None, kind: str, mails: list[Outgoing], secret: bytes, domain: str) -> Made | None:
+    """The rows of one notice (None when it has no mail), made without the database: each
+    outbox row's VERP token is drawn here and stored on it (``core.tokens.bounce_token``), so
+    no row needs its id before its return path is known."""
     if not mails:
         return None
-    mails, raws, left_out = prepare(mails)  # before anything touches the session
-    first = mails[0]
+    mails, raws, left_out = prepare(mails)
+    first, now = mails[0], utcnow()
     message = None
     if ticket is not None:
-        message = Message(
-            ticket_id=ticket.id, direction="out", kind=kind, message_id=first.message_id,
-            from_addr=first.from_addr, from_name=first.from_name,
-            to=list(dict.fromkeys(a for mail in mails for a in mail.to)), cc=list(first.cc),
-            subject=first.subject, date=first.date or utcnow(), in_reply_to=first.in_reply_to,
-            references=list(first.references), text=first.text, html=first.html,
-        )
-        session.add(message)
-        session.flush()
+        message = {
+            "ticket_id": ticket.id, "inbound_id": None, "direction": "out", "kind": kind,
+            "message_id": first.message_id, "fingerprint": None, "from_addr": first.from_addr,
+            "from_name": first.from_name, "to": list(dict.fromkeys(a for mail in mails for a in mail.to)),
+            "cc": list(first.cc), "subject": first.subject, "date": first.date or now, "in_reply_to": first.in_reply_to,
+            "references": list(first.references), "classification": "normal", "text": first.text, "html": first.html,
+            "raw_path": None, "created_at": now,
+        }
+    rows = []
     for mail, raw in zip(mails, raws):
         for recipient in dict.fromkeys(mail.to + mail.cc):
-            row = Outbox(
-                ticket_id=ticket.id if ticket else None, message_id=message.id if message else None,
-                kind=kind, return_path="", recipient=recipient, raw=raw,
-            )
-            session.add(row)
-            session.flush()
-            row.return_path = verp_address(outbox_token(secret, row.id or 0), domain, BOUNCE_PREFIX)
-    if left_out and ticket is not None:  # docs/mail.md#recipients: what was left out is on the record
-        add_event(session, ticket, "outgoing_values_left_out", mail=kind, notes=left_out)
-    return message
+            token = bounce_token(secret, base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower())
+            rows.append({
+                "ticket_id": ticket.id if ticket else None, "message_id": None, "kind": kind, "created_at": now,
+                "return_path": verp_address(token, domain, BOUNCE_PREFIX), "bounce_token": token,
+                "recipient": recipient, "raw": raw, "state": "queued", "attempts": 0, "next_attempt_at": now,
+            })
+    return Made(message, rows, left_out)
+
+
+_MESSAGES = Message.__table__  # type: ignore[attr-defined]
+_OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+# RETURNING in the order of the parameters would cost a statement per row on SQLite: the rows
+# are told apart by their Message-ID instead (each notice's is new, ``compose.new_message_id``)
+_ADD_MESSAGES = sa.insert(_MESSAGES).returning(_MESSAGES.c.message_id, _MESSAGES.c.id)
+_ADD_ROWS = sa.insert(_OUTBOX)
+
+
+def write(session: Session, notices: list[Made]) -> list[Queued | None]:
+    """Write made notices in the caller's transaction, in order, in two statements however many
+    there are (SQLAlchemy Core: this runs for every mail maild files): their messages on the
+    ticket, then every outbox row. Returns each notice's message (None for mail of no ticket)."""
+    connection = session.connection()
+    messages = [notice.message for notice in notices if notice.message is not None]
+    ids = {row[0]: row[1] for row in connection.execute(_ADD_MESSAGES, messages)} if messages else {}
+    queued: list[Queued | None] = []
+    rows = []
+    for notice in notices:
+        message_id = ids[notice.message["message_id"]] if notice.message is not None else None
+        for row in notice.rows:
+            row["message_id"] = message_id
+        rows.extend(notice.rows)
+        queued.append(None if notice.message is None or message_id is None
+                      else Queued(message_id, tuple(notice.message["to"]), tuple(notice.message["cc"])))
+    if rows:
+        connection.execute(_ADD_ROWS, rows)
+    return queued
 
 
 def prepare(mails: list[Outgoing]) -> tuple[list[Outgoing], list[bytes], list[str]]:

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from maild.core.tokens import read_outbox_token
+from maild.core.tokens import read_bounce_token, read_outbox_token
 from maild.privacy import erase as core
 from maild.privacy import scan
 from maild.privacy.identity import Scrubber, pseudonym, usable_names
@@ -160,15 +160,17 @@ def _sent_copies(session: Session, maildir: Path, scope: core.Scope, secret: byt
     where quoted-printable split it, and the name and subject it does not look for at all."""
     messages, outbox = Message.__table__, Outbox.__table__  # type: ignore[attr-defined]
     message_ids = scope.messages | core._ids(session, messages, messages.c.ticket_id.in_(scope.tickets))
-    rows = core._ids(session, outbox, sa.or_(outbox.c.ticket_id.in_(scope.tickets),
-                                              outbox.c.message_id.in_(message_ids),
-                                              sa.func.lower(outbox.c.recipient).in_(list(scope.scrubber.pseudonyms))))
+    covered = sa.or_(outbox.c.ticket_id.in_(scope.tickets), outbox.c.message_id.in_(message_ids),
+                     sa.func.lower(outbox.c.recipient).in_(list(scope.scrubber.pseudonyms)))
+    rows = session.execute(sa.select(outbox.c.id, outbox.c.bounce_token).where(covered)).all()
+    ids, tokens = {row.id for row in rows}, {row.bounce_token for row in rows if row.bounce_token}
     found = []
     for path in scan.files_under(maildir):
         with path.open("rb") as handle:
             first = handle.readline(1000)  # the transport writes the Return-Path first
         match = _RETURN_PATH.match(first)
-        if match and read_outbox_token(secret, match.group(1).decode("ascii")) in rows:
+        token = match.group(1).decode("ascii") if match else ""
+        if token and (read_bounce_token(secret, token) in tokens or read_outbox_token(secret, token) in ids):
             found.append(path)
     return found
 

@@ -1,9 +1,10 @@
 """Carry out a ``core.plan.Plan`` in the caller's transaction. No decisions here: the plan has
 made them all; this module only knows how each effect is written.
 
-Rows that nothing reads back in the same transaction go in with SQLAlchemy Core (the
-message read, the events, in one statement each per message); the ticket stays an ORM
-object because the notices are made from it as it is at the moment they are queued.
+Rows that nothing reads back in the same transaction go in with SQLAlchemy Core: the
+message read, the events in one statement per message, and the mail queued, made when its
+effect comes and written at the end in two (``outbound.outbox.write``). The ticket stays an
+ORM object because the notices are made from it as it is at the moment they are queued.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from maild.core import threader
-from maild.core.kinds import Direction, EventKind, InboundState, MessageKind
+from maild.core.kinds import Direction, EventKind, MessageKind
 from maild.core.plan import (
     AddEvent, AddNote, BumpCounter, CreateTicket, Effect, EnsureContact, LinkMember, MarkUndeliverable, NoteOnSpool, Plan,
     Quarantine, QueueMail, StoreMessage, UpdateTicket,
@@ -91,6 +92,7 @@ class Applying:
     parsed: Parsed | None = None
     ticket: Ticket | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    mail: list[tuple[int | None, QueueMail, outbox.Made]] = field(default_factory=list)  # (ticket id, ...) to write
     quarantined: str | None = None
     files: tuple[MessageFile, ...] = ()  # the stored attachments of the message filed
 
@@ -103,13 +105,12 @@ def apply(applying: Applying, plan: Plan) -> str:
         applying.ticket = session.get(Ticket, plan.ticket.id)
     for effect in plan.effects:
         _apply(applying, effect)
+    if applying.mail:
+        _write_mail(applying)
     if applying.events:
         session.connection().execute(sa.insert(_EVENTS), applying.events)
         applying.events.clear()
-    inbound = applying.inbound
-    if inbound is not None and applying.quarantined is None:
-        inbound.state = InboundState.DONE
-    if applying.quarantined:
+    if applying.quarantined:  # else a spooled message is marked done by its caller, with its batch
         return f"quarantined:{applying.quarantined}"
     if applying.ticket is None or plan.outcome == "duplicate":
         return str(plan.outcome)
@@ -229,8 +230,9 @@ def _link_member(a: Applying, ticket: Ticket, effect: LinkMember) -> None:
 
 
 def _queue_mail(a: Applying, ticket: Ticket | None, effect: QueueMail) -> None:
-    """Queue the mail; one that cannot be made is an event, never a lost ticket. Mail about no
-    ticket (a refused ``#for``) is only logged when it cannot be made."""
+    """Make the mail from the ticket as it is now (written with the plan's other mail, at its
+    end); one that cannot be made is an event, never a lost ticket. Mail about no ticket (a
+    refused ``#for``) is only logged when it cannot be made."""
     make = NOTICES[effect.notice]
     left_out: list[MessageFile] = []
     try:
@@ -239,9 +241,9 @@ def _queue_mail(a: Applying, ticket: Ticket | None, effect: QueueMail) -> None:
             html = a.parsed.html if a.parsed else None
             relayed, left_out = notices.with_answer_files(a.mailer, mails[0], html, a.files)
             mails = [relayed, *mails[1:]]
-        message = outbox.enqueue_many(a.session, ticket, str(effect.kind), mails, a.mailer.secret, a.mailer.hostname)
+        made = outbox.made(ticket, str(effect.kind), mails, a.mailer.secret, a.mailer.hostname)
     except SQLAlchemyError:
-        raise
+        raise  # the database (a ticket's value loaded late), not the mail
     except Exception as exc:  # a broken template or value must not cost the member their ticket
         log.error("ticket %s: %s not sent: %s", ticket.number if ticket else "-", effect.kind, exc)
         if ticket is None:
@@ -249,10 +251,10 @@ def _queue_mail(a: Applying, ticket: Ticket | None, effect: QueueMail) -> None:
         a.events.append({"ticket_id": ticket.id, "kind": f"{effect.kind}_failed", "actor": "maild",
                          "data": {"error": f"{type(exc).__name__}: {exc}"}, "at": a.now})
         return
-    if message is not None and ticket is not None and effect.relayed_by:  # recorded as relayed only when queued, to whom it was queued
-        a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.RELAYED), "actor": effect.relayed_by,
-                         "data": {"to": [*message.to, *message.cc]}, "at": a.now})
-    if message is not None and left_out:
+    if made is None:
+        return
+    a.mail.append((ticket.id if ticket else None, effect, made))
+    if ticket is not None and left_out:
         a.events.append({"ticket_id": ticket.id, "kind": str(EventKind.ATTACHMENTS_NOT_RELAYED),
                          "actor": effect.relayed_by or "maild", "at": a.now, "data": {
                              "attachments": [item.id for item in left_out], "limit": a.mailer.attach_max_bytes}})
@@ -260,3 +262,19 @@ def _queue_mail(a: Applying, ticket: Ticket | None, effect: QueueMail) -> None:
             _queue_mail(a, ticket, QueueMail(MessageKind.NOTIFICATION, "files_not_relayed", {
                 "queue": effect.args["queue"], "writer": effect.relayed_by, "parsed": a.parsed,
                 "left_out": tuple(left_out), "now": a.now}))
+
+
+def _write_mail(a: Applying) -> None:
+    """Every mail of the plan in two statements (``outbound.outbox.write``), then what is on
+    the record about it: values left out (docs/mail.md#recipients), to whom an answer was relayed."""
+    queued = outbox.write(a.session, [made for _, _, made in a.mail])
+    for (ticket_id, effect, made), message in zip(a.mail, queued):
+        if ticket_id is None:  # mail of no ticket: nothing to record it on
+            continue
+        if made.left_out:
+            a.events.append({"ticket_id": ticket_id, "kind": str(EventKind.OUTGOING_VALUES_LEFT_OUT), "actor": "maild",
+                             "data": {"mail": str(effect.kind), "notes": made.left_out}, "at": a.now})
+        if message is not None and effect.relayed_by:  # recorded as relayed only when queued, to whom it was queued
+            a.events.append({"ticket_id": ticket_id, "kind": str(EventKind.RELAYED), "actor": effect.relayed_by,
+                             "data": {"to": [*message.to, *message.cc]}, "at": a.now})
+    a.mail.clear()

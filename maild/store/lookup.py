@@ -212,8 +212,9 @@ def _bounce(session: Session, reading: Returned, now: datetime) -> Lookups:
     the returned Message-ID when maild generated it. A bounce of any other message (one that
     maild received, an attacker's own) is not ours: no ticket, so it goes to the quarantine
     (docs/mail.md#bounces)."""
-    if reading.outbox_id is not None:
-        row = session.get(Outbox, reading.outbox_id)
+    if reading.outbox_id is not None or reading.outbox_token is not None:
+        row = (session.get(Outbox, reading.outbox_id) if reading.outbox_id is not None  # an old token: the row id
+               else session.exec(select(Outbox).where(Outbox.bounce_token == reading.outbox_token)).first())
         ticket = session.get(Ticket, row.ticket_id) if row is not None and row.ticket_id is not None else None
         if row is not None and ticket is not None:  # the DSN may name a forward target: the row's recipient
             return Lookups(ticket=TicketFacts(state(ticket)), bounced_failed=(row.recipient,))

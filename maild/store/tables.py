@@ -193,6 +193,9 @@ class Outbox(SQLModel, table=True):
     kind: str = Field(max_length=16)  # ack|notification|reminder|resolved|relay|reply
     created_at: datetime = _ts(default_factory=utcnow)
     return_path: str = Field(max_length=320)  # VERP address: bounces+TOKEN@domain
+    # TOKEN as written (``core.tokens.bounce_token``), to find the row a bounce returns; NULL on
+    # rows queued before migration 0012, whose token names the row id
+    bounce_token: str | None = Field(default=None, max_length=40, unique=True, index=True)
     recipient: str = Field(max_length=320)
     raw: bytes = Field(sa_type=sa.LargeBinary)
     state: str = Field(default="queued", max_length=16)

@@ -176,10 +176,6 @@ def quarantine(
     return row
 
 
-def pending_inbound(session: Session, limit: int = 100) -> list[int]:
-    return list(session.exec(select(Inbound.id).where(Inbound.state == "pending").order_by(Inbound.id).limit(limit)))
-
-
 def message_counts(session: Session, ticket_ids: list[int]) -> dict[int, int]:
     if not ticket_ids:
         return {}

@@ -6,6 +6,8 @@ import json
 import textwrap
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from tests.conftest import run_maild
 from tests.mailgen import mail
 
@@ -65,6 +67,25 @@ def test_ingest_exit_75_when_it_cannot_store(make_instance) -> None:  # type: ig
     result = cli(config, "ingest", input=mail())
     assert result.returncode == 75
     assert b"Traceback" not in result.stderr and b"could not store" in result.stderr or b"cannot store" in result.stderr
+
+
+def test_ingest_of_several_files_stores_all_or_none(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    """One commit for every file: a file that cannot be read leaves nothing stored (75, the MTA
+    tries again), and nothing is half stored that the retry would file twice."""
+    config = make_instance(sqlite_url)
+    first, second = config.parent / "1.eml", config.parent / "2.eml"
+    first.write_bytes(mail(subject="Jäsenmaksu"))
+    second.write_bytes(mail(subject="Osoitteenmuutos"))
+    failed = cli(config, "ingest", str(first), str(config.parent / "missing.eml"))
+    assert failed.returncode == 75 and b"missing.eml: could not store" in failed.stderr
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM inbound")).scalar_one() == 0
+    engine.dispose()
+    stored = cli(config, "ingest", str(first), str(second))
+    assert stored.returncode == 0, stored.stderr
+    assert [row["subject"] for row in json.loads(cli(config, "tickets", "list", "--json").stdout)] == [
+        "Osoitteenmuutos", "Jäsenmaksu"]
 
 
 def test_quarantine_list_show_replay(make_instance, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,8 @@ from sqlmodel import Session, select
 from maild import views
 from maild.app import App
 from maild.config import load_settings
+from maild.core.bounces import verp_address
+from maild.core.tokens import outbox_token
 from maild.outbound.sender import Sender
 from maild.outbound.transport import SmtpTransport
 from maild.store import db
@@ -114,6 +116,29 @@ def test_a_verp_bounce_marks_the_outbox_recipient_not_the_addresses_it_lists(app
     assert since(app, VICTIM) is None and since(app, ATTACKER) is not None
     (event,) = bounce_events(app)
     assert event["recipients"] == [VICTIM] and event["undeliverable"] == [ATTACKER]
+
+
+def test_a_bounce_to_a_token_of_before_migration_0012_still_finds_its_row(app: App) -> None:
+    """Mail queued before 0012 went out with ``o<row id>-<mac>`` tokens and no stored token."""
+    deliver(app, mail(subject="Jäsenmaksu", sender=VICTIM))
+    row = outbox_row(app, "ack", VICTIM)
+    old = verp_address(outbox_token(app.pipeline.mailer.secret, row.id or 0), "liitto.fi")
+    with Session(app.engine) as session:
+        session.execute(sa.update(Outbox).where(Outbox.id == row.id).values(bounce_token=None, return_path=old))
+        session.commit()
+    assert deliver(app, dsn_for(row.raw, VICTIM, old), recipients=(old,), sender="") == "bounce:1"
+    assert since(app, VICTIM) is not None
+
+
+def test_a_bounce_to_a_made_up_token_is_not_ours(app: App) -> None:
+    """A token of the right shape whose MAC is wrong finds no row: quarantined, nothing marked."""
+    deliver(app, mail(subject="Jäsenmaksu", sender=VICTIM))
+    row = outbox_row(app, "ack", VICTIM)
+    assert row.bounce_token and row.return_path == f"bounces+{row.bounce_token}@liitto.fi"
+    forged = row.return_path.replace(row.bounce_token[-10:], "a" * 10)
+    stranger = mail(subject="Jotain", sender="someone@example.org")  # a Message-ID that is none of ours
+    assert deliver(app, dsn_for(stranger, VICTIM, forged), recipients=(forged,), sender="") == "quarantined:bounce"
+    assert since(app, VICTIM) is None
 
 
 def test_a_delayed_bounce_marks_nothing(app: App) -> None:

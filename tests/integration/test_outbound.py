@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from maild.app import App
 from maild.config import load_settings
-from maild.core.tokens import read_outbox_token
+from maild.core.tokens import read_bounce_token
 from maild.intake.spool import spool_sync
 from maild.mail import Envelope
 from maild.outbound import outbox
@@ -76,8 +76,8 @@ def test_delivers_over_starttls_with_auth_and_verp(app: App, smtp_sink) -> None:
     assert got.rcpt_tos == ["matti@example.fi"]
     local, _, domain = got.mail_from.partition("@")
     with Session(app.engine) as session:
-        row_id = session.exec(select(Outbox.id)).one()
-    assert domain == "liitto.fi" and read_outbox_token(app.pipeline.mailer.secret, local.split("+", 1)[1]) == row_id
+        token = session.exec(select(Outbox.bounce_token)).one()
+    assert domain == "liitto.fi" and read_bounce_token(app.pipeline.mailer.secret, local.split("+", 1)[1]) == token
     sent = email.message_from_bytes(got.data, policy=email.policy.default)
     assert sent["Auto-Submitted"] == "auto-replied" and sent["X-Auto-Response-Suppress"] == "All"
     assert sent["Subject"] == "[JP#1] Vastaus 0" and str(sent["From"]) == "Jäsenpalvelu <jasenpalvelu@liitto.fi>"
