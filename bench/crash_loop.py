@@ -67,8 +67,9 @@ INFLIGHT_SECONDS = 3  # [outbound] inflight_timeout_seconds: a crashed send is r
 
 
 def member_mail(kind: str, number: int) -> bytes:
-    """A numbered member mail; every tenth SMTP one is spam that the rules drop (quarantine)."""
-    subject = f"Cheap viagra {number}" if kind == "smtp" and number % 10 == 9 else f"Kysymys {kind} {number}"
+    """A numbered member mail; every tenth SMTP one, from the third on, is spam that the rules
+    drop (quarantine): a short run, a few mails between kills, still has one."""
+    subject = f"Cheap viagra {number}" if kind == "smtp" and number % 10 == 2 else f"Kysymys {kind} {number}"
     return textwrap.dedent(f"""\
         From: Jäsen {number} <member-{kind}-{number}@example.fi>
         To: jasenpalvelu@liitto.fi

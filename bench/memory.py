@@ -12,7 +12,7 @@ from what the message costs.
 
 Measured (2 cores, Python 3.11): before issue 13, 97 MB small and 193 MB big; after it,
 97 MB and 112 MB, of which 26 MB are the command line reading the whole file to store it
-(96 MB with ``spool_stream``: the big message then costs under 1 MB more than a small one).
+(96 MB with ``stage_stream``: the big message then costs under 1 MB more than a small one).
 """
 
 from __future__ import annotations
