@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,7 +27,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from maild.mail import Envelope
-from maild.store.private import fsync_dir, make_dirs, write_file
+from maild.store.private import fsync_dir, fsync_path, make_dirs, write_file
 from maild.store.tables import Inbound
 
 log = logging.getLogger("maild.spool")
@@ -54,16 +53,9 @@ class RawStore:
     def sync(self, relatives: list[str]) -> None:
         """Make files written with ``durable=False`` durable: their contents (fsyncs from several
         threads, which the file system can commit together), then each directory's names, once."""
-        def fsync(path: Path) -> None:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
         paths = [self.root / relative for relative in relatives]
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="spool-sync") as pool:
-            list(pool.map(fsync, paths))
+            list(pool.map(fsync_path, paths))
         for directory in dict.fromkeys(path.parent for path in paths):
             fsync_dir(directory)
 

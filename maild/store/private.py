@@ -40,13 +40,16 @@ def make_dirs(directory: Path, durable: bool = False) -> None:
             fsync_dir(path.parent)
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make the directory's entries (a new or renamed file in it) durable."""
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Make a file's contents, or a directory's entries (a new or renamed file in it), durable."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+fsync_dir = fsync_path  # the name says what a caller relies on
 
 
 def write_file(

@@ -10,7 +10,6 @@ import email.policy
 import os
 import re
 import smtplib
-import time
 from email.message import EmailMessage
 from email.mime.application import MIMEApplication
 from email.mime.image import MIMEImage
@@ -29,6 +28,7 @@ from maild.store import db
 from maild.store.tables import Outbox
 from tests.conftest import run_maild
 from tests.integration.smtp_sink import smtp_sink  # noqa: F401  (fixture)
+from tests.integration.test_end_to_end import wait_mail
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 160 + b"\n%%EOF\n"  # 40 KB
 SIGNED = b"%PDF-1.4 allekirjoitettu\n" + os.urandom(20000) + b"\n%%EOF\n"
@@ -81,17 +81,6 @@ def thunderbird_reply(staff: str, to: str, notice: EmailMessage, extra: tuple[by
     if extra:
         msg.add_attachment(extra[0], maintype="application", subtype="octet-stream", filename=extra[1])
     return bytes(msg)
-
-
-def wait_mail(sink, predicate, timeout: float = 30.0) -> EmailMessage:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for received in list(sink.received):
-            message = parsed(received.data)
-            if predicate(message):
-                return message
-        time.sleep(0.2)
-    raise AssertionError(f"no such mail; got {[parsed(r.data)['Subject'] for r in sink.received]}")
 
 
 def send(port: int, raw: bytes, to: str, sender: str) -> None:
