@@ -256,3 +256,33 @@ def test_a_canned_answer_a_sentence_and_the_signed_form_reach_the_member_as_one_
     assert "kiitos kysymyksestäsi jäsenmaksusta" in text and "#answer" not in text and "lainaus" not in text
     assert text.index("jäsenmaksusta") < text.index("Liitteenä myös allekirjoitettu lomakkeesi.")
     assert files_of(answer) == {"lomake-allekirjoitettu.pdf": ("application/pdf", None, SIGNED)}
+
+
+def test_the_notification_attached_to_a_reply_is_not_relayed(app: App) -> None:
+    """Outlook's "When replying: attach original message" (or a forward as attachment) puts
+    maild's own notification into the staff reply as ``message/rfc822``: its internal block,
+    the staff member's secret reply address and the member's files. Like the quotation, it
+    never reaches the member or the CCs; the staff member's own file does."""
+    first = member_mail((PDF, "application", "pdf", "hakemus.pdf"))
+    first = first.replace(b"To: jasenpalvelu@liitto.fi", b"To: jasenpalvelu@liitto.fi\nCc: esimies@example.fi", 1)
+    assert deliver(app, first).startswith("new:")
+    notice = next(n for n in sent(app, "notification") if n["To"] == "maija@liitto.fi")
+    token_address = notice["Reply-To"].addresses[0].addr_spec
+    reply = EmailMessage()
+    reply["From"], reply["To"], reply["Subject"] = "Maija <maija@liitto.fi>", token_address, f"RE: {notice['Subject']}"
+    reply["Message-ID"] = email.utils.make_msgid(domain="liitto.fi")
+    reply.set_content("Hei Matti,\n\nlomake on liitteenä.\n\nMaija\n")
+    reply.add_attachment(notice)  # the notification as it came, as message/rfc822
+    converted = parsed(bytes(notice))
+    del converted["X-Maild-Loop"]  # as Exchange converts an attached item: X- headers gone, the Message-ID kept
+    converted.replace_header("Subject", "FW: " + notice["Subject"])
+    reply.add_attachment(converted)
+    reply.add_attachment(SIGNED, maintype="application", subtype="pdf", filename="lomake.pdf")
+    assert deliver(app, bytes(reply), (token_address,)).startswith("follow_up:")
+
+    answer, to_cc = sent(app, "staff")  # one row for the member, one for the CC: the same mail
+    assert answer["To"] == "matti@example.fi" and answer["Cc"] == "esimies@example.fi"
+    assert bytes(to_cc) == bytes(answer)
+    assert files_of(answer) == {"lomake.pdf": ("application/pdf", None, SIGNED)}
+    wire = bytes(answer)
+    assert token_address.split("@")[0].encode() not in wire and b"--- maild ---" not in wire
