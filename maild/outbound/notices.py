@@ -76,17 +76,23 @@ class MessageFile:
         return Attached(self.filename, self.content_type, self.path, self.size, content_id)
 
 
+PART_BYTES = 1024  # what a file costs beside its bytes: its part's headers (an RFC 2231 name), its line
+LISTED = 100  # files named in a staff notification; the rest are counted (``maild tickets show`` lists them)
+
+
 def within_budget(files: Sequence[MessageFile], limit: int) -> tuple[list[MessageFile], list[MessageFile]]:
     """The files that go with a mail, in order while each fits in what is left of ``limit``
-    bytes, and those left out (docs/mail.md#attachments). A file gone from the attachment store
-    is left out too: the mail goes without it rather than not at all."""
+    bytes, and those left out (docs/mail.md#attachments). Each file costs its size and
+    :data:`PART_BYTES`, so that thousands of empty files cannot carry a mail past the limit.
+    A file gone from the attachment store is left out too: the mail goes without it rather
+    than not at all."""
     taken: list[MessageFile] = []
     left_out: list[MessageFile] = []
     room = limit
     for item in files:
-        if item.size <= room and item.path.is_file():
+        if item.size + PART_BYTES <= room and item.path.is_file():
             taken.append(item)
-            room -= item.size
+            room -= item.size + PART_BYTES
         else:
             left_out.append(item)
     return taken, left_out
@@ -175,7 +181,8 @@ def _staff_mails(
     if not recipients:
         return []
     taken, _ = within_budget(files, mailer.attach_max_bytes)
-    context = {**context, "attachments": _file_context(files, taken), "attach_max_bytes": mailer.attach_max_bytes}
+    context = {**context, "attachments": _file_context(files[:LISTED], taken),
+               "attachments_unlisted": max(len(files) - LISTED, 0), "attach_max_bytes": mailer.attach_max_bytes}
     attachments = tuple(item.attached() for item in taken)
     rendered = mailer.templates.render(template, queue.language, context)
     references = parsed.references + ((parsed.message_id,) if parsed.message_id else ())
