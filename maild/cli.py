@@ -1158,7 +1158,8 @@ def members_export(address: Annotated[str, typer.Argument(help="The member's ema
     member = _member_address(address)
     instance = _read_app(config)
     try:
-        summary = export(instance.engine, instance.settings.data_dir, member, out_file, datetime.now(timezone.utc))
+        summary = export(instance.engine, instance.settings.data_dir, member, out_file, datetime.now(timezone.utc),
+                         instance.rules.addresses())
     except ExportError as exc:
         _fail(str(exc))
     if not summary["found"]:

@@ -7,6 +7,7 @@ never send: the caller queues them in the outbox in its own transaction.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -16,6 +17,7 @@ from typing import Any
 
 from maild.core import inline
 from maild.core.business_time import BusinessCalendar
+from maild.core.classify import LOOP_HEADER
 from maild.core.threader import format_tag
 from maild.core.tokens import staff_token, ticket_token
 from maild.mail import Parsed
@@ -74,17 +76,23 @@ class MessageFile:
         return Attached(self.filename, self.content_type, self.path, self.size, content_id)
 
 
+PART_BYTES = 1024  # what a file costs beside its bytes: its part's headers (an RFC 2231 name), its line
+LISTED = 100  # files named in a staff notification; the rest are counted (``maild tickets show`` lists them)
+
+
 def within_budget(files: Sequence[MessageFile], limit: int) -> tuple[list[MessageFile], list[MessageFile]]:
     """The files that go with a mail, in order while each fits in what is left of ``limit``
-    bytes, and those left out (docs/mail.md#attachments). A file gone from the attachment store
-    is left out too: the mail goes without it rather than not at all."""
+    bytes, and those left out (docs/mail.md#attachments). Each file costs its size and
+    :data:`PART_BYTES`, so that thousands of empty files cannot carry a mail past the limit.
+    A file gone from the attachment store is left out too: the mail goes without it rather
+    than not at all."""
     taken: list[MessageFile] = []
     left_out: list[MessageFile] = []
     room = limit
     for item in files:
-        if item.size <= room and item.path.is_file():
+        if item.size + PART_BYTES <= room and item.path.is_file():
             taken.append(item)
-            room -= item.size
+            room -= item.size + PART_BYTES
         else:
             left_out.append(item)
     return taken, left_out
@@ -173,7 +181,8 @@ def _staff_mails(
     if not recipients:
         return []
     taken, _ = within_budget(files, mailer.attach_max_bytes)
-    context = {**context, "attachments": _file_context(files, taken), "attach_max_bytes": mailer.attach_max_bytes}
+    context = {**context, "attachments": _file_context(files[:LISTED], taken),
+               "attachments_unlisted": max(len(files) - LISTED, 0), "attach_max_bytes": mailer.attach_max_bytes}
     attachments = tuple(item.attached() for item in taken)
     rendered = mailer.templates.render(template, queue.language, context)
     references = parsed.references + ((parsed.message_id,) if parsed.message_id else ())
@@ -296,6 +305,32 @@ def relayed_answer(
     )
 
 
+_SCAN = 1 << 20
+
+
+def maild_mail(item: MessageFile, hostname: str) -> bool:
+    """Whether a file of a staff reply is maild's own mail, or holds some: a notification that
+    the writer's client attached to the reply (Outlook's "attach original message") or that
+    was forwarded as an attachment. Such a file carries the internal block, the staff member's
+    secret reply address and the member's files; like the quotation, it is never relayed.
+    Known by the loop header maild writes, or (a client that drops X- headers when it
+    attaches a mail) by a Message-ID of maild's own (``compose.new_message_id``)."""
+    if not (item.content_type.lower().startswith("message/") or item.filename.lower().endswith(".eml")):
+        return False
+    own = re.compile(rb"(?:^|\n)(?:" + LOOP_HEADER.lower().encode("ascii") + rb"[ \t]*:|message-id:[ \t]*<[0-9a-f]{32}@"
+                     + re.escape(hostname.lower().encode("utf-8")) + rb">)")
+    try:
+        with open(item.path, "rb") as source:
+            tail = b"\n"
+            while chunk := source.read(_SCAN):
+                if own.search((tail + chunk).lower()):
+                    return True
+                tail = chunk[-300:]
+    except OSError:
+        return False  # gone from the store: within_budget leaves it out
+    return False
+
+
 def with_answer_files(
     mailer: Mailer, mail: Outgoing, html: str | None, files: Sequence[MessageFile],
 ) -> tuple[Outgoing, list[MessageFile]]:
@@ -303,11 +338,12 @@ def with_answer_files(
     up to ``attach_max_bytes`` in all, and the files left out for that. The pictures of the
     answer go inline, beside an HTML version of the relayed text (``core.inline``); pictures
     that only the quotation shows are not relayed, like the quotation. ``html``: the reply's
-    own HTML part, to find where its pictures are."""
+    own HTML part, to find where its pictures are. maild's own mail attached to the reply
+    (``maild_mail``) is not relayed either."""
     images = [inline.Image(item.content_id, safe_filename(item.filename, item.content_type)) for item in files
               if item.content_type.lower().startswith("image/") and safe_content_id(item.content_id)]
     choice = inline.choose(mail.text, html, images)
-    relayed = [item for item in files if item.content_id not in choice.quoted]
+    relayed = [item for item in files if item.content_id not in choice.quoted and not maild_mail(item, mailer.hostname)]
     taken, left_out = within_budget(relayed, mailer.attach_max_bytes)
     shown = [image for image in images if image.content_id in choice.inline
              and any(item.content_id == image.content_id for item in taken)]

@@ -57,7 +57,8 @@ Per template, besides those:
 - ``attachments`` (both): the files of the member's message, each ``id`` (for ``maild
   attachments get ID``), ``filename`` (cleaned to a plain file name), ``content_type``, ``size``
   and ``attached`` (False: over what is left of ``attach_max_bytes``, the limit in bytes, also
-  in the context; docs/mail.md#attachments).
+  in the context; docs/mail.md#attachments); at most ``notices.LISTED`` of them, and
+  ``attachments_unlisted`` counts the rest.
 - ``not_recipients`` (both): the addresses in the mail that are not recipients of the ticket
   (docs/mail.md#recipients: staff add one with ``#cc``), maild's own and the queue's staff left out.
 - ``resolved``: ``lifecycle`` (:class:`~maild.rules.model.Lifecycle`; ``close_after_days``).
@@ -570,6 +571,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "suggestions": [{"name": "jasenmaksu", "title": "Jäsenmaksu: suuruus, maksutavat ja verovähennys"}],
         "member": _MEMBER,
         "attachments": [],
+        "attachments_unlisted": 0,
         "attach_max_bytes": 10485760,
     },
     "staff_followup": {
@@ -582,6 +584,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "not_recipients": [],
         "member": _MEMBER,
         "attachments": _ATTACHMENTS,
+        "attachments_unlisted": 0,
         "attach_max_bytes": 10485760,
     },
     "resolved": {**_COMMON, "ticket": {**_TICKET, "status": "resolved"}, "lifecycle": Lifecycle()},
@@ -712,6 +715,7 @@ SAMPLE_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
         {"not_recipients": [], "member": {**_MEMBER, "linked_by": "number", "fields": []},
          "attachments": _ATTACHMENTS},
         {"member": {**_MEMBER, "conflict": "654321"}, "attachments": _ATTACHMENTS[:1]},
+        {"attachments": _ATTACHMENTS, "attachments_unlisted": 2900},
     ),
     "staff_followup": (
         {"ticket": {**_TICKET, "confidential": True, "assignee": None}, "third_party": True, "sender_name": "",

@@ -7,6 +7,11 @@ member register; and ``index.json``, which says in plain words what each file is
 tickets are included: the person is the data subject. On someone else's ticket only the
 messages they wrote or that were addressed to them are included, with the events that name them.
 
+Staff secrets are left out of what is written (``_without_secrets``): a staff member's reply
+or opening address (``queue+12sXXXXXXXXXX@``, ``queue+nXXXXXXXXXX@``) in the staff's mail on
+the person's tickets is given as the plain queue address. With one (and a forged From) the
+person could act as staff, or open tickets that maild acknowledges to any address.
+
 It streams: tickets are read one at a time, files go into the zip from disk in chunks, so a
 member with a thousand tickets and a gigabyte of attachments needs no more memory than one
 with one. The zip is private (0600) from its first byte and appears under its name only whole.
@@ -18,7 +23,7 @@ import json
 import os
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,31 +70,89 @@ def _mentions(value: Any, address: str) -> bool:
     return re.search(rf"(?<![\w.+-]){re.escape(address)}(?![\w.-])", text.lower()) is not None
 
 
-class _Zip:
-    """The zip and its index, written as it goes."""
+_TOKEN = rb"\+(?:\d{1,12}s|n)[a-z2-7]{10}"  # core.tokens: a staff reply token (<number>s<mac>) or an opening one (n<mac>)
+_CHUNK = 1 << 20
 
-    def __init__(self, handle: Any) -> None:
+
+def secret_pattern(queue_addresses: Iterable[str]) -> re.Pattern[bytes]:
+    """A staff secret token in one of the queue addresses (``jasenpalvelu+12sXXXXXXXXXX@liitto.fi``);
+    with no addresses given, in any address."""
+    pairs = sorted({tuple(address.lower().rsplit("@", 1)) for address in queue_addresses if "@" in address})
+    if not pairs:
+        return re.compile(_TOKEN + rb"(?=@)", re.IGNORECASE)
+    alternatives = b"|".join(rb"(?<=" + re.escape(local.encode()) + rb")" + _TOKEN + rb"(?=@" + re.escape(domain.encode())
+                             + rb"(?![\w.-]))" for local, domain in pairs)
+    return re.compile(rb"(?:" + alternatives + rb")", re.IGNORECASE)
+
+
+def _without_secrets(chunks: Iterator[bytes], pattern: re.Pattern[bytes]) -> Iterator[bytes]:
+    """``chunks`` with every staff secret token (``pattern``) cut out of the addresses, a token
+    split between two chunks too: the last 512 bytes wait for the next chunk, and a cut never
+    falls beside a token (its local part before it, its domain after it)."""
+    carry = b""
+    for chunk in chunks:
+        buffer = carry + chunk
+        cut = max(len(buffer) - 512, 0)
+        found = list(pattern.finditer(buffer))
+        for match in found:
+            if match.start() - 64 < cut < match.end() + 256:
+                cut = max(cut, match.end())  # whole: its replacement goes out with what comes before
+        pieces, at = [], 0
+        for match in found:
+            if match.end() <= cut:
+                pieces.append(buffer[at:match.start()])
+                at = match.end()
+        pieces.append(buffer[at:cut])
+        yield b"".join(pieces)
+        carry = buffer[cut:]
+    yield pattern.sub(b"", carry)
+
+
+def _read(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as source:
+        while chunk := source.read(_CHUNK):
+            yield chunk
+
+
+class _Zip:
+    """The zip and its index, written as it goes; no staff secret token goes into it."""
+
+    def __init__(self, handle: Any, secrets: re.Pattern[bytes]) -> None:
+        self.secrets = secrets
         self.zip = zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
         self.index: list[dict[str, str]] = []
 
     def json(self, name: str, value: Any, what: str) -> None:
-        self.zip.writestr(name, json.dumps(value, ensure_ascii=False, indent=2, default=str))
+        text = json.dumps(value, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+        self.zip.writestr(name, b"".join(_without_secrets(iter([text]), self.secrets)))
         self.index.append({"file": name, "what": what})
 
     def bytes(self, name: str, data: bytes, what: str) -> None:
-        self.zip.writestr(name, data)
+        self.zip.writestr(name, b"".join(_without_secrets(iter([data]), self.secrets)))
         self.index.append({"file": name, "what": what})
 
-    def file(self, name: str, path: Path, what: str, compress: bool = True) -> bool:
+    def file(self, name: str, path: Path, what: str, compress: bool = True, mail: bool = True) -> bool:
+        """``path`` into the zip a chunk at a time; ``mail``: a message (raw mail, an attached
+        mail), whose addresses are written without staff secrets; else (a member's file) as it is."""
         if not path.is_file():
             return False
-        self.zip.write(path, name, compress_type=zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
+        if not mail:
+            self.zip.write(path, name, compress_type=zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
+        else:
+            info = zipfile.ZipInfo.from_file(path, name)
+            info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+            with self.zip.open(info, "w", force_zip64=True) as target:
+                for piece in _without_secrets(_read(path), self.secrets):
+                    target.write(piece)
         self.index.append({"file": name, "what": what})
         return True
 
 
-def export(engine: sa.Engine, data_dir: Path, address: str, out_file: Path, now: datetime) -> dict[str, Any]:
-    """Write the zip for ``address``; returns counts (``found`` False: nothing is stored)."""
+def export(engine: sa.Engine, data_dir: Path, address: str, out_file: Path, now: datetime,
+           queue_addresses: Iterable[str] = ()) -> dict[str, Any]:
+    """Write the zip for ``address``; returns counts (``found`` False: nothing is stored).
+    ``queue_addresses``: the rules' queue addresses, whose staff secret tokens are cut out
+    (without them, such a token in any address is)."""
     address = address.strip().lower()
     out_file = Path(out_file)
     if out_file.exists():
@@ -101,7 +164,7 @@ def export(engine: sa.Engine, data_dir: Path, address: str, out_file: Path, now:
     try:
         os.fchmod(fd, private.FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
-            archive = _Zip(handle)
+            archive = _Zip(handle, secret_pattern(queue_addresses))
             counts = _write(archive, engine, Path(data_dir), address)
             found = any(counts.values())
             archive.json("index.json", {
@@ -205,7 +268,8 @@ def _ticket(archive: _Zip, session: Session, data_dir: Path, address: str, ticke
             name = f"{folder}/attachments/{message.id}-{n + 1}-{_safe(attachment.filename, 'attachment')}"
             stored = bool(attachment.path) and archive.file(
                 name, data_dir / attachment.path, f"An attachment of message {message.id} of ticket {ticket.number}: "
-                f"{attachment.filename or '(no name)'}, {attachment.content_type}.", compress=False)
+                f"{attachment.filename or '(no name)'}, {attachment.content_type}.", compress=False,
+                mail=attachment.content_type.lower().startswith("message/") or attachment.filename.lower().endswith(".eml"))
             entry["attachments"].append({**_row(attachment, skip=("path",)), "file": name if stored else None})
             counts["attachments"] += int(stored)
         messages.append(entry)

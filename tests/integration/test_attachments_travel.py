@@ -24,6 +24,7 @@ from maild.app import App
 from maild.config import load_settings
 from maild.intake.spool import spool_sync
 from maild.mail import Envelope
+from maild.outbound.notices import LISTED, PART_BYTES
 from maild.store import db
 from maild.store.tables import Outbox
 from tests.conftest import run_maild
@@ -167,11 +168,13 @@ def test_a_25_mb_file_is_listed_and_500_small_ones_fill_the_budget(app: App) -> 
     assert deliver(app, member_mail(*small, subject="Kuitit")).startswith("new:")
     notice = sent(app, "notification")[-1]
     files = files_of(notice)
-    fits = 10485760 // 30_000
+    fits = 10485760 // (30_000 + PART_BYTES)  # each file costs its part's headers too
     assert sorted(files) == [f"kuitti {n:03}.jpg" for n in range(fits)]
     assert all(files[name][2] == data for data, _, _, name in small[:fits])
     text = notice.get_body(("plain",)).get_content().replace("\r\n", "\n")
-    assert text.count(", liitteenä") == fits and text.count("ei liitteenä: maild attachments get") == 500 - fits
+    # the first hundred are named (all of them attached), the rest counted
+    assert text.count(", liitteenä") == LISTED and "ei liitteenä" not in text
+    assert f"… ja {500 - LISTED} muuta tiedostoa: maild tickets show 2 luettelee ne" in text
 
 
 def test_outlook_pictures_by_marker_and_a_staff_file_over_the_limit(make_instance, db_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -245,3 +248,55 @@ def test_a_canned_answer_a_sentence_and_the_signed_form_reach_the_member_as_one_
     assert "kiitos kysymyksestäsi jäsenmaksusta" in text and "#answer" not in text and "lainaus" not in text
     assert text.index("jäsenmaksusta") < text.index("Liitteenä myös allekirjoitettu lomakkeesi.")
     assert files_of(answer) == {"lomake-allekirjoitettu.pdf": ("application/pdf", None, SIGNED)}
+
+
+def test_the_notification_attached_to_a_reply_is_not_relayed(app: App) -> None:
+    """Outlook's "When replying: attach original message" (or a forward as attachment) puts
+    maild's own notification into the staff reply as ``message/rfc822``: its internal block,
+    the staff member's secret reply address and the member's files. Like the quotation, it
+    never reaches the member or the CCs; the staff member's own file does."""
+    first = member_mail((PDF, "application", "pdf", "hakemus.pdf"))
+    first = first.replace(b"To: jasenpalvelu@liitto.fi", b"To: jasenpalvelu@liitto.fi\nCc: esimies@example.fi", 1)
+    assert deliver(app, first).startswith("new:")
+    notice = next(n for n in sent(app, "notification") if n["To"] == "maija@liitto.fi")
+    token_address = notice["Reply-To"].addresses[0].addr_spec
+    reply = EmailMessage()
+    reply["From"], reply["To"], reply["Subject"] = "Maija <maija@liitto.fi>", token_address, f"RE: {notice['Subject']}"
+    reply["Message-ID"] = email.utils.make_msgid(domain="liitto.fi")
+    reply.set_content("Hei Matti,\n\nlomake on liitteenä.\n\nMaija\n")
+    reply.add_attachment(notice)  # the notification as it came, as message/rfc822
+    converted = parsed(bytes(notice))
+    del converted["X-Maild-Loop"]  # as Exchange converts an attached item: X- headers gone, the Message-ID kept
+    converted.replace_header("Subject", "FW: " + notice["Subject"])
+    reply.add_attachment(converted)
+    reply.add_attachment(SIGNED, maintype="application", subtype="pdf", filename="lomake.pdf")
+    assert deliver(app, bytes(reply), (token_address,)).startswith("follow_up:")
+
+    answer, to_cc = sent(app, "staff")  # one row for the member, one for the CC: the same mail
+    assert answer["To"] == "matti@example.fi" and answer["Cc"] == "esimies@example.fi"
+    assert bytes(to_cc) == bytes(answer)
+    assert files_of(answer) == {"lomake.pdf": ("application/pdf", None, SIGNED)}
+    wire = bytes(answer)
+    assert token_address.split("@")[0].encode() not in wire and b"--- maild ---" not in wire
+
+
+def test_thousands_of_empty_files_do_not_make_the_notification_huge(make_instance, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Anyone can mail the queue: 3,000 empty files cost 0 bytes each, so all went with the
+    notification (about 200 bytes of MIME headers and a line of listing each), to every staff
+    member: a notification many times the limit, and a mail a staff mailbox may refuse. Each
+    file counts its part's headers too, and the notification lists a bounded number of files."""
+    app = App(load_settings(str(make_instance(db_url, extra="\n[outbound]\nattach_max_bytes = 100000\n"))))
+    db.upgrade(app.settings.database_url)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "matti@example.fi", "jasenpalvelu@liitto.fi", "Tiedostoja"
+    msg.set_content("Hei.")
+    for n in range(3000):
+        msg.add_attachment(b"", maintype="application", subtype="octet-stream", filename=f"tyhja-{n}.txt")
+    assert deliver(app, bytes(msg)).startswith("new:")
+    with Session(app.engine) as session:
+        sizes = [len(row.raw) for row in session.exec(select(Outbox).where(Outbox.kind == "notification"))]
+    assert sizes and max(sizes) < 100000 * 4 // 3 + 64 * 1024
+    notice = sent(app, "notification")[0]
+    assert 0 < len(files_of(notice)) < 100
+    text = notice.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "maild tickets show 1" in text and "tyhja-2999.txt" not in text

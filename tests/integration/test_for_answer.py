@@ -8,6 +8,8 @@ import email
 import email.policy
 import json
 import shutil
+from datetime import datetime, timezone
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -217,3 +219,45 @@ def test_refusals_are_told_at_most_the_hourly_cap(app: App) -> None:
         reasons = [q.reason for q in session.exec(select(Quarantine).order_by(Quarantine.id)).all()]
     assert len(reasons) == 5 and all(r.startswith("#for refused:") for r in reasons)
     assert [r.endswith("in the last hour)") for r in reasons] == [False, False, False, True, True]
+
+
+def test_the_members_export_gives_away_no_staff_secret_address(app: App, tmp_path: Path) -> None:
+    """A data subject's export holds the staff's mail on their tickets as it came in, but never
+    the staff secrets in its addresses: with a staff member's reply address or opening address
+    (and a forged From) the member could act as staff, or have maild acknowledge tickets to
+    any address (docs/mail.md#staff-proof)."""
+    from maild.privacy.export import export
+
+    opener = opener_address(Path(app.settings.source), "maija@liitto.fi")
+    assert deliver(app, mail(subject="Puhelu", sender="Maija <maija@liitto.fi>", to=opener,
+                             body="#for matti@example.fi\n\nSoitti jäsenkortista."), to=opener).startswith("new:")
+    reply_address = staff_token_address(app, "pekka@liitto.fi")
+    assert deliver(app, mail(subject="Re: [JP#1] Puhelu", sender="Pekka <pekka@liitto.fi>", to=reply_address,
+                             body="Uusi kortti on postissa."), to=reply_address).startswith("follow_up:")
+    secrets = [address.split("@")[0].split("+")[1].encode() for address in (opener, reply_address)]
+
+    export(app.engine, app.settings.data_dir, "matti@example.fi", tmp_path / "matti.zip", datetime.now(timezone.utc),
+           app.rules.addresses())
+    with zipfile.ZipFile(tmp_path / "matti.zip") as archive:
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    ticket = json.loads(contents["tickets/1/ticket.json"])
+    assert {m["kind"] for m in ticket["messages"]} >= {"staff"} and any(name.endswith(".eml") for name in contents)
+    assert b"Soitti j" in b"".join(contents.values())  # the staff notes are theirs to see
+    leaked = [(name, secret) for name, data in contents.items() for secret in secrets if secret in data.lower()]
+    assert leaked == []
+    assert b"jasenpalvelu@liitto.fi" in contents["tickets/1/messages/1.eml"]  # the plain queue address instead
+
+
+def test_cutting_secrets_leaves_other_addresses_and_finds_a_token_across_chunks() -> None:
+    """Only a queue address's staff token is cut, wherever a chunk ends; a member's own
+    plus-address that looks like one stays as it is."""
+    from maild.privacy.export import _without_secrets, secret_pattern
+
+    pattern = secret_pattern({"jasenpalvelu@liitto.fi"})
+    text = (b"To: jasenpalvelu+12sabcdefgh23@liitto.fi, matti+newsletters@example.fi\n" * 3
+            + b"x" * 1000 + b"jasenpalvelu+nabcdefgh23@LIITTO.FI\n")
+    expected = (b"To: jasenpalvelu@liitto.fi, matti+newsletters@example.fi\n" * 3 + b"x" * 1000
+                + b"jasenpalvelu@LIITTO.FI\n")
+    for size in (1, 7, 30, 64, 700, len(text)):
+        chunks = [text[i:i + size] for i in range(0, len(text), size)]
+        assert b"".join(_without_secrets(iter(chunks), pattern)) == expected, size
