@@ -223,6 +223,10 @@ def _bounce(session: Session, reading: Returned, now: datetime) -> Lookups:
     ticket = session.get(Ticket, message.ticket_id) if message is not None else None
     if message is None or ticket is None:
         return Lookups()
+    # by Message-ID, a bounce proves something only about a mail that went to one address: every
+    # co-recipient of an answer knows its Message-ID and the member's address, and could forge one
+    # (a real bounce comes back to the mail's own VERP address, above)
     listed = set(reading.bounce.recipients) if reading.bounce else set()
+    sent = store.sent_to(session, message)
     return Lookups(ticket=TicketFacts(state(ticket)),
-                   bounced_failed=tuple(a for a in store.sent_to(session, message) if a in listed))
+                   bounced_failed=tuple(a for a in sent if a in listed) if len(sent) == 1 else ())

@@ -246,3 +246,24 @@ def test_old_undeliverable_flags_are_migrated_to_marks_that_lapse(sqlite_url: st
     assert marks["old@example.fi"] == long_ago  # from its bounce: lapsed long ago
     assert marks["recent@example.fi"] is not None and utcnow() - marks["recent@example.fi"] < timedelta(minutes=1)
     assert marks["fine@example.fi"] is None
+
+
+def test_a_co_recipient_cannot_mark_the_member_with_a_bounce_by_message_id(app: App) -> None:
+    """The resolved notice goes to the member and their CC: the CC knows its Message-ID and the
+    member's address. A DSN by that Message-ID (not to the mail's own VERP address, which only
+    the member's server sees) is kept on the ticket but marks nobody: a mail that went to more
+    than one address proves nothing about one of them. Real bounces come back to the VERP address."""
+    from maild.core.commands import Command
+
+    assert deliver(app, mail(subject="Jäsenmaksu", sender=VICTIM, cc=ATTACKER)) == "new:1"
+    assert app.pipeline.act(1, Command("close"), "maija@liitto.fi") is None
+    notice = outbox_row(app, "resolved", ATTACKER)  # the CC's copy: the same Message-ID as the member's
+    assert deliver(app, dsn_for(notice.raw, VICTIM, "jasenpalvelu@liitto.fi"), sender="") == "bounce:1"
+    assert since(app, VICTIM) is None
+    (event,) = bounce_events(app)
+    assert event["undeliverable"] == [] and event["recipients"] == [VICTIM]
+    # the member's own server bouncing to the VERP address still marks them
+    mine = outbox_row(app, "resolved", VICTIM)
+    assert deliver(app, dsn_for(mine.raw, VICTIM, mine.return_path), sender="",
+                   recipients=(mine.return_path,)) == "bounce:1"
+    assert since(app, VICTIM) is not None
