@@ -517,9 +517,11 @@ def staff_reply(parsed: Parsed, verdict: Verdict, facts: TicketFacts, writer: st
                 QueueMail(MessageKind.NOTIFICATION, "nothing_relayed",
                           {"queue": queue, "writer": writer, "parsed": parsed, "now": now}))
     status_set = False
+    told: list[Effect] = []  # mail the commands send (``resolved``): after the answer, as the member should read them
     for command in text.commands:
         facts, changes, set_status = obey(facts, command, writer, policy, now)
-        effects += changes
+        effects += [change for change in changes if not isinstance(change, QueueMail)]
+        told += [change for change in changes if isinstance(change, QueueMail)]
         status_set |= set_status
     ticket = facts.state
     queue = rules.queues[ticket.queue]  # a #queue moved it: the answer goes out from there
@@ -534,6 +536,7 @@ def staff_reply(parsed: Parsed, verdict: Verdict, facts: TicketFacts, writer: st
         if not status_set:
             facts, changes = status_change(facts, Happened.STAFF_REPLY, writer, policy, now)
             effects += changes
+    effects += told
     if not facts.state.assignee and (kind == MessageKind.STAFF or text.commands) and writer in queue.staff:
         effects += [UpdateTicket({"assignee": writer}),
                     AddEvent(EventKind.ASSIGNED, actor=writer, data={"assignee": writer, "how": "answered"})]

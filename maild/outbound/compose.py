@@ -24,7 +24,7 @@ from maild.outbound import wire
 from maild.outbound.templates import header_safe
 from maild.outbound.wire import Attached
 
-__all__ = ["Attached", "Outgoing", "build", "build_many", "checked", "new_message_id"]
+__all__ = ["Attached", "Outgoing", "Wire", "build", "build_many", "build_parts", "checked", "new_message_id"]
 
 AutoKind = Literal["auto-replied", "auto-generated"]
 
@@ -95,29 +95,38 @@ def build(mail: Outgoing) -> bytes:
     return build_many([mail])[0]
 
 
+Wire = tuple[bytes, tuple[bytes, ...]]  # a mail's header block and the pieces of its MIME body
+
+
 def build_many(mails: list[Outgoing]) -> list[bytes]:
-    """Each mail in wire form. Mails with the same text, HTML and attachments (one notice to
-    several staff members) share one encoded MIME body; only their headers are written per
-    recipient: the files are read and encoded once for them all.
+    """Each mail in wire form (``build_parts``, joined)."""
+    return [b"".join([head, *body]) for head, body in build_parts(mails)]
+
+
+def build_parts(mails: list[Outgoing]) -> list[Wire]:
+    """Each mail in wire form, as its header block and its body's pieces. Mails with the same
+    text, HTML and attachments (one notice to several staff members) share one encoded MIME
+    body, the same pieces; only their headers are written per recipient: the files are read
+    and encoded once for them all, and held once until each mail is written out.
 
     Written directly (``wire.py``) rather than through the stdlib's MIME classes, which re-fold
     every header through a policy: that was most of the CPU of filing a ticket. Only an address
     that is not ASCII (RFC 6532, sent with SMTPUTF8) takes the stdlib's modern API.
     """
-    bodies: dict[tuple[str, str | None, tuple[Attached, ...]], list[bytes]] = {}
-    raws = []
+    bodies: dict[tuple[str, str | None, tuple[Attached, ...]], tuple[bytes, ...]] = {}
+    wires: list[Wire] = []
     for mail in mails:
         key = (mail.text, mail.html or None, mail.attachments)
         body = bodies.get(key)
         if body is None:
             lines = [wire.base64_lines(_chunks(item)) for item in mail.attachments]
-            body = bodies[key] = wire.mime_pieces(mail.text, mail.html or None, mail.attachments, lines)
+            body = bodies[key] = tuple(wire.mime_pieces(mail.text, mail.html or None, mail.attachments, lines))
         if all(a.isascii() for a in (mail.from_addr, *mail.to, *mail.cc, *((mail.reply_to,) if mail.reply_to else ()))):
             head = _head(mail).encode("ascii")
         else:
             head = _head_utf8(mail)
-        raws.append(b"".join([head, *body]))  # one join: the body is never copied but into each mail
-    return raws
+        wires.append((head, body))
+    return wires
 
 
 _READ = 1 << 20

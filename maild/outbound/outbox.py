@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from maild.core.bounces import verp_address
 from maild.core.tokens import bounce_token
-from maild.outbound.compose import Outgoing, build_many, checked
+from maild.outbound.compose import Outgoing, Wire, build_parts, checked
 from maild.store.tables import Message, Outbox, Ticket, utcnow
 from maild.store.tickets import add_event
 
@@ -38,7 +38,7 @@ class Made:
     """One notice's mails, made and ready to write (``made``), not yet in the database (``write``)."""
 
     message: dict[str, Any] | None  # its row on the ticket; None for mail of no ticket
-    rows: list[dict[str, Any]]  # an outbox row per mail and envelope recipient
+    rows: list[dict[str, Any]]  # an outbox row per mail and envelope recipient; its raw a Wire until written
     left_out: list[str]  # docs/mail.md#recipients: values from mail that could not go into a header
 
 
@@ -70,7 +70,7 @@ def made(ticket: Ticket | None, kind: str, mails: list[Outgoing], secret: bytes,
     no row needs its id before its return path is known."""
     if not mails:
         return None
-    mails, raws, left_out = prepare(mails)
+    mails, wires, left_out = prepare(mails)
     first, now = mails[0], utcnow()
     message = None
     if ticket is not None:
@@ -83,7 +83,7 @@ def made(ticket: Ticket | None, kind: str, mails: list[Outgoing], secret: bytes,
             "raw_path": None, "created_at": now,
         }
     rows = []
-    for mail, raw in zip(mails, raws):
+    for mail, raw in zip(mails, wires):  # joined into bytes as each row is written (``write``)
         for recipient in dict.fromkeys(mail.to + mail.cc):
             token = bounce_token(secret, base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower())
             rows.append({
@@ -118,18 +118,38 @@ def write(session: Session, notices: list[Made]) -> list[Queued | None]:
         rows.extend(notice.rows)
         queued.append(None if notice.message is None or message_id is None
                       else Queued(message_id, tuple(notice.message["to"]), tuple(notice.message["cc"])))
-    if rows:
-        connection.execute(_ADD_ROWS, rows)
+    _insert_rows(connection, rows)
     return queued
 
 
-def prepare(mails: list[Outgoing]) -> tuple[list[Outgoing], list[bytes], list[str]]:
+BIG = 1 << 20  # a mail at least this big (files attached) is written by a statement of its own
+
+
+def _insert_rows(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert outbox rows in order, their ``raw`` a ``Wire`` until now. Small mails go in one
+    statement; each big one goes alone, its bytes joined just before and let go just after,
+    so a notice whose files go to every staff member is never held once per recipient."""
+    small: list[dict[str, Any]] = []
+    for row in rows:
+        head, body = row["raw"]
+        if len(head) + sum(len(piece) for piece in body) < BIG:
+            small.append({**row, "raw": b"".join([head, *body])})
+            continue
+        if small:
+            connection.execute(_ADD_ROWS, small)
+            small = []
+        connection.execute(_ADD_ROWS, {**row, "raw": b"".join([head, *body])})
+    if small:
+        connection.execute(_ADD_ROWS, small)
+
+
+def prepare(mails: list[Outgoing]) -> tuple[list[Outgoing], list[Wire], list[str]]:
     """The mails as they go out (a bad value from mail left out, never fatal), their wire
-    bytes, and the notes on what was left out."""
+    form, and the notes on what was left out."""
     checks = [checked(mail) for mail in mails]
     fixed = [mail for mail, _ in checks]
     left_out = list(dict.fromkeys(note for _, notes in checks for note in notes))
-    return fixed, build_many(fixed), left_out
+    return fixed, build_parts(fixed), left_out
 
 
 def acks_sent_since(session: Session, address: str, since: datetime) -> int:

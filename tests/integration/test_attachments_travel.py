@@ -300,3 +300,22 @@ def test_thousands_of_empty_files_do_not_make_the_notification_huge(make_instanc
     assert 0 < len(files_of(notice)) < 100
     text = notice.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert "maild tickets show 1" in text and "tyhja-2999.txt" not in text
+
+
+def test_a_big_answer_and_the_resolved_notice_after_it_keep_their_order(app: App) -> None:
+    """An answer with a 2 MB file is written by a statement of its own (``outbox._insert_rows``);
+    the resolved notice that the same reply's ``#close`` queues after it still comes after it."""
+    assert deliver(app, member_mail()).startswith("new:")
+    notice = next(n for n in sent(app, "notification") if n["To"] == "maija@liitto.fi")
+    token_address = notice["Reply-To"].addresses[0].addr_spec
+    reply = EmailMessage()
+    reply["From"], reply["To"], reply["Subject"] = "Maija <maija@liitto.fi>", token_address, f"Re: {notice['Subject']}"
+    reply["In-Reply-To"] = notice["Message-ID"]
+    reply.set_content("#close\nLomake liitteenä.\n")
+    form = os.urandom(2 * 1024 * 1024)
+    reply.add_attachment(form, maintype="application", subtype="pdf", filename="lomake.pdf")
+    assert deliver(app, bytes(reply), (token_address,)).startswith("follow_up:")
+    with Session(app.engine) as session:
+        rows = session.exec(select(Outbox).where(Outbox.recipient == "matti@example.fi").order_by(Outbox.id)).all()
+    assert [row.kind for row in rows] == ["ack", "staff", "resolved"]
+    assert files_of(parsed(rows[1].raw)) == {"lomake.pdf": ("application/pdf", None, form)}
