@@ -5,7 +5,8 @@ from C concurrent SMTP clients and prints:
   - acknowledged/s: 250s per second (each 250 means the raw message is durably committed)
   - stored/s: messages per second until every one is processed into a ticket or follow-up
   - p50/p99 of DATA -> 250 latency
-  - the daemon's peak RSS
+  - the daemon's peak RSS, and the CPU time per message of the daemon (listener and sender)
+    and of its processor child (filing)
 and the same load against an aiosmtpd handler that only writes to /dev/null (the bare limit).
 
     .venv/bin/python bench/smtp_ingest.py [-n 5000] [-c 16] [--db-url postgresql+psycopg://...]
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import signal
 import socket
@@ -161,6 +163,16 @@ def bare_limit(mails: list[bytes], concurrency: int) -> float:
         proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def stored_count(engine: sa.Engine) -> int:
     with engine.connect() as conn:
         return conn.execute(sa.text("SELECT count(*) FROM inbound WHERE state <> 'pending'")).scalar_one()
@@ -189,6 +201,8 @@ def run_maild(mails: list[bytes], concurrency: int, db_url: str | None) -> dict[
                 time.sleep(0.05)
             stored_elapsed = time.perf_counter() - started
             rss = peak_rss_mb(proc.pid)
+            daemon_cpu = cpu_seconds(proc.pid)
+            child_cpu = sum(cpu_seconds(child) for child in children(proc.pid))
             engine.dispose()
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -199,6 +213,8 @@ def run_maild(mails: list[bytes], concurrency: int, db_url: str | None) -> dict[
             "p50_ms": percentile(latencies, 50) * 1000,
             "p99_ms": percentile(latencies, 99) * 1000,
             "rss_mb": rss,
+            "daemon_cpu_ms": 1000 * daemon_cpu / len(mails),
+            "processor_cpu_ms": 1000 * child_cpu / len(mails),
         }
 
 
@@ -218,6 +234,8 @@ def main() -> None:
           f"({result['ack_rate'] / bare:.0%} of bare), stored into tickets {result['stored_rate']:.0f} msg/s")
     print(f"DATA->250 latency: p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")
     print(f"daemon peak RSS: {result['rss_mb']:.0f} MB")
+    print(f"CPU per message: daemon {result['daemon_cpu_ms']:.1f} ms (listener, sender), "
+          f"processor child {result['processor_cpu_ms']:.1f} ms (filing)")
 
 
 if __name__ == "__main__":

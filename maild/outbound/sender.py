@@ -9,6 +9,13 @@ ask a server whether it already accepted a message.
 Several connections deliver at once. Mail of one ticket stays in order all the same:
 ``claim_due`` never hands out a ticket's mail while an earlier one of it is unsent.
 
+Rows are claimed up to ``CLAIM_ROWS`` to a transaction (each claim and each record is a
+commit that holds SQLite's one write lock, which filing and intake need too). A claimed row
+whose delivery has not begun within a quarter of ``stale_after`` of its claim goes back to
+the queue unsent: the tail of a slow batch never waits long enough to look abandoned to
+another instance (which would send it too), and a delivery that has begun has the other
+three quarters, more than the SMTP transport's timeout with the default settings.
+
 A database error ends ``run`` (its supervisor starts it again after a pause), except when
 results are recorded: that is retried until it succeeds, the connections waiting, so that
 a database that fails for a while never has a mail sent twice.
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -34,6 +42,8 @@ from maild.supervise import Backoff, Tracker, describe, pause
 log = logging.getLogger("maild.sender")
 
 IDLE_SECONDS = 1.0
+CLAIM_ROWS = 32  # due rows claimed in one transaction (never fewer than the connections)
+START_WITHIN = 0.25  # of stale_after: a claimed row not begun by then goes back unsent
 RECORD_RETRY_SECONDS = (0.5, 30.0)  # first delay, cap
 
 
@@ -51,13 +61,11 @@ class Sender:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sender-db")
         self._results: asyncio.Queue[tuple[int, Result, asyncio.Future[None]]] = asyncio.Queue()
 
-    def claim(self) -> list[Row]:
-        """As many due rows as there are connections: each is stamped ``sending`` right before
-        its SMTP transaction, so ``stale_after`` measures one mail's delivery, never a queue of
-        them waiting behind each other. (With batches, the tail of a slow batch looked
-        abandoned to another instance, which sent it too.)"""
+    def claim(self, now: datetime | None = None) -> list[Row]:
+        """Up to ``CLAIM_ROWS`` due rows (at least one per connection), stamped ``sending`` at
+        ``now`` in one transaction. See the module docstring for why a batch is safe."""
         with Session(self.engine, expire_on_commit=False) as session:
-            rows = outbox.claim_due(session, utcnow(), len(self.transports), self.stale_after)
+            rows = outbox.claim_due(session, now or utcnow(), max(CLAIM_ROWS, len(self.transports)), self.stale_after)
             return [(row.id or 0, row.return_path, row.recipient, row.raw) for row in rows]
 
     def record(self, results: list[tuple[int, Result]]) -> None:
@@ -106,10 +114,12 @@ class Sender:
         recorder = asyncio.create_task(self._recorder(stopping, health))
         try:
             while not stopping.is_set():
-                rows = await loop.run_in_executor(self._db, self.claim)
+                claimed_at, started = utcnow(), time.monotonic()
+                rows = await loop.run_in_executor(self._db, self.claim, claimed_at)
                 health.ok()
                 if rows:
-                    await self._deliver(rows, stopping)
+                    deadline = started + START_WITHIN * self.stale_after.total_seconds()
+                    await self._deliver(rows, stopping, claimed_at, deadline)
                 else:
                     await pause(stopping, IDLE_SECONDS)
         finally:
@@ -117,22 +127,24 @@ class Sender:
             for transport in self.transports:
                 await transport.close()
 
-    async def _deliver(self, rows: list[Row], stopping: asyncio.Event) -> None:
-        """Send a claimed batch over all connections; what is left at ``stopping`` goes back."""
+    async def _deliver(self, rows: list[Row], stopping: asyncio.Event, claimed_at: datetime, deadline: float) -> None:
+        """Send a claimed batch over all connections; what is left at ``stopping`` or at the
+        ``deadline`` (``time.monotonic()``) for beginning a delivery goes back to the queue."""
         pending: asyncio.Queue[Row] = asyncio.Queue()
         for row in rows:
             pending.put_nowait(row)
         async with asyncio.TaskGroup() as group:  # one connection failing stops the others
             for transport in self.transports:
-                group.create_task(self._work(transport, pending, stopping))
+                group.create_task(self._work(transport, pending, stopping, deadline))
         unsent = [pending.get_nowait()[0] for _ in range(pending.qsize())]
         if unsent:
-            await asyncio.get_running_loop().run_in_executor(self._db, self.release, unsent)
+            await asyncio.get_running_loop().run_in_executor(self._db, self.release, unsent, claimed_at)
 
-    async def _work(self, transport: Transport, pending: asyncio.Queue[Row], stopping: asyncio.Event) -> None:
+    async def _work(self, transport: Transport, pending: asyncio.Queue[Row], stopping: asyncio.Event,
+                    deadline: float) -> None:
         """One connection's share of a claimed batch. Each result is committed before the
         connection sends its next mail: at most one unrecorded mail per connection."""
-        while not stopping.is_set() and not pending.empty():
+        while not stopping.is_set() and not pending.empty() and time.monotonic() < deadline:
             row_id, return_path, recipient, raw = pending.get_nowait()
             result = await transport.deliver(return_path, recipient, raw)
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -170,11 +182,13 @@ class Sender:
                           len(results), describe(exc), delay)
                 await pause(stopping, delay)
 
-    def release(self, row_ids: list[int]) -> None:
-        """Give claimed but unsent rows back to the queue (at shutdown)."""
+    def release(self, row_ids: list[int], claimed_at: datetime) -> None:
+        """Give claimed but unsent rows back to the queue (at shutdown, or not begun in time);
+        only rows still under this claim: one taken again by another instance is left alone."""
         with Session(self.engine) as session:
             session.execute(
-                sa.update(Outbox).where(Outbox.id.in_(row_ids), Outbox.state == "sending")  # type: ignore[attr-defined]
+                sa.update(Outbox).where(col(Outbox.id).in_(row_ids), Outbox.state == "sending",
+                                        Outbox.claimed_at == claimed_at)
                 .values(state="queued", attempts=Outbox.attempts - 1)
             )
             session.commit()

@@ -181,9 +181,9 @@ def test_outbox_list_shows_queued_and_failed_mail(app: App, smtp_sink) -> None: 
     assert len(everything) == 2
 
 
-def test_a_sender_claims_one_mail_per_connection(app: App, tmp_path: Path) -> None:
-    """A claimed mail goes out at once: nothing claimed waits behind slow deliveries long enough
-    to look abandoned to another instance (which would send it too)."""
+def test_a_sender_claims_a_batch_but_never_a_tickets_later_mail(app: App, tmp_path: Path) -> None:
+    """Rows of many tickets go in one claim (one transaction, more than the connections); a
+    ticket's next mail waits while an earlier one of it is unsent, even across instances."""
     ticket_with_mail(app, count=6, to=("a@example.fi", "b@example.fi"))  # 12 rows, one ticket's mail in pairs
     first = Sender(app.engine, lambda: MaildirTransport(tmp_path / "box"), connections=2)
     other = Sender(app.engine, lambda: MaildirTransport(tmp_path / "box"), connections=2)
@@ -192,3 +192,42 @@ def test_a_sender_claims_one_mail_per_connection(app: App, tmp_path: Path) -> No
     assert [row[0] for row in other.claim()] == []  # the ticket's next mail waits for these two
     with Session(app.engine) as session:
         assert sorted(r.state for r in session.exec(select(Outbox))) == ["queued"] * 10 + ["sending"] * 2
+        session.execute(sa.delete(Outbox))
+        session.commit()
+    for n in range(5):
+        ticket_with_mail(app, to=(f"m{n}@example.fi",), subject=f"Asia {n}")  # each clears the outbox first
+    with Session(app.engine) as session:
+        tickets = list(session.exec(select(Ticket.id)))
+        for ticket_id in tickets:
+            ticket = session.get(Ticket, ticket_id)
+            for i in range(2):
+                out = Outgoing(from_name="J", from_addr="jasenpalvelu@liitto.fi", to=(f"t{ticket_id}@example.fi",),
+                               subject=f"Vastaus {i}", text="x", message_id=new_message_id("liitto.fi"))
+                outbox.enqueue(session, ticket, "ack", out, app.pipeline.mailer.secret, "liitto.fi")
+        session.commit()
+    claimed = first.claim()
+    assert len(claimed) == len(tickets) > 2  # the first mail of every ticket, in one claim
+    assert len({recipient for _, _, recipient, _ in claimed}) == len(tickets)
+
+
+def test_a_claimed_mail_not_begun_in_time_goes_back_unsent(app: App, tmp_path: Path) -> None:
+    """A row whose delivery has not begun within a quarter of ``stale_after`` of its claim is
+    given back, never sent late: another instance may by then take it as abandoned."""
+    ticket_with_mail(app, count=3)
+    drain(Sender(app.engine, lambda: MaildirTransport(tmp_path / "box"), stale_after=timedelta(0)), 0.3)
+    assert not list((tmp_path / "box" / "new").iterdir())
+    with Session(app.engine) as session:
+        assert [(r.state, r.attempts) for r in session.exec(select(Outbox))] == [("queued", 0)] * 3
+
+
+def test_a_release_leaves_a_row_claimed_again_by_another_instance(app: App, tmp_path: Path) -> None:
+    ticket_with_mail(app)
+    first = Sender(app.engine, lambda: MaildirTransport(tmp_path / "box"), stale_after=timedelta(minutes=2))
+    other = Sender(app.engine, lambda: MaildirTransport(tmp_path / "box"), stale_after=timedelta(minutes=2))
+    claimed_at = utcnow()
+    (row,) = first.claim(claimed_at)
+    later = claimed_at + timedelta(minutes=3)
+    assert [r[0] for r in other.claim(later)] == [row[0]]  # abandoned to the other's eyes: taken again
+    first.release([row[0]], claimed_at)
+    with Session(app.engine) as session:
+        assert [(r.state, r.attempts) for r in session.exec(select(Outbox))] == [("sending", 2)]
