@@ -82,6 +82,8 @@ MAIL = [
     ("Valitus palvelusta", "", COMPLAINT),
     # ordinary mail stays in jasenasiat at normal priority
     ("Osoitteenmuutos", "Uusi osoitteeni on Mannerheimintie 1 A, 00100 Helsinki.", Route("jasenasiat", category="yhteystiedot")),
+    ("Osoitteeni on muuttunut", "", Route("jasenasiat", category="yhteystiedot")),  # inflected: osoite -> osoitteeni
+    ("Osoite muuttui", "", Route("jasenasiat", category="yhteystiedot")),
     ("Jäsenkortti", "Valitettavasti jäsenkorttini on kadonnut.", Route("jasenasiat", category="jäsenkortti")),
     ("Erotuomarikurssi", "Järjestääkö liitto erotuomarikoulutusta?", ORDINARY),
     ("Liittyen edelliseen viestiini", "Tämä voi liittyä aiempaan kysymykseeni.", ORDINARY),
