@@ -84,6 +84,7 @@ MAIL = [
     ("Osoitteenmuutos", "Uusi osoitteeni on Mannerheimintie 1 A, 00100 Helsinki.", Route("jasenasiat", category="yhteystiedot")),
     ("Osoitteeni on muuttunut", "", Route("jasenasiat", category="yhteystiedot")),  # inflected: osoite -> osoitteeni
     ("Osoite muuttui", "", Route("jasenasiat", category="yhteystiedot")),
+    ("Eroilmoitus", "Osoitteeni on muuttunut, ja eroan liitosta.", RESIGNATION),  # the specific category wins
     ("Jäsenkortti", "Valitettavasti jäsenkorttini on kadonnut.", Route("jasenasiat", category="jäsenkortti")),
     ("Erotuomarikurssi", "Järjestääkö liitto erotuomarikoulutusta?", ORDINARY),
     ("Liittyen edelliseen viestiini", "Tämä voi liittyä aiempaan kysymykseeni.", ORDINARY),
