@@ -86,12 +86,22 @@ def token_nonce(secret: bytes, token: str, now: float | None = None) -> str | No
     return nonce if 0 <= age <= TOKEN_MAX_AGE_SECONDS else None
 
 
+def token_written(token: str) -> datetime:
+    """When a (checked) token's form page was made: the Date of the mail a post of it becomes,
+    so that posting one page twice (a reload after a restart, two instances behind one proxy)
+    makes the same message, which is stored once (docs/mail.md#duplicates)."""
+    return datetime.fromtimestamp(int(token.split(".", 1)[0]), timezone.utc)
+
+
 def _mac(secret: bytes, stamp: str, nonce: str) -> str:
     return hmac.new(secret, f"web-form:{stamp}:{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def to_mail(submission: Submission, nonce: str, to: str, hostname: str, client: str, now: datetime | None = None) -> bytes:
-    """The message a submission becomes; ``client`` (the sender's IP) is in its trace header."""
+def to_mail(submission: Submission, nonce: str, to: str, hostname: str, client: str, written: datetime,
+            now: datetime | None = None) -> bytes:
+    """The message a submission becomes: the same bytes for the same page and text but its trace
+    header, which holds ``client`` (the sender's IP) and when it came (``now``); ``written``
+    (``token_written``) is its Date."""
     now = now or datetime.now(timezone.utc)
     msg = EmailMessage()
     msg["Received"] = f"from [{_one_line(client) or 'unknown'}] by {hostname} with HTTP (maild web form); {format_datetime(now)}"
@@ -99,7 +109,7 @@ def to_mail(submission: Submission, nonce: str, to: str, hostname: str, client: 
     msg["From"] = Address(display_name=submission.name, username=local, domain=domain)
     msg["To"] = to
     msg["Subject"] = submission.subject
-    msg["Date"] = format_datetime(now)
+    msg["Date"] = format_datetime(written)
     msg["Message-ID"] = f"<web.{nonce}@{hostname}>"
     msg.set_content(submission.message, cte="quoted-printable")
     return bytes(msg)

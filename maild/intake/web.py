@@ -10,8 +10,9 @@ What it promises (docs/mail.md, web form):
   a hidden honeypot field catches simple bots; posts are limited per client IP and per
   member address (429 with Retry-After);
 - nothing twice: each page carries a one-use token; a form posted again (a reload, a double
-  click) is thanked again without a second message (and the token becomes the Message-ID,
-  so even another instance would see a duplicate).
+  click) is thanked again without a second message. After a restart, or on another instance,
+  the page's post is stored again, but as the same message (the token gives its Message-ID and
+  Date, only the trace header differs), so the duplicate check files it once.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def build(*, accept: Accept, page: FormPage, to: str, language: str, hostname: s
         wait = by_address.retry_after(f"address:{submission.email}", now)
         if wait:
             return _limited(html(lang, "limited", 429), wait)
-        raw = webform.to_mail(submission, nonce, to, hostname, client)
+        raw = webform.to_mail(submission, nonce, to, hostname, client, webform.token_written(form[webform.TOKEN]))
         try:
             inbound_id = await accept(raw, Envelope(source="web", mail_from=submission.email, recipients=(to,)))
         except Exception as exc:

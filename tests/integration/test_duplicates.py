@@ -79,6 +79,25 @@ def test_a_copy_is_stored_once_and_recorded_on_the_ticket(app: App) -> None:
         assert copy["data"]["first_message"] == first.id and copy["data"]["inbound_id"] == 2
 
 
+def test_one_web_form_page_posted_twice_is_one_ticket(app: App) -> None:
+    """The form remembers used pages in memory; after a restart, or on another instance behind
+    the same proxy, a reload of the same page is stored again, and the copy is recognised here."""
+    from datetime import timedelta
+
+    from maild.core import webform
+
+    submission, _ = webform.read({"name": "Maija", "email": "maija@example.fi", "subject": "Jäsenmaksu",
+                                  "message": "Paljonko se on?"})
+    assert submission is not None
+    written = webform.token_written(webform.new_token(b"k"))
+    first, again = (webform.to_mail(submission, "abc", "jasenpalvelu@liitto.fi", "liitto.fi", client, written,
+                                    now=written + later) for client, later in
+                    (("192.0.2.1", timedelta(minutes=1)), ("198.51.100.7", timedelta(minutes=30))))
+    assert deliver(app, first, "web") == "new:1"
+    assert deliver(app, again, "web") == "duplicate"
+    assert len(events(app, 1, "duplicate_received")) == 1
+
+
 def test_an_old_row_counts_by_message_id_and_old_fingerprint_only(app: App) -> None:
     """Rows stored before the v2 fingerprints carry the old one (sender, date, body): the same
     Message-ID with it is still the same mail; without a Message-ID it never matches."""
