@@ -20,6 +20,7 @@ from typing import Literal
 from flufl.bounce import all_failures
 
 from maild.core.addresses import parse_address
+from maild.core.parse import content_charset
 
 _STATUS_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
 _ATTACHED_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
@@ -129,7 +130,7 @@ def part_text(part: email.message.Message) -> str:
     if not isinstance(payload, bytes):
         return ""
     try:
-        return payload.decode(part.get_content_charset() or "utf-8", "replace")
+        return payload.decode(content_charset(part) or "utf-8", "replace")
     except LookupError:  # an unknown charset name
         return payload.decode("utf-8", "replace")
 

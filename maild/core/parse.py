@@ -352,12 +352,21 @@ def _content(part: email.message.Message) -> bytes:
     return payload if isinstance(payload, bytes) else b""
 
 
+def content_charset(part: email.message.Message) -> str | None:
+    """The part's declared charset, or None when it has none or one that cannot be a name (the
+    stdlib raises for an RFC 2231 ``charset*=`` whose own charset part holds a NUL)."""
+    try:
+        return part.get_content_charset()
+    except (ValueError, LookupError, TypeError):
+        return None
+
+
 def decode_payload(part: email.message.Message) -> str:
     """A text part's content as str: its declared charset, else UTF-8, else Windows-1252."""
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return clean(part.get_payload())
-    for charset in (part.get_content_charset(), "utf-8"):
+    for charset in (content_charset(part), "utf-8"):
         if not charset:
             continue
         try:

@@ -119,3 +119,14 @@ def test_an_attachment_name_is_never_empty_a_path_or_a_control(name: str) -> Non
     stored = attachment_name(name)
     assert 0 < len(stored) <= 255
     assert not any(ch in "/\\" or unicodedata.category(ch) == "Cc" or ch in "\u202e\u2066\u200f" for ch in stored)
+
+
+def test_a_charset_name_with_a_nul_in_it_is_no_charset() -> None:
+    """Found by the fuzzer: an RFC 2231 ``charset*=`` whose own charset part holds a NUL makes the
+    stdlib's ``get_content_charset`` raise; the text is read as UTF-8 instead."""
+    from maild.core.bounces import part_text
+
+    raw = b"From: a@b.fi\r\nSubject: x\r\nContent-Type: text/plain; charset*=x\x00y''utf-8\r\n\r\nhyv\xc3\xa4\r\n"
+    parsed, message = parse_message(raw)
+    assert parsed.text.strip() == "hyvä"
+    assert part_text(message).strip() == "hyvä"
