@@ -204,8 +204,9 @@ def _status_blocks(part: email.message.Message) -> list[email.message.Message]:
 
 def _subparts(part: email.message.Message) -> list[email.message.Message]:
     """What the parser split a part into: sub-parts, an attached message, or header blocks."""
-    payload = part.get_payload()
-    return [p for p in payload if isinstance(p, email.message.Message)] if isinstance(payload, list) else []
+    if not part.is_multipart():  # a leaf: get_payload() would decode its text, and can fail on a bad charset
+        return []
+    return [p for p in part.get_payload() if isinstance(p, email.message.Message)]
 
 
 def _recipient(block: email.message.Message) -> _Recipient | None:

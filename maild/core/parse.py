@@ -228,7 +228,7 @@ def _as_read(message: email.message.Message) -> str:
     """Headers and payloads as the parser kept them (raw 8-bit bytes as surrogates), with no
     re-encoding or refolding, so nothing here can fail."""
     head = "".join(f"{name}: {value}\n" for name, value in message.raw_items())
-    payload = message.get_payload()
+    payload = message._payload  # as stored: get_payload() decodes 8-bit text with the charset parameter, and can fail
     if not isinstance(payload, list):
         return f"{head}\n{payload}"
     if message.get_content_maintype() != "multipart":  # message/rfc822: one message inside
@@ -292,7 +292,7 @@ def _base64_text(part: email.message.Message) -> str | None:
         return None
     try:
         text = part.get_payload()
-    except (TypeError, LookupError):  # 8-bit bytes and an RFC 2231 charset*= the stdlib cannot decode with
+    except (TypeError, LookupError, ValueError):  # 8-bit bytes and a charset the stdlib cannot decode with (a NUL in it)
         return None
     return text if isinstance(text, str) and text.isascii() else None
 

@@ -130,3 +130,19 @@ def test_a_charset_name_with_a_nul_in_it_is_no_charset() -> None:
     parsed, message = parse_message(raw)
     assert parsed.text.strip() == "hyvä"
     assert part_text(message).strip() == "hyvä"
+
+
+def test_writing_back_and_bounce_reading_never_decode_with_a_bad_charset() -> None:
+    """Found by a long fuzzer run: ``get_payload()`` without ``decode`` decodes stored 8-bit text
+    with the charset parameter, and raises when that name holds a NUL. Writing a part back as
+    read (``_as_read``, for an attached message) and listing a bounce's parts never ask it to."""
+    import email
+
+    from maild.core import bounces
+    from maild.core.parse import _as_read, _base64_text
+
+    part = email.message_from_bytes(
+        b"Content-Type: text/plain; charset*=x\x00y''utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nhyv\xc3\xa4\r\n")
+    assert _as_read(part).encode("utf-8", "surrogateescape").endswith(b"\n\nhyv\xc3\xa4\r\n")
+    assert _base64_text(part) is None
+    assert bounces._subparts(part) == []
