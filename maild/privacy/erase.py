@@ -184,14 +184,18 @@ def _blank_inbound(session: Session, inbound_ids: set[int]) -> set[str]:
 
 
 def _blank_quarantine(session: Session, quarantine_ids: set[int]) -> set[str]:
-    quarantine = _T["quarantine"]
+    return _drop_raw(session, _T["quarantine"], quarantine_ids, subject="", reason="")
+
+
+def _drop_raw(session: Session, table: sa.Table, ids: set[int], **blanks: Any) -> set[str]:
+    """Rows of ``table`` (kept mail, filed messages) lose their raw copy and the spool row's,
+    with ``blanks`` set; returns the raw files to delete."""
     files: set[str] = set()
-    for chunk in _chunks(quarantine_ids):
-        rows = session.execute(sa.select(quarantine.c.raw_path, quarantine.c.inbound_id).where(quarantine.c.id.in_(chunk))).all()
+    for chunk in _chunks(ids):
+        rows = session.execute(sa.select(table.c.raw_path, table.c.inbound_id).where(table.c.id.in_(chunk))).all()
         files |= {p for p, _ in rows if p}
         files |= _blank_inbound(session, {i for _, i in rows if i})
-        session.execute(sa.update(quarantine).where(quarantine.c.id.in_(chunk)).values(
-            subject="", reason="", raw_path=None))
+        session.execute(sa.update(table).where(table.c.id.in_(chunk)).values(raw_path=None, **blanks))
     return files
 
 
@@ -311,14 +315,7 @@ def _blank_raw_of(session: Session, message_ids: set[int]) -> set[str]:
     """--everywhere: other people's messages that mentioned the person lose their raw copy
     (which may hold the mention encoded where no byte search finds it); their text is kept,
     with the mention replaced."""
-    messages = _T["messages"]
-    files: set[str] = set()
-    for chunk in _chunks(message_ids):
-        rows = session.execute(sa.select(messages.c.raw_path, messages.c.inbound_id).where(messages.c.id.in_(chunk))).all()
-        files |= {p for p, _ in rows if p}
-        files |= _blank_inbound(session, {i for _, i in rows if i})
-        session.execute(sa.update(messages).where(messages.c.id.in_(chunk)).values(raw_path=None))
-    return files
+    return _drop_raw(session, _T["messages"], message_ids)
 
 
 def _delete_files(session: Session, data_dir: Path, relative: set[str]) -> int:
