@@ -1,10 +1,11 @@
 """The one orchestrator: spooled messages through every stage, read top to bottom.
 
 A batch of spool rows: count the attempt (committed) -> read each (``maild.read``: parse,
-classify, thread keys, rules; no database) -> in ONE transaction, for each message in its
-own savepoint: look up what the decisions need (``store.lookup``), decide
-(``core.plan``: pure), carry the decisions out (``store.apply``) -> commit once.
-A message that fails is quarantined alone (its savepoint rolled back), the rest commit; a
+classify, thread keys, rules; no database) -> in ONE transaction: look up what the decisions
+need (``store.lookup``: the plain new requests of the batch together), decide for each message
+(``core.plan``: pure), carry the decisions out (``store.apply``; mail and events written
+together at the end) -> commit once. When a message fails, the batch is filed again with each
+message in a savepoint of its own: the one that fails is quarantined alone, the rest commit. A
 database error leaves the whole batch pending for when the database is back.
 """
 
@@ -44,7 +45,7 @@ from maild.rules.model import RuleSet
 from maild.store import lookup, private
 from maild.outbound.answers import answer_titles
 from maild.store import tickets as store
-from maild.store.apply import Applying, apply
+from maild.store.apply import Applying, Deferred, apply
 from maild.store.tables import Inbound, Quarantine, Ticket, utcnow
 
 if TYPE_CHECKING:
@@ -58,6 +59,11 @@ MAX_ATTEMPTS = 3  # a message that has crashed the processor this often is quara
 BATCH = 16  # messages filed in one transaction
 
 Watch = Callable[[int], AbstractContextManager[object]]
+
+
+class _FailedInBatch(Exception):
+    """A message failed while its batch was filed together: the batch is filed again, each
+    message in a savepoint of its own."""
 
 
 def _unwatched(_inbound_id: int) -> AbstractContextManager[object]:
@@ -161,21 +167,42 @@ class Pipeline:
             if outcome:
                 outcomes[inbound.id or 0] = outcome
         asked = self._ask_members(readings)
+        if readings:
+            try:
+                outcomes.update(self._file_batch(readings, asked, watch, together=True))
+            except _FailedInBatch:  # a message failed: each goes alone, so that only it is quarantined
+                outcomes.update(self._file_batch(readings, asked, watch, together=False))
+        for inbound_id in readings:
+            self._log(inbound_id, outcomes[inbound_id])
+        return outcomes
+
+    def _file_batch(self, readings: dict[int, Reading], asked: dict[int, Answer], watch: Watch,
+                    together: bool) -> dict[int, str]:
+        """File read messages in one transaction. ``together``: the plain new requests looked up
+        in a few queries for all of them, the mail and events written at the end, and no
+        savepoints (raises ``_FailedInBatch`` when one message fails, and nothing is written);
+        else each message in a savepoint of its own, one that fails quarantined alone."""
+        outcomes: dict[int, str] = {}
         with Session(self.engine, expire_on_commit=False) as session:
             # the spool rows, locked (FOR UPDATE on PostgreSQL): another instance may be at them
             locked = {row.id: row for row in session.exec(
                 select(Inbound).where(col(Inbound.id).in_(list(readings))).order_by(col(Inbound.id)).with_for_update())}
             done: list[int] = []
+            prefetched = lookup.Prefetched.load(session, readings.values(), utcnow()) if together else None
+            deferred = Deferred()
             for inbound_id, reading in readings.items():
                 with watch(inbound_id):
-                    outcomes[inbound_id] = self._file(session, locked.get(inbound_id), inbound_id, reading, done,
-                                                      asked.get(inbound_id))
+                    if prefetched is None:
+                        outcomes[inbound_id] = self._file(session, locked.get(inbound_id), inbound_id, reading, done,
+                                                          asked.get(inbound_id))
+                    else:
+                        outcomes[inbound_id] = self._file_together(session, locked.get(inbound_id), inbound_id, reading,
+                                                                   done, asked.get(inbound_id), prefetched, deferred)
+            deferred.write(session)
             if done:  # one statement for the batch
                 session.connection().execute(sa.update(_INBOUND).where(_INBOUND.c.id.in_(done))
                                              .values(state=str(InboundState.DONE)))
             session.commit()
-        for inbound_id in readings:
-            self._log(inbound_id, outcomes[inbound_id])
         return outcomes
 
     def _claim(self, ids: list[int] | None, limit: int = BATCH) -> tuple[list[Inbound], dict[int, str]]:
@@ -257,13 +284,7 @@ class Pipeline:
                     return str(Outcome.SKIPPED)
                 now = utcnow()
                 found = lookup.for_reading(session, reading, self.policy, self.mailer.secret, now, asked)
-                spooled = planner.Spooled(inbound.id, inbound.received_at)
-                plan = planner.plan(reading, found, self.policy, spooled, now)
-                plan = self.with_answers(session, plan, lambda failures: planner.plan(
-                    reading, replace(found, answer_failures=failures), self.policy, spooled, now))
-                parsed = None if isinstance(reading, Unreadable) else reading.parsed
-                applying = Applying(session, self.mailer, self.rules, self.raw_store.root, now, inbound, parsed)
-                outcome = apply(applying, plan)
+                _, applying, outcome = self._carry_out(session, inbound, reading, found, now)
             if applying.quarantined is None:
                 done.append(inbound_id)
             return outcome
@@ -276,6 +297,44 @@ class Pipeline:
                 assert row is not None
                 store.quarantine(session, "error", _reason(exc), row, from_addr=row.mail_from or "")
             return "quarantined:error"
+
+    def _file_together(self, session: Session, inbound: Inbound | None, inbound_id: int, reading: Reading,
+                       done: list[int], asked: Answer | None, prefetched: lookup.Prefetched, deferred: Deferred) -> str:
+        """``_file`` without a savepoint, with the batch's lookups and its mail and events left
+        in ``deferred``; a message looked up alone first has the deferred rows written, so it
+        sees everything the messages before it did."""
+        if inbound is None or inbound.state != InboundState.PENDING:
+            return str(Outcome.SKIPPED)
+        try:
+            now = utcnow()
+            found = prefetched.answer(reading, self.policy, now, asked)
+            if found is None:
+                deferred.write(session)
+                found = lookup.for_reading(session, reading, self.policy, self.mailer.secret, now, asked)
+            plan, applying, outcome = self._carry_out(session, inbound, reading, found, now, deferred)
+            session.flush()
+        except OperationalError:
+            raise
+        except Exception as exc:
+            log.warning("message %s failed in its batch (%s); the batch is filed again a message at a time",
+                        inbound_id, _reason(exc))
+            raise _FailedInBatch from exc
+        requesters = {t.requester for t in (plan.ticket, applying.ticket) if t is not None}
+        prefetched.touch(reading, plan, requesters, applying.recipients)
+        if applying.quarantined is None:
+            done.append(inbound_id)
+        return outcome
+
+    def _carry_out(self, session: Session, inbound: Inbound, reading: Reading, found: planner.Lookups, now: datetime,
+                   deferred: Deferred | None = None) -> tuple[planner.Plan, Applying, str]:
+        """Plan a message from its lookups and apply the plan."""
+        spooled = planner.Spooled(inbound.id, inbound.received_at)
+        plan = planner.plan(reading, found, self.policy, spooled, now)
+        plan = self.with_answers(session, plan, lambda failures: planner.plan(
+            reading, replace(found, answer_failures=failures), self.policy, spooled, now))
+        parsed = None if isinstance(reading, Unreadable) else reading.parsed
+        applying = Applying(session, self.mailer, self.rules, self.raw_store.root, now, inbound, parsed)
+        return plan, applying, apply(applying, plan, deferred)
 
     def _log(self, inbound_id: int, outcome: str) -> None:
         """One line per message filed (docs: logs)."""

@@ -10,6 +10,7 @@ or whose address is not a plain ``local@domain``, yields nothing: an address is 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -86,12 +87,26 @@ def mailboxes(raw_values: Iterable[str]) -> tuple[Mailbox, ...]:
     """
     found: dict[str, Mailbox] = {}
     for value in raw_values:
-        for mailbox in _parse(_FOLD.sub("", _SURROGATES.sub("\ufffd", value))):
+        for mailbox in _parse_value(value):
             found.setdefault(mailbox.address, mailbox)
     return tuple(found.values())
 
 
-def _parse(value: str) -> list[Mailbox]:
+def _parse_value(value: str) -> tuple[Mailbox, ...]:
+    """One raw header value's mailboxes. The short values that come again and again (the
+    queue's own address in To:, a member's From: in each of their mails) are remembered."""
+    return _remembered(value) if len(value) <= _REMEMBER_UP_TO else _unfolded(value)
+
+
+def _unfolded(value: str) -> tuple[Mailbox, ...]:
+    return _parse(_FOLD.sub("", _SURROGATES.sub("\ufffd", value)))
+
+
+_REMEMBER_UP_TO = 1000
+_remembered = functools.lru_cache(maxsize=4096)(_unfolded)
+
+
+def _parse(value: str) -> tuple[Mailbox, ...]:
     """The clean mailboxes of one header value. A header with anything the parser could not
     read as a mailbox yields none at all (``a@b)<c@d>``, ``x <a@b> <c@d>``): an address that
     only parses with a guess is no address. A well-formed mailbox whose address is not
@@ -99,17 +114,17 @@ def _parse(value: str) -> list[Mailbox]:
     found: list[Mailbox] = []
     for piece in _pieces(value)[:MAX_MAILBOXES]:  # who needs more is no person's mail
         if len(piece) > MAX_PIECE:
-            return []
+            return ()
         try:
             address_list, rest = rfc5322.get_address_list(piece)
             tokens = address_list.all_mailboxes
             mailboxes = [_mailbox(token) for token in tokens]
         except Exception:  # noqa: BLE001 - the private parser gives up in many ways
-            return []
+            return ()
         if rest.strip() or any(m is None and t.token_type == "invalid-mailbox" for t, m in zip(tokens, mailboxes)):
-            return []
+            return ()
         found.extend(mailbox for mailbox in mailboxes if mailbox is not None)
-    return found
+    return tuple(found)
 
 
 def _pieces(value: str) -> list[str]:

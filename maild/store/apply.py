@@ -95,26 +95,112 @@ class Applying:
     mail: list[tuple[int | None, QueueMail, outbox.Made]] = field(default_factory=list)  # (ticket id, ...) to write
     quarantined: str | None = None
     files: tuple[MessageFile, ...] = ()  # the stored attachments of the message filed
+    recipients: set[str] = field(default_factory=set)  # to whom its mail goes (once applied)
 
 
-def apply(applying: Applying, plan: Plan) -> str:
+def apply(applying: Applying, plan: Plan, deferred: Deferred | None = None) -> str:
     """Write every effect of ``plan`` in order; return what became of the message
-    (``new:12``, ``follow_up:12``, ``duplicate``, ``quarantined:error``...)."""
+    (``new:12``, ``follow_up:12``, ``duplicate``, ``quarantined:error``...). Its mail and events
+    are written at its end, or left in ``deferred`` to be written with the rest of its batch."""
     session = applying.session
     if plan.ticket is not None and plan.ticket.id is not None and applying.ticket is None:
         applying.ticket = session.get(Ticket, plan.ticket.id)
     for effect in plan.effects:
         _apply(applying, effect)
-    if applying.mail:
-        _write_mail(applying)
-    if applying.events:
-        session.connection().execute(sa.insert(_EVENTS), applying.events)
-        applying.events.clear()
+    if isinstance(applying.ticket, NewTicket):
+        applying.ticket.update(session)
+    written = Deferred() if deferred is None else deferred
+    applying.recipients = written.add(applying)
+    if deferred is None:
+        written.write(session)
     if applying.quarantined:  # else a spooled message is marked done by its caller, with its batch
         return f"quarantined:{applying.quarantined}"
     if applying.ticket is None or plan.outcome == "duplicate":
         return str(plan.outcome)
     return f"{plan.outcome}:{applying.ticket.number}"
+
+
+@dataclass
+class NewTicket:
+    """A ticket a plan creates, as the notices read it (a ``Ticket``'s columns): inserted at
+    once with Core, since the rows after it need its id; changed in memory by the plan's later
+    effects, and those changes written in one UPDATE at the plan's end. An ORM ``Ticket``
+    costs several times this to make and flush, for every new request."""
+
+    number: int
+    queue: str
+    priority: str
+    category: str | None
+    subject: str
+    requester: str
+    confidential: bool
+    tags: list[str]
+    other_queues: list[str]
+    cc: list[str]
+    linked_to: int | None
+    channel: str
+    created_at: datetime
+    updated_at: datetime
+    status_changed_at: datetime
+    status: str = "new"
+    assignee: str | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    first_response_at: datetime | None = None
+    erased_at: datetime | None = None
+    id: int | None = None
+    changed: set[str] = field(default_factory=set)  # columns set since the insert
+
+    def insert(self, session: Session) -> None:
+        values = {name: getattr(self, name) for name in _TICKET_COLUMNS if name != "id"}
+        self.id = session.connection().execute(_INSERT_TICKET, values).scalar_one()
+
+    def update(self, session: Session) -> None:
+        if self.changed:
+            session.connection().execute(sa.update(_TICKETS).where(_TICKETS.c.id == self.id).values(
+                {name: getattr(self, name) for name in sorted(self.changed)}))
+            self.changed = set()
+
+
+@dataclass
+class Deferred:
+    """The mail and events of messages filed in one transaction, written together: every mail
+    in two statements (``outbox.write``), then every event in one, in the order they were made
+    (each message's own events, then what is on the record about its mail). Nothing filing
+    reads back is among them but what a message's lookups may ask (outbox, mail on the ticket):
+    the batch writes them before it looks anything up alone (``ingest``)."""
+
+    groups: list[tuple[datetime, list[dict[str, Any]], list[tuple[int | None, QueueMail, outbox.Made]]]] = field(
+        default_factory=list)
+
+    def add(self, a: Applying) -> set[str]:
+        """Take the mail and events of ``a``; returns to whom its mail goes."""
+        recipients = {row["recipient"] for _, _, made in a.mail for row in made.rows}
+        if a.events or a.mail:
+            self.groups.append((a.now, a.events, a.mail))
+            a.events, a.mail = [], []
+        return recipients
+
+    def write(self, session: Session) -> None:
+        if not self.groups:
+            return
+        queued = iter(outbox.write(session, [made for _, _, mail in self.groups for _, _, made in mail]))
+        events: list[dict[str, Any]] = []
+        for now, own, mail in self.groups:
+            events.extend(own)
+            for (ticket_id, effect, made), message in zip(mail, queued):
+                if ticket_id is None:  # mail of no ticket: nothing to record it on
+                    continue
+                if made.left_out:  # docs/mail.md#recipients
+                    events.append({"ticket_id": ticket_id, "kind": str(EventKind.OUTGOING_VALUES_LEFT_OUT),
+                                   "actor": "maild", "data": {"mail": str(effect.kind), "notes": made.left_out},
+                                   "at": now})
+                if message is not None and effect.relayed_by:  # recorded as relayed only when queued, to whom
+                    events.append({"ticket_id": ticket_id, "kind": str(EventKind.RELAYED), "actor": effect.relayed_by,
+                                   "data": {"to": [*message.to, *message.cc]}, "at": now})
+        if events:
+            session.connection().execute(sa.insert(_EVENTS), events)
+        self.groups = []
 
 
 def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per effect
@@ -127,6 +213,8 @@ def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per ef
         assert ticket is not None
         for name, value in effect.changes.items():
             setattr(ticket, name, list(value) if name == "cc" else value)
+        if isinstance(ticket, NewTicket):
+            ticket.changed.update(effect.changes)
     elif isinstance(effect, QueueMail):
         _queue_mail(a, ticket, effect)
     elif isinstance(effect, StoreMessage):
@@ -135,14 +223,13 @@ def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per ef
     elif isinstance(effect, EnsureContact):
         ensure_contact(session, effect.address, effect.name, a.now)
     elif isinstance(effect, CreateTicket):
-        a.ticket = Ticket(
+        a.ticket = NewTicket(
             number=store.next_number(session), queue=effect.queue, priority=effect.priority, category=effect.category,
             subject=effect.subject, requester=effect.requester, confidential=effect.confidential,
             tags=list(effect.tags), other_queues=list(effect.other_queues), cc=list(effect.cc),
             linked_to=effect.linked_to, channel=effect.channel, created_at=a.now, updated_at=a.now,
-            status_changed_at=a.now)
-        session.add(a.ticket)
-        session.flush()
+            status_changed_at=a.now)  # type: ignore[assignment] - read as a Ticket by the notices
+        a.ticket.insert(session)
     elif isinstance(effect, LinkMember):
         assert ticket is not None
         _link_member(a, ticket, effect)
@@ -166,6 +253,9 @@ def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per ef
 
 
 _CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+_TICKETS = Ticket.__table__  # type: ignore[attr-defined]
+_TICKET_COLUMNS = tuple(column.name for column in _TICKETS.columns)
+_INSERT_TICKET = sa.insert(_TICKETS).returning(_TICKETS.c.id)
 _MESSAGES = Message.__table__  # type: ignore[attr-defined]
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
 _STORE_MESSAGE = sa.insert(_MESSAGES).returning(_MESSAGES.c.id)
@@ -262,19 +352,3 @@ def _queue_mail(a: Applying, ticket: Ticket | None, effect: QueueMail) -> None:
             _queue_mail(a, ticket, QueueMail(MessageKind.NOTIFICATION, "files_not_relayed", {
                 "queue": effect.args["queue"], "writer": effect.relayed_by, "parsed": a.parsed,
                 "left_out": tuple(left_out), "now": a.now}))
-
-
-def _write_mail(a: Applying) -> None:
-    """Every mail of the plan in two statements (``outbound.outbox.write``), then what is on
-    the record about it: values left out (docs/mail.md#recipients), to whom an answer was relayed."""
-    queued = outbox.write(a.session, [made for _, _, made in a.mail])
-    for (ticket_id, effect, made), message in zip(a.mail, queued):
-        if ticket_id is None:  # mail of no ticket: nothing to record it on
-            continue
-        if made.left_out:
-            a.events.append({"ticket_id": ticket_id, "kind": str(EventKind.OUTGOING_VALUES_LEFT_OUT), "actor": "maild",
-                             "data": {"mail": str(effect.kind), "notes": made.left_out}, "at": a.now})
-        if message is not None and effect.relayed_by:  # recorded as relayed only when queued, to whom it was queued
-            a.events.append({"ticket_id": ticket_id, "kind": str(EventKind.RELAYED), "actor": effect.relayed_by,
-                             "data": {"to": [*message.to, *message.cc]}, "at": a.now})
-    a.mail.clear()

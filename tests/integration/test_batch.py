@@ -1,6 +1,7 @@
-"""Filing in batches: one transaction for many messages, each in its own savepoint. A message
-that fails is quarantined alone and the rest are filed; a database error leaves the whole
-batch pending, and each message of it is then tried alone (real SQLite and PostgreSQL)."""
+"""Filing in batches: one transaction for many messages. A message that fails is quarantined
+alone (the batch is filed again, each message in a savepoint of its own) and the rest are
+filed; a database error leaves the whole batch pending, and each message of it is then tried
+alone (real SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,197 @@
+"""Filing a batch together is filing its messages one at a time (real SQLite).
+
+A batch looks its plain new requests up in a few queries for all of them, writes their mail and
+events at its end, and uses no savepoints (``maild.ingest``, ``store.lookup.Prefetched``). For
+any sequence of mail from a small cast (the same members again, copies, replies by tag and by
+In-Reply-To, auto-replies, staff, member numbers, a round-robin queue), filing it as batches
+must leave the database exactly as filing each message alone does; and for each message, what
+the batch would have looked up for it must be what ``for_reading`` looks up.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlmodel import Session
+
+from maild.app import App
+from maild.config import load_settings
+from maild.core.register import Row
+from maild.intake.spool import spool_sync
+from maild.mail import Envelope
+from maild.read import read
+from maild.store import lookup
+from maild.store import members as store_members
+from maild.store.tables import Inbound, utcnow
+from tests.conftest import REPO, RULES
+from tests.hostile import examples
+from tests.mailgen import mail
+
+ENVELOPE = Envelope("smtp", None, ("jasenpalvelu@liitto.fi",))
+SENDERS = ("Matti Meikäläinen <matti@example.fi>", "liisa@example.fi", "Pekka Virtanen <pekka.v@example.fi>",
+           "maija@liitto.fi")  # the last is staff
+NUMBERS = ("", "Jäsennumero 1001.", "Jäsennumeroni on 1002.", "jäsennro 9999")  # 1001: Matti's, 1002: another's
+
+
+@dataclass(frozen=True)
+class Spec:
+    sender: int
+    shape: str  # new | again | tag | reply | auto | invoice | close
+    target: int  # which earlier message or ticket a copy, reply or tag is about
+    number: int
+
+
+specs = st.lists(st.builds(Spec, st.integers(0, len(SENDERS) - 1),
+                           st.sampled_from(["new", "new", "again", "tag", "reply", "auto", "invoice", "close"]),
+                           st.integers(0, 20), st.integers(0, len(NUMBERS) - 1)), min_size=1, max_size=24)
+
+
+def corpus(items: list[Spec]) -> list[bytes]:
+    raws: list[bytes] = []
+    ids: list[str] = []
+    for n, spec in enumerate(items):
+        sender, body = SENDERS[spec.sender], f"Hei,\n\nasia {n}. {NUMBERS[spec.number]}\n\nTerveisin"
+        message_id = f"<m{n}@example.fi>"
+        if spec.shape == "again" and raws:
+            raws.append(raws[spec.target % len(raws)])
+            ids.append(ids[spec.target % len(ids)])
+            continue
+        subject, extra = f"Asia {n}", {}
+        if spec.shape == "tag":
+            subject = f"VS: [JP#{spec.target % 6 + 1}] Asia"
+        elif spec.shape == "close":
+            subject, body = f"VS: [JP#{spec.target % 6 + 1}] Asia", "#close\n\nHoidettu."
+        elif spec.shape == "invoice":
+            subject = f"Lasku {n}"
+        elif spec.shape == "auto":
+            extra = {"Auto-Submitted": "auto-replied"}
+        reply_to = ids[spec.target % len(ids)] if spec.shape == "reply" and ids else None
+        raws.append(mail(subject=subject, body=body, sender=sender, message_id=message_id, in_reply_to=reply_to,
+                         headers=extra))
+        ids.append(message_id)
+    return raws
+
+
+@pytest.fixture(scope="module")
+def apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, App, Path]]:
+    """Two instances (one files a message at a time, the other in batches) and a migrated
+    database with a member register, copied over both before each example."""
+    made = []
+    for name in ("alone", "together"):
+        directory = tmp_path_factory.mktemp(name)
+        (directory / "rules.yaml").write_text(RULES, encoding="utf-8")
+        (directory / "maild.toml").write_text(textwrap.dedent(f"""\
+            [instance]
+            data_dir = "var"
+            hostname = "liitto.fi"
+            secret_key = "test-secret"
+
+            [database]
+            url = "sqlite:///{directory}/maild.db"
+
+            [rules]
+            templates = "{REPO / 'templates'}"
+            """), encoding="utf-8")
+        app = App(load_settings(str(directory / "maild.toml")))
+        app.prepare_database()
+        made.append(app)
+    template = tmp_path_factory.mktemp("template") / "maild.db"
+    with Session(made[0].engine) as session:
+        store_members.replace_register(session, [Row(1, "1001", "matti@example.fi", {}),
+                                                 Row(2, "1002", "someone@example.fi", {})], "email")
+        session.commit()
+    made[0].engine.dispose()
+    shutil.copy(db_file(made[0]), template)
+    yield made[0], made[1], template
+    for app in made:
+        app.engine.dispose()
+
+
+def db_file(app: App) -> Path:
+    return Path(str(sa.engine.make_url(app.settings.database_url).database))
+
+
+def fresh(app: App, template: Path) -> None:
+    app.engine.dispose()
+    path = db_file(app)
+    for leftover in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    shutil.copy(template, path)
+
+
+def looked_up_alike(app: App, inbound_id: int) -> None:
+    """What the batch's prefetch answers for this message, if anything, is what ``for_reading`` finds."""
+    pipeline = app.pipeline
+    with Session(app.engine) as session:
+        inbound = session.get(Inbound, inbound_id)
+        assert inbound is not None
+        envelope = Envelope(source=inbound.source, mail_from=inbound.mail_from,  # type: ignore[arg-type]
+                            recipients=tuple(inbound.recipients), mailbox=inbound.mailbox)
+        reading = read(app.raw_store.path(inbound.raw_path), envelope, pipeline.rules, pipeline.mailer.tag_prefix,
+                       pipeline.mailer.secret)
+        now = utcnow()
+        answer = lookup.Prefetched.load(session, [reading], now).answer(reading, pipeline.policy, now)
+        if answer is not None:
+            assert answer == lookup.for_reading(session, reading, pipeline.policy, pipeline.mailer.secret, now)
+
+
+def dump(app: App) -> dict[str, list[Any]]:
+    """The database without ids, times and random tokens; rows in the order they were written
+    (mail on a ticket is written at the end of a batch, so messages are ordered by direction)."""
+    queries = {
+        "tickets": "select number, queue, status, priority, category, subject, requester, assignee, confidential,"
+                   " tags, cc, linked_to, channel, first_response_at is null, resolved_at is null from tickets"
+                   " order by number",
+        "messages": "select t.number, m.direction, m.kind, case when m.direction = 'in' then m.message_id end,"
+                    " m.from_addr, m.\"to\", m.cc, m.subject, m.classification,"
+                    " case when m.direction = 'in' then m.text end from messages m join tickets t on t.id = m.ticket_id"
+                    " order by m.direction, m.id",
+        "events": "select t.number, e.kind, e.actor, e.data from events e join tickets t on t.id = e.ticket_id"
+                  " order by e.id",
+        "outbox": "select t.number, o.kind, o.recipient, o.state from outbox o left join tickets t on t.id = o.ticket_id"
+                  " order by o.id",
+        "contacts": "select address, name, undeliverable_since is null from contacts order by address",
+        "inbound": "select state, error from inbound order by id",
+        "quarantine": "select kind, reason from quarantine order by id",
+        "links": "select t.number, m.member_number, tm.linked_by from ticket_members tm"
+                 " join tickets t on t.id = tm.ticket_id join members m on m.id = tm.member_id order by t.number",
+        "counters": "select name, value from counters order by name",
+    }
+    with app.engine.connect() as connection:
+        found = {name: [tuple(row) for row in connection.execute(sa.text(sql))] for name, sql in queries.items()}
+    found["events"] = [(*row[:3], _without_times_and_ids(row[3])) for row in found["events"]]
+    return found
+
+
+def _without_times_and_ids(data: str) -> dict[str, Any]:
+    """An event's data without times and the row ids of messages (written in another order)."""
+    values = json.loads(data)
+    return {k: v for k, v in values.items() if not k.endswith("_at") and k not in ("message", "first_message")}
+
+
+@settings(max_examples=examples(25), deadline=None)
+@given(specs)
+def test_a_batch_files_as_its_messages_do_one_at_a_time(apps: tuple[App, App, Path], items: list[Spec]) -> None:
+    alone, together, template = apps
+    raws = corpus(items)
+    fresh(alone, template)
+    fresh(together, template)
+    one_by_one = []
+    for raw in raws:
+        inbound_id = spool_sync(alone.engine, alone.raw_store, raw, ENVELOPE)
+        looked_up_alike(alone, inbound_id)
+        one_by_one.append(alone.pipeline.process(inbound_id))
+    ids = [spool_sync(together.engine, together.raw_store, raw, ENVELOPE) for raw in raws]
+    outcomes = together.pipeline.process_many(ids)
+    assert [outcomes[i] for i in ids] == one_by_one
+    assert dump(together) == dump(alone)
