@@ -272,6 +272,7 @@ class Prefetched:
     members: dict[str, Member] = field(default_factory=dict)  # by address
     numbered: dict[str, Member] = field(default_factory=dict)  # by the member numbers the mail mentions
     touched: set[str] = field(default_factory=set)
+    register_changed: bool = False  # a looked-up member was saved: it may have taken another row's number
 
     @classmethod
     def load(cls, session: Session, readings: Iterable[Reading], now: datetime) -> Prefetched:
@@ -316,6 +317,8 @@ class Prefetched:
         machine = reading.verdict.is_machine
         if (sender in policy.rules.all_staff() and not machine) or reading.decision.assign in _COUNTED:
             return None
+        if self.register_changed and not machine:
+            return None
         numbers = () if machine else member_numbers(reading.parsed.subject, reading.parsed.text)
         if any(_NUMBER_KEY + number in self.touched for number in numbers):
             return None
@@ -349,6 +352,9 @@ class Prefetched:
             elif isinstance(effect, CreateTicket):
                 self.touched.add(effect.requester)
             elif isinstance(effect, LinkMember) and effect.link.member is not None:
+                # saving a lookup's answer moves the row of its number to its address: the old
+                # address of that row is unknown here, so no prefetched member is trusted after it
+                self.register_changed |= effect.link.member.id is None
                 self.touched.add((effect.link.member.email or "").strip().lower())
                 self.touched.add(_NUMBER_KEY + (effect.link.member.member_number or ""))
 

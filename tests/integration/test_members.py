@@ -228,6 +228,8 @@ LOOKUP = textwrap.dedent(
         print("<html>error</html>")
     elif address == "ville@example.fi":
         print(json.dumps({"jäsennumero": "7007", "Osasto": "Tampereen osasto", "maksettu": "kyllä"}))
+    elif address == "matti.uusi@example.fi":  # Matti's new address: the register still has the old one
+        print(json.dumps({"jäsennumero": "1001", "Osasto": "Tampereen osasto"}))
     """
 )
 
@@ -260,6 +262,22 @@ def test_lookup_command_links_routes_and_is_cached(lookup_app: tuple[App, Path])
     assert failures(app) == 0
     with Session(app.engine) as session:
         assert [t["number"] for t in views.member_detail(session, "JP", "7007")["tickets"]] == [2, 1]  # type: ignore[index]
+
+
+def test_a_number_looked_up_for_a_new_address_no_longer_links_the_old_one_later_in_the_batch(
+    lookup_app: tuple[App, Path],
+) -> None:
+    """The lookup command gives Matti's number for his new address: the register row moves to
+    it. A mail from the old address later in the same batch is then a stranger's, as it is
+    when filed alone (the batch's prefetched register rows are stale)."""
+    app, _ = lookup_app
+    load(app, REGISTER)
+    envelope = Envelope("smtp", None, ("jasenpalvelu@liitto.fi",))
+    ids = [spool_sync(app.engine, app.raw_store, mail(subject="Uusi osoite", sender="matti.uusi@example.fi"), envelope),
+           spool_sync(app.engine, app.raw_store, mail(subject="Vanha osoite", sender="matti@example.fi"), envelope)]
+    assert app.pipeline.process_many(ids) == {ids[0]: "new:1", ids[1]: "new:2"}
+    assert show(app, 1)["member"]["member_number"] == "1001"  # type: ignore[index]
+    assert show(app, 2)["member"] is None
 
 
 @pytest.mark.parametrize(
