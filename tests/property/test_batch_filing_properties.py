@@ -10,11 +10,15 @@ the batch would have looked up for it must be what ``for_reading`` looks up.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
+import re
 import shutil
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,7 @@ from sqlmodel import Session
 from maild.app import App
 from maild.config import load_settings
 from maild.core.register import Row
+from maild.core.tokens import opener_token
 from maild.intake.spool import spool_sync
 from maild.mail import Envelope
 from maild.read import read
@@ -37,6 +42,7 @@ from tests.conftest import REPO, RULES
 from tests.hostile import examples
 from tests.mailgen import mail
 
+SECRET = b"test-secret"
 ENVELOPE = Envelope("smtp", None, ("jasenpalvelu@liitto.fi",))
 SENDERS = ("Matti Meikäläinen <matti@example.fi>", "liisa@example.fi", "Pekka Virtanen <pekka.v@example.fi>",
            "maija@liitto.fi")  # the last is staff
@@ -46,13 +52,14 @@ NUMBERS = ("", "Jäsennumero 1001.", "Jäsennumeroni on 1002.", "jäsennro 9999"
 @dataclass(frozen=True)
 class Spec:
     sender: int
-    shape: str  # new | again | tag | reply | auto | invoice | close
+    shape: str  # new | again | tag | reply | auto | invoice | close | for | attach | cc
     target: int  # which earlier message or ticket a copy, reply or tag is about
     number: int
 
 
 specs = st.lists(st.builds(Spec, st.integers(0, len(SENDERS) - 1),
-                           st.sampled_from(["new", "new", "again", "tag", "reply", "auto", "invoice", "close"]),
+                           st.sampled_from(["new", "new", "again", "tag", "reply", "auto", "invoice", "close",
+                                                            "for", "attach", "cc"]),
                            st.integers(0, 20), st.integers(0, len(NUMBERS) - 1)), min_size=1, max_size=24)
 
 
@@ -76,10 +83,26 @@ def corpus(items: list[Spec]) -> list[bytes]:
         elif spec.shape == "auto":
             extra = {"Auto-Submitted": "auto-replied"}
         reply_to = ids[spec.target % len(ids)] if spec.shape == "reply" and ids else None
-        raws.append(mail(subject=subject, body=body, sender=sender, message_id=message_id, in_reply_to=reply_to,
-                         headers=extra))
+        to, cc = "jasenpalvelu@liitto.fi", None
+        if spec.shape == "for":  # staff open a ticket for a member of the cast, from their opening address
+            sender, to = SENDERS[-1], f"jasenpalvelu+{opener_token(SECRET, 'jasenasiat', 'maija@liitto.fi')}@liitto.fi"
+            body = f"#for {SENDERS[spec.target % (len(SENDERS) - 1)]}\n#channel phone\n\nSoitti {n}. {NUMBERS[spec.number]}"
+        elif spec.shape == "cc":
+            cc = SENDERS[spec.target % len(SENDERS)]
+        raw = mail(subject=subject, body=body, sender=sender, to=to, cc=cc, message_id=message_id,
+                   in_reply_to=reply_to, headers=extra)
+        raws.append(with_file(raw, n % 3) if spec.shape == "attach" else raw)
         ids.append(message_id)
     return raws
+
+
+def with_file(raw: bytes, which: int) -> bytes:
+    """The mail with a file attached (the same bytes again for the same ``which``)."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    message.add_attachment(f"liite {which}\n".encode() * 100, maintype="application", subtype="pdf",
+                           filename=f"liite{which}.pdf")
+    return message.as_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -166,11 +189,20 @@ def dump(app: App) -> dict[str, list[Any]]:
         "links": "select t.number, m.member_number, tm.linked_by from ticket_members tm"
                  " join tickets t on t.id = tm.ticket_id join members m on m.id = tm.member_id order by t.number",
         "counters": "select name, value from counters order by name",
+        "attachments": "select t.number, a.filename, a.sha256, a.size from attachments a"
+                       " join messages m on m.id = a.message_id join tickets t on t.id = m.ticket_id order by a.id",
+        "members": "select member_number, email, source from members order by member_number",
     }
     with app.engine.connect() as connection:
         found = {name: [tuple(row) for row in connection.execute(sa.text(sql))] for name, sql in queries.items()}
+        message_ids = dict(connection.execute(sa.text("select id, message_id from messages")).all())
+    found["inbound"] = [(state, _MESSAGE_ROW.sub(lambda m: f"message {message_ids[int(m[1])]}", error or ""))
+                        for state, error in found["inbound"]]  # the row a duplicate names, by its Message-ID
     found["events"] = [(*row[:3], _without_times_and_ids(row[3])) for row in found["events"]]
     return found
+
+
+_MESSAGE_ROW = re.compile(r"message (\d+)")
 
 
 def _without_times_and_ids(data: str) -> dict[str, Any]:
