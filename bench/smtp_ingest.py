@@ -197,6 +197,9 @@ def run_maild(mails: list[bytes], concurrency: int, db_url: str | None) -> dict[
             engine = sa.create_engine(url)
             started = time.perf_counter()
             elapsed, latencies = asyncio.run(load(port, mails, concurrency))
+            intake_daemon_cpu = cpu_seconds(proc.pid)
+            intake_child_cpu = sum(cpu_seconds(child) for child in children(proc.pid))
+            filed_in_intake = stored_count(engine)
             while stored_count(engine) < len(mails):
                 time.sleep(0.05)
             stored_elapsed = time.perf_counter() - started
@@ -215,6 +218,8 @@ def run_maild(mails: list[bytes], concurrency: int, db_url: str | None) -> dict[
             "rss_mb": rss,
             "daemon_cpu_ms": 1000 * daemon_cpu / len(mails),
             "processor_cpu_ms": 1000 * child_cpu / len(mails),
+            "intake_s": elapsed, "stored_s": stored_elapsed, "filed_in_intake": filed_in_intake,
+            "intake_daemon_cpu_s": intake_daemon_cpu, "intake_child_cpu_s": intake_child_cpu,
         }
 
 
@@ -236,6 +241,9 @@ def main() -> None:
     print(f"daemon peak RSS: {result['rss_mb']:.0f} MB")
     print(f"CPU per message: daemon {result['daemon_cpu_ms']:.1f} ms (listener, sender), "
           f"processor child {result['processor_cpu_ms']:.1f} ms (filing)")
+    print(f"phases: intake {result['intake_s']:.1f} s (daemon {result['intake_daemon_cpu_s']:.1f} s CPU, processor "
+          f"{result['intake_child_cpu_s']:.1f} s, {result['filed_in_intake']:.0f} filed), all filed at "
+          f"{result['stored_s']:.1f} s; filing kept up with {result['stored_rate'] / result['ack_rate']:.0%} of intake")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ log = logging.getLogger("maild.ingest")
 _INBOUND = Inbound.__table__  # type: ignore[attr-defined]
 
 MAX_ATTEMPTS = 3  # a message that has crashed the processor this often is quarantined (docs: guarantees)
-BATCH = 16  # messages filed in one transaction
+BATCH = 32  # messages filed in one transaction
 
 Watch = Callable[[int], AbstractContextManager[object]]
 
@@ -198,12 +198,27 @@ class Pipeline:
                     else:
                         outcomes[inbound_id] = self._file_together(session, locked.get(inbound_id), inbound_id, reading,
                                                                    done, asked.get(inbound_id), prefetched, deferred)
-            deferred.write(session)
+            self._write_deferred(session, deferred, together)
             if done:  # one statement for the batch
                 session.connection().execute(sa.update(_INBOUND).where(_INBOUND.c.id.in_(done))
                                              .values(state=str(InboundState.DONE)))
             session.commit()
         return outcomes
+
+    @staticmethod
+    def _write_deferred(session: Session, deferred: Deferred, together: bool) -> None:
+        """The batch's last mail and events; rows the database refuses send the batch back to
+        be filed a message at a time, so that only the message they belong to is quarantined."""
+        try:
+            deferred.write(session)
+        except OperationalError:
+            raise
+        except Exception as exc:
+            if not together:
+                raise
+            log.warning("the mail and events of a batch were refused (%s); the batch is filed again a message at a time",
+                        _reason(exc))
+            raise _FailedInBatch from exc
 
     def _claim(self, ids: list[int] | None, limit: int = BATCH) -> tuple[list[Inbound], dict[int, str]]:
         """Count an attempt at each pending message, committed before any work on it, so that

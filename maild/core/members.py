@@ -14,6 +14,7 @@ are the register's raw strings.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -83,8 +84,12 @@ def field_key(name: str) -> str:
 
 def member_numbers(subject: str, text: str) -> tuple[str, ...]:
     """The member numbers written in the subject, then the text, each once, in order."""
-    found = _NUMBER.findall(subject) + _NUMBER.findall(text[:NUMBER_TEXT_CHARS])
-    return tuple(dict.fromkeys(found))
+    return _numbers(subject, text[:NUMBER_TEXT_CHARS])
+
+
+@functools.lru_cache(maxsize=256)  # a batch asks for each message's twice (``store.lookup.Prefetched``)
+def _numbers(subject: str, head: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_NUMBER.findall(subject) + _NUMBER.findall(head)))
 
 
 def link(by_address: Member | None, numbers: Iterable[str], by_number: Mapping[str, Member]) -> Link:

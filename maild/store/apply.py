@@ -111,7 +111,7 @@ def apply(applying: Applying, plan: Plan, deferred: Deferred | None = None) -> s
         applying.ticket.update(session)
     written = Deferred() if deferred is None else deferred
     applying.recipients = written.add(applying)
-    if deferred is None:
+    if deferred is None or written.size >= outbox.BIG:  # a batch never holds much mail in memory
         written.write(session)
     if applying.quarantined:  # else a spooled message is marked done by its caller, with its batch
         return f"quarantined:{applying.quarantined}"
@@ -172,10 +172,13 @@ class Deferred:
 
     groups: list[tuple[datetime, list[dict[str, Any]], list[tuple[int | None, QueueMail, outbox.Made]]]] = field(
         default_factory=list)
+    size: int = 0  # bytes of mail held
+
 
     def add(self, a: Applying) -> set[str]:
         """Take the mail and events of ``a``; returns to whom its mail goes."""
         recipients = {row["recipient"] for _, _, made in a.mail for row in made.rows}
+        self.size += sum(len(row["raw"][0]) + sum(map(len, row["raw"][1])) for _, _, made in a.mail for row in made.rows)
         if a.events or a.mail:
             self.groups.append((a.now, a.events, a.mail))
             a.events, a.mail = [], []
@@ -200,7 +203,7 @@ class Deferred:
                                    "data": {"to": [*message.to, *message.cc]}, "at": now})
         if events:
             session.connection().execute(sa.insert(_EVENTS), events)
-        self.groups = []
+        self.groups, self.size = [], 0
 
 
 def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per effect

@@ -16,7 +16,7 @@ from maild.config import load_settings
 from maild.intake.spool import spool_sync
 from maild.mail import Envelope
 from maild.store import db
-from maild.store.tables import Event, Inbound, Quarantine, Ticket
+from maild.store.tables import Event, Inbound, Outbox, Quarantine, Ticket
 from tests.mailgen import mail
 
 ENVELOPE = Envelope("smtp", None, ("jasenpalvelu@liitto.fi",))
@@ -88,3 +88,44 @@ def test_messages_of_one_batch_see_each_other(app: App) -> None:
     ids = spool(app, [first, reply, first])
     outcomes = app.pipeline.process_many(ids)
     assert [outcomes[i] for i in ids] == ["new:1", "follow_up:1", "duplicate"]
+
+
+def test_rows_refused_at_the_end_of_a_batch_quarantine_only_their_message(make_instance, sqlite_url: str) -> None:
+    """The mail and events of a batch are written at its end; when the database refuses one
+    message's rows there (here a trigger stands in for any constraint), the batch is filed
+    again a message at a time and only that message is quarantined, with the database's reason."""
+    app = App(load_settings(str(make_instance(sqlite_url))))
+    db.upgrade(app.settings.database_url)
+    with app.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.actor = 'paha@example.fi' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END")
+    senders = ["eka@example.fi", "paha@example.fi", "toka@example.fi"]
+    ids = spool(app, [mail(subject=f"Asia {i}", message_id=f"<loppu-{i}@example.fi>", sender=sender)
+                      for i, sender in enumerate(senders)])
+    outcomes = app.pipeline.process_many(ids)
+    assert [outcomes[i] for i in ids] == ["new:1", "quarantined:error", "new:2"]
+    with Session(app.engine) as session:
+        (kept,) = session.exec(select(Quarantine)).all()
+        assert kept.inbound_id == ids[1] and "refused by the database" in kept.reason
+        assert sorted(t.requester for t in session.exec(select(Ticket))) == ["eka@example.fi", "toka@example.fi"]
+
+
+def test_a_batch_writes_big_mail_as_it_goes(app: App) -> None:
+    """A notification carrying a big file is written when it is made, not held with the rest of
+    the batch; everything is queued all the same, in order."""
+    big = EmailMessage()
+    big["From"], big["To"], big["Subject"] = "iso@example.fi", "jasenpalvelu@liitto.fi", "Iso liite"
+    big["Message-ID"] = "<iso@example.fi>"
+    big.set_content("Liitteenä skannattu lomake.")
+    big.add_attachment(bytes(range(256)) * 6000, maintype="application", subtype="pdf", filename="lomake.pdf")
+    ids = spool(app, [mail(subject="Ennen", message_id="<ennen@example.fi>", sender="eka@example.fi"),
+                      big.as_bytes(), mail(subject="Jälkeen", message_id="<jalkeen@example.fi>", sender="toka@example.fi")])
+    outcomes = app.pipeline.process_many(ids)
+    assert [outcomes[i] for i in ids] == ["new:1", "new:2", "new:3"]
+    with Session(app.engine) as session:
+        rows = session.exec(select(Outbox).order_by(Outbox.id)).all()
+        assert [(r.ticket_id, r.kind) for r in rows] == sorted((r.ticket_id, r.kind) for r in rows)  # in ticket order
+        by_ticket = {t.id: t.number for t in session.exec(select(Ticket))}
+        staff_copies = [r for r in rows if by_ticket[r.ticket_id] == 2 and r.kind == "notification"]
+        assert len(staff_copies) == 2 and all(len(r.raw) > 1_500_000 for r in staff_copies)  # the file went along
