@@ -49,7 +49,6 @@ from maild.supervise import Backoff, describe
 log = logging.getLogger("maild.processor")
 
 BATCH = 16
-BUSY_BATCH = 4  # messages a transaction while intake is busy: the listener's commits wait for at most these
 IDLE_RECHECK_SECONDS = 2.0  # also picks up `maild quarantine replay` from another process
 WAKE_CHECK_SECONDS = 0.1
 INTAKE_QUIET_SECONDS = 0.25  # intake counts as busy this long after its last commit
@@ -129,7 +128,7 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
         if due and (intake != seen_intake or now - last_look >= IDLE_RECHECK_SECONDS or stopping):
             busy = now - intake < INTAKE_QUIET_SECONDS and not stopping
             try:
-                done = pipeline.process_some(BUSY_BATCH if busy else BATCH, watch.on)
+                done = pipeline.process_some(1 if busy else BATCH, watch.on)
             except OperationalError as exc:  # the database is away: wait for it, the spool keeps the mail
                 if stopping:
                     return
