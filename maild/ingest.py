@@ -61,6 +61,23 @@ BATCH = 32  # messages filed in one transaction
 Watch = Callable[[int], AbstractContextManager[object]]
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A spool row claimed for a batch: what reading it needs."""
+
+    id: int
+    state: str
+    attempts: int
+    source: str
+    mail_from: str | None
+    recipients: list[str]
+    mailbox: str | None
+    raw_path: str
+
+
+_CLAIMED = tuple(_INBOUND.c[name] for name in Claimed.__dataclass_fields__)
+
+
 class _FailedInBatch(Exception):
     """A message failed while its batch was filed together: the batch is filed again, each
     message in a savepoint of its own."""
@@ -220,30 +237,31 @@ class Pipeline:
                         _reason(exc))
             raise _FailedInBatch from exc
 
-    def _claim(self, ids: list[int] | None, limit: int = BATCH) -> tuple[list[Inbound], dict[int, str]]:
+    def _claim(self, ids: list[int] | None, limit: int = BATCH) -> tuple[list[Claimed], dict[int, str]]:
         """Count an attempt at each pending message, committed before any work on it, so that
         a crash while reading or filing counts too: a message that crashed the processor
         ``MAX_ATTEMPTS`` times is quarantined when it comes up again, instead of stopping
         everything behind it. A message tried before (its batch crashed, or the database went
         away) goes alone, so that only the one that crashes is counted again.
         ``ids`` None: the first ``limit`` pending messages, found in the same transaction.
-        Returns the claimed rows, and the ids that are no longer pending (``skipped``)."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            query = select(Inbound).order_by(col(Inbound.id)).with_for_update()
-            query = (query.where(Inbound.state == InboundState.PENDING).limit(limit) if ids is None
-                     else query.where(col(Inbound.id).in_(ids)))
-            rows = list(session.exec(query))
+        Returns the claimed rows (their attempts counted), and the ids that are no longer
+        pending (``skipped``). SQLAlchemy Core: this runs for every batch."""
+        with self.engine.begin() as connection:
+            query = sa.select(*_CLAIMED).order_by(_INBOUND.c.id).with_for_update()
+            query = (query.where(_INBOUND.c.state == str(InboundState.PENDING)).limit(limit) if ids is None
+                     else query.where(_INBOUND.c.id.in_(ids)))
+            rows = [Claimed(*row) for row in connection.execute(query)]
             pending = {r.id for r in rows if r.state == InboundState.PENDING}
             skipped = {i: str(Outcome.SKIPPED) for i in ids or () if i not in pending}
             rows = [r for r in rows if r.state == InboundState.PENDING]
             if len(rows) > 1 and any(r.attempts for r in rows):
                 rows = rows[:1]
-            for row in rows:
-                row.attempts += 1
-            session.commit()
-        return rows, skipped
+            if rows:
+                connection.execute(sa.update(_INBOUND).where(_INBOUND.c.id.in_([r.id for r in rows]))
+                                   .values(attempts=_INBOUND.c.attempts + 1))
+        return [replace(r, attempts=r.attempts + 1) for r in rows], skipped
 
-    def _read(self, inbound: Inbound, readings: dict[int, Reading]) -> str | None:
+    def _read(self, inbound: Claimed, readings: dict[int, Reading]) -> str | None:
         """Read a claimed message into ``readings``; or quarantine it and say so."""
         inbound_id = inbound.id or 0
         if inbound.attempts > MAX_ATTEMPTS:

@@ -18,14 +18,15 @@ import logging
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
 import sqlalchemy as sa
-from sqlmodel import Session
 
+from maild.core.kinds import InboundState
 from maild.mail import Envelope
 from maild.store.private import fsync_dir, fsync_path, make_dirs, write_file
 from maild.store.tables import Inbound
@@ -68,9 +69,28 @@ class RawStore:
         return self.root / relative
 
 
-def inbound_row(raw: bytes, raw_path: str, envelope: Envelope, size: int | None = None, sha256: str | None = None) -> Inbound:
+@dataclass(frozen=True)
+class Pending:
+    """A stored message's spool row, not yet committed (``commit_rows``)."""
+
+    source: str
+    mailbox: str | None
+    mail_from: str | None
+    recipients: list[str]
+    raw_path: str
+    size: int
+    sha256: str
+    received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def values(self) -> dict[str, object]:
+        return {"source": self.source, "mailbox": self.mailbox, "mail_from": self.mail_from,
+                "recipients": self.recipients, "raw_path": self.raw_path, "size": self.size, "sha256": self.sha256,
+                "received_at": self.received_at, "state": str(InboundState.PENDING), "attempts": 0, "error": None}
+
+
+def inbound_row(raw: bytes, raw_path: str, envelope: Envelope, size: int | None = None, sha256: str | None = None) -> Pending:
     """The pending row of a stored message; ``size`` and ``sha256`` when they are known already."""
-    return Inbound(
+    return Pending(
         source=envelope.source,
         mailbox=envelope.mailbox,
         mail_from=envelope.mail_from,
@@ -94,15 +114,23 @@ def message_id_of(raw: bytes) -> str | None:
     return found.group(1).decode("ascii", "replace").strip() if found else None
 
 
-def commit_rows(engine: sa.Engine, rows: list[Inbound], message_ids: Sequence[str | None] = ()) -> list[int]:
+_INBOUND = Inbound.__table__  # type: ignore[attr-defined]
+# one statement for a batch of rows (SQLAlchemy Core): their ids come back with their paths,
+# each message's own (a new name), so the order RETURNING gives them in does not matter
+_ADD_PENDING = sa.insert(_INBOUND).returning(_INBOUND.c.raw_path, _INBOUND.c.id)
+
+
+def commit_rows(engine: sa.Engine, rows: list[Pending], message_ids: Sequence[str | None] = ()) -> list[int]:
     """Insert pending inbound rows in one transaction; return their ids once committed.
     Each stored message gets its log line (docs/operations.md)."""
-    with Session(engine, expire_on_commit=False) as session:
-        session.add_all(rows)
-        session.commit()
+    with engine.begin() as connection:
+        ids = {path: row_id for path, row_id in connection.execute(_ADD_PENDING, [row.values() for row in rows])}
+    if len(ids) != len(rows):  # never: each stored file has a name of its own
+        raise RuntimeError(f"{len(rows)} spool rows written, {len(ids)} ids returned")
     for row, message_id in zip(rows, [*message_ids, *[None] * (len(rows) - len(message_ids))]):
-        log.info("stored", extra={"spool": row.id, "source": row.source, "message_id": message_id, "size": row.size})
-    return [row.id for row in rows if row.id is not None]
+        log.info("stored", extra={"spool": ids[row.raw_path], "source": row.source, "message_id": message_id,
+                                  "size": row.size})
+    return [ids[row.raw_path] for row in rows]
 
 
 def spool_sync(engine: sa.Engine, store: RawStore, raw: bytes, envelope: Envelope) -> int:
@@ -111,7 +139,7 @@ def spool_sync(engine: sa.Engine, store: RawStore, raw: bytes, envelope: Envelop
     return commit_rows(engine, [inbound_row(raw, path, envelope)], [message_id_of(raw)])[0]
 
 
-def stage_stream(store: RawStore, stream: BinaryIO, envelope: Envelope) -> tuple[Inbound, str | None]:
+def stage_stream(store: RawStore, stream: BinaryIO, envelope: Envelope) -> tuple[Pending, str | None]:
     """Write a message read from a file or a pipe a chunk at a time (``maild ingest FILE``): a
     big message is never held whole, and is hashed and measured on the way. Returns its pending
     row and Message-ID (for the log) for ``commit_staged``; until then nothing is stored."""
@@ -130,7 +158,7 @@ def stage_stream(store: RawStore, stream: BinaryIO, envelope: Envelope) -> tuple
     return inbound_row(b"", path, envelope, size=size, sha256=digest.hexdigest()), message_id_of(bytes(head))
 
 
-def commit_staged(engine: sa.Engine, store: RawStore, staged: list[tuple[Inbound, str | None]]) -> list[int]:
+def commit_staged(engine: sa.Engine, store: RawStore, staged: list[tuple[Pending, str | None]]) -> list[int]:
     """Store the messages ``stage_stream`` wrote: the files made durable together (``RawStore.sync``),
     then all their rows in one commit (one fsync of the database for a whole ``maild ingest``
     run). Returns the inbound ids once committed."""
@@ -150,7 +178,7 @@ class GroupCommitter:
         self.store = store
         self.max_batch = max_batch
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-commit")
-        self._queue: asyncio.Queue[tuple[Inbound, asyncio.Future[int], str | None] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Pending, asyncio.Future[int], str | None] | None] = asyncio.Queue()
         self._files = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spool-write")
         self._task: asyncio.Task[None] | None = None
         self.committed = asyncio.Event()  # set after every batch: wakes the processor
