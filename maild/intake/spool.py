@@ -7,7 +7,8 @@ file and a sender that retries; a crash after it leaves a pending row that the p
 picks up at the next start.
 
 ``GroupCommitter`` lets concurrent SMTP sessions share one commit (and so one fsync of the
-database), which is what makes "durable before 250" cheap under load.
+database, and one of the day's directory for the names of all their files), which is what
+makes "durable before 250" cheap under load.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,15 +42,18 @@ class RawStore:
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir)
 
-    def write(self, raw: bytes | Iterable[bytes], now: datetime | None = None, durable: bool = True) -> str:
+    def write(self, raw: bytes | Iterable[bytes], now: datetime | None = None, durable: bool = True,
+              names_later: bool = False) -> str:
         """Write durably (bytes, or their pieces) and return the path relative to the data directory.
-        ``durable=False``: not yet; the caller makes it so with ``sync`` before relying on it."""
+        ``durable=False``: not yet; the caller makes it so with ``sync`` before relying on it.
+        ``names_later``: the contents now, the directory's names by the caller (``sync_names``),
+        once for the many files that a group commit stores."""
         now = now or datetime.now(timezone.utc)
         directory = self.root / "raw" / now.strftime("%Y/%m/%d")
         if not directory.is_dir():
             make_dirs(directory, durable=True)
         path = directory / f"{now.strftime('%H%M%S')}-{uuid.uuid4().hex}.eml"
-        write_file(path, raw, durable=durable)
+        write_file(path, raw, durable=durable, sync_dir=not names_later)
         return str(path.relative_to(self.root))
 
     def sync(self, relatives: list[str]) -> None:
@@ -57,7 +62,11 @@ class RawStore:
         paths = [self.root / relative for relative in relatives]
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="spool-sync") as pool:
             list(pool.map(fsync_path, paths))
-        for directory in dict.fromkeys(path.parent for path in paths):
+        self.sync_names(relatives)
+
+    def sync_names(self, relatives: Iterable[str]) -> None:
+        """Make the names of files written (``names_later``) durable: each directory once."""
+        for directory in dict.fromkeys((self.root / relative).parent for relative in relatives):
             fsync_dir(directory)
 
     def read(self, relative: str) -> bytes:
@@ -201,7 +210,8 @@ class GroupCommitter:
         """
         loop = asyncio.get_running_loop()
         paths = await asyncio.gather(
-            *(loop.run_in_executor(self._files, self.store.write, raw) for raw, _ in messages), return_exceptions=True)
+            *(loop.run_in_executor(self._files, partial(self.store.write, raw, names_later=True)) for raw, _ in messages),
+            return_exceptions=True)
         results: list[asyncio.Future[int] | BaseException] = []
         for (raw, envelope), path in zip(messages, paths):
             if isinstance(path, BaseException):
@@ -227,10 +237,15 @@ class GroupCommitter:
             if batch:
                 await self._commit(loop, batch)
 
+    def _store_rows(self, rows: list[Pending], message_ids: list[str | None]) -> list[int]:
+        """The files' names made durable (their contents are already), then their rows committed."""
+        self.store.sync_names(row.raw_path for row in rows)
+        return commit_rows(self.engine, rows, message_ids)
+
     async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list) -> None:
         rows = [row for row, _, _ in batch]
         try:
-            ids = await loop.run_in_executor(self._db, commit_rows, self.engine, rows, [mid for _, _, mid in batch])
+            ids = await loop.run_in_executor(self._db, self._store_rows, rows, [mid for _, _, mid in batch])
         except Exception as exc:  # every waiter hears it: 451 for SMTP, retry for IMAP
             for _, future, _ in batch:
                 if not future.done():

@@ -54,13 +54,15 @@ fsync_dir = fsync_path  # the name says what a caller relies on
 
 def write_file(
     path: Path, data: bytes | Iterable[bytes], durable: bool = True, replace: bool = True, staging: Path | None = None,
+    sync_dir: bool = True,
 ) -> bool:
     """Write ``data`` (bytes, or pieces of them) as the whole new content of ``path``, 0600;
     readers never see a part.
 
     The bytes go to a temporary file in ``staging`` (default: the same directory; it must be on
     the same file system), which then takes the name. ``durable``: fsync the file and the
-    directory. ``replace=False``: an existing ``path`` is kept and False is returned, even
+    directory (``sync_dir=False``: the file only; the caller fsyncs the directory, once for
+    many files). ``replace=False``: an existing ``path`` is kept and False is returned, even
     when another process writes it at the same moment. The directories must exist.
     """
     path = Path(path)
@@ -76,7 +78,7 @@ def write_file(
                 return False
     finally:
         tmp.unlink(missing_ok=True)  # left after a link or a failure; gone after a rename
-    if durable:
+    if durable and sync_dir:
         fsync_dir(path.parent)
     return True
 
