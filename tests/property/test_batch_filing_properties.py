@@ -15,7 +15,6 @@ import email.policy
 import json
 import re
 import shutil
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -29,7 +28,6 @@ from hypothesis import strategies as st
 from sqlmodel import Session
 
 from maild.app import App
-from maild.config import load_settings
 from maild.core.register import Row
 from maild.core.tokens import opener_token
 from maild.intake.spool import spool_sync
@@ -38,9 +36,9 @@ from maild.read import read
 from maild.store import lookup
 from maild.store import members as store_members
 from maild.store.tables import Inbound, utcnow
-from tests.conftest import REPO, RULES
 from tests.hostile import examples
 from tests.mailgen import mail
+from tests.property.conftest import sqlite_instance
 
 SECRET = b"test-secret"
 ENVELOPE = Envelope("smtp", None, ("jasenpalvelu@liitto.fi",))
@@ -109,25 +107,7 @@ def with_file(raw: bytes, which: int) -> bytes:
 def apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, App, Path]]:
     """Two instances (one files a message at a time, the other in batches) and a migrated
     database with a member register, copied over both before each example."""
-    made = []
-    for name in ("alone", "together"):
-        directory = tmp_path_factory.mktemp(name)
-        (directory / "rules.yaml").write_text(RULES, encoding="utf-8")
-        (directory / "maild.toml").write_text(textwrap.dedent(f"""\
-            [instance]
-            data_dir = "var"
-            hostname = "liitto.fi"
-            secret_key = "test-secret"
-
-            [database]
-            url = "sqlite:///{directory}/maild.db"
-
-            [rules]
-            templates = "{REPO / 'templates'}"
-            """), encoding="utf-8")
-        app = App(load_settings(str(directory / "maild.toml")))
-        app.prepare_database()
-        made.append(app)
+    made = [sqlite_instance(tmp_path_factory.mktemp(name)) for name in ("alone", "together")]
     template = tmp_path_factory.mktemp("template") / "maild.db"
     with Session(made[0].engine) as session:
         store_members.replace_register(session, [Row(1, "1001", "matti@example.fi", {}),
