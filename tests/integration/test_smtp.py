@@ -169,3 +169,57 @@ def test_sighup_reloads_rules_and_a_broken_file_keeps_the_old_ones(daemon) -> No
     send(running.port, mail(subject="Eroilmoitus toinen", sender="toinen@example.fi"))
     listed = wait_for(lambda: (lambda t: t if len(t) == 2 else None)(tickets(running.config)))
     assert [t["priority"] for t in sorted(listed, key=lambda t: t["number"])] == ["high", "urgent"]
+
+
+# --- the spool's rows, written without a daemon ------------------------------------------------
+
+
+def _pending_rows(count: int, paths: list[str] | None = None) -> list:  # type: ignore[type-arg]
+    from maild.intake.spool import inbound_row
+    from maild.mail import Envelope
+
+    envelope = Envelope(source="smtp", mail_from="matti@example.fi", recipients=("jasenpalvelu@liitto.fi",))
+    return [inbound_row(f"Subject: {i}\r\n\r\n".encode(), path, envelope)
+            for i, path in enumerate(paths or [f"raw/2026/12/01/{i:05d}.eml" for i in range(count)])]
+
+
+def test_spool_rows_of_a_big_batch_get_their_own_ids(db_url: str) -> None:
+    """More rows than one page of insertmanyvalues: each id returned is its own row's."""
+    import sqlalchemy as sa
+
+    from maild.intake.spool import commit_rows
+    from maild.store import db
+
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    try:
+        rows = _pending_rows(1200)
+        ids = commit_rows(engine, rows)
+        with engine.connect() as connection:
+            stored = dict(connection.execute(sa.text("SELECT id, raw_path FROM inbound")).all())
+        assert [stored[i] for i in ids] == [row.raw_path for row in rows]
+    finally:
+        engine.dispose()
+
+
+def test_spool_rows_refused_by_the_check_are_not_committed(db_url: str) -> None:
+    """A batch whose ids cannot be told apart (two rows name one file) is refused whole: the
+    sender hears 451 and sends again, so a committed row would be filed twice."""
+    import sqlalchemy as sa
+
+    from maild.intake.spool import commit_rows
+    from maild.store import db
+
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    try:
+        rows = _pending_rows(2, ["raw/2026/12/01/same.eml", "raw/2026/12/01/same.eml"])
+        try:
+            ids = commit_rows(engine, rows)
+        except RuntimeError:
+            ids = []
+        with engine.connect() as connection:
+            stored = connection.execute(sa.text("SELECT id FROM inbound ORDER BY id")).scalars().all()
+        assert stored == ids
+    finally:
+        engine.dispose()
