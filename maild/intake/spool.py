@@ -134,8 +134,8 @@ def commit_rows(engine: sa.Engine, rows: list[Pending], message_ids: Sequence[st
     Each stored message gets its log line (docs/operations.md)."""
     with engine.begin() as connection:
         ids = {path: row_id for path, row_id in connection.execute(_ADD_PENDING, [row.values() for row in rows])}
-    if len(ids) != len(rows):  # never: each stored file has a name of its own
-        raise RuntimeError(f"{len(rows)} spool rows written, {len(ids)} ids returned")
+        if len(ids) != len(rows):  # never: each stored file has a name of its own; rolled back, the sender retries
+            raise RuntimeError(f"{len(rows)} spool rows written, {len(ids)} ids returned")
     for row, message_id in zip(rows, [*message_ids, *[None] * (len(rows) - len(message_ids))]):
         log.info("stored", extra={"spool": ids[row.raw_path], "source": row.source, "message_id": message_id,
                                   "size": row.size})
