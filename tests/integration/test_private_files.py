@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -167,3 +168,43 @@ def test_each_creator_is_private_without_the_command_line_umask(tmp_path: Path, 
     engine.dispose()
     assert write_instance(tmp_path / "inst") and open_to_others(tmp_path / "inst") == []
     assert open_to_others(data) == []
+
+
+def test_a_file_in_a_day_made_by_another_writer_is_durable_once_its_names_are(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two writers at a new day (the committer's write threads, or two processes): one makes the
+    day's directory and is about to fsync its parent; the other finds the directory there and
+    stores a file in it. When that file's names are durable, so must be the day's own name in
+    its month, or a power loss takes a message whose row is committed."""
+    import threading
+
+    from maild.intake import spool
+    from maild.store import private
+
+    data = tmp_path / "data"
+    store = RawStore(data)
+    now = datetime(2027, 1, 1, 0, 0, 1, tzinfo=timezone.utc)
+    day = data / "raw" / "2027" / "01" / "01"
+    synced: list[Path] = []
+    at_month, release = threading.Event(), threading.Event()
+    real = private.fsync_path
+
+    def fsync_dir(path: Path) -> None:
+        if Path(path) == day.parent and threading.current_thread().name == "first":
+            at_month.set()
+            assert release.wait(10)
+        real(path)
+        synced.append(Path(path))
+
+    monkeypatch.setattr(private, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(spool, "fsync_dir", fsync_dir)
+    first = threading.Thread(target=store.write, args=(b"Subject: 1\r\n\r\n", now), kwargs={"names_later": True},
+                             name="first")
+    first.start()
+    try:
+        assert at_month.wait(10)
+        store.sync_names([store.write(b"Subject: 2\r\n\r\n", now, names_later=True)])
+        assert day.parent in synced
+    finally:
+        release.set()
+        first.join(10)
