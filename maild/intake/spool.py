@@ -41,6 +41,7 @@ class RawStore:
 
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir)
+        self._days: set[Path] = set()  # day directories whose path this process has made durable
 
     def write(self, raw: bytes | Iterable[bytes], now: datetime | None = None, durable: bool = True,
               names_later: bool = False) -> str:
@@ -49,12 +50,23 @@ class RawStore:
         ``names_later``: the contents now, the directory's names by the caller (``sync_names``),
         once for the many files that a group commit stores."""
         now = now or datetime.now(timezone.utc)
-        directory = self.root / "raw" / now.strftime("%Y/%m/%d")
-        if not directory.is_dir():
-            make_dirs(directory, durable=True)
+        directory = self._day(now)
         path = directory / f"{now.strftime('%H%M%S')}-{uuid.uuid4().hex}.eml"
         write_file(path, raw, durable=durable, sync_dir=not names_later)
         return str(path.relative_to(self.root))
+
+    def _day(self, now: datetime) -> Path:
+        """The day's directory, made if missing, and its path durable: the name of each level
+        (raw, year, month, day) fsynced into its parent once a process, whoever made it, for
+        another writer that has just made it may not have fsynced it yet."""
+        directory = self.root / "raw" / now.strftime("%Y/%m/%d")
+        if directory in self._days and directory.is_dir():
+            return directory
+        make_dirs(directory)
+        for parent in directory.parents[:4]:
+            fsync_dir(parent)
+        self._days.add(directory)
+        return directory
 
     def sync(self, relatives: list[str]) -> None:
         """Make files written with ``durable=False`` durable: their contents (fsyncs from several
