@@ -144,6 +144,8 @@ _ADD_PENDING = sa.insert(_INBOUND).returning(_INBOUND.c.raw_path, _INBOUND.c.id)
 def commit_rows(engine: sa.Engine, rows: list[Pending], message_ids: Sequence[str | None] = ()) -> list[int]:
     """Insert pending inbound rows in one transaction; return their ids once committed.
     Each stored message gets its log line (docs/operations.md)."""
+    if not rows:
+        return []  # an INSERT without parameters would write one row of defaults
     with engine.begin() as connection:
         ids = {path: row_id for path, row_id in connection.execute(_ADD_PENDING, [row.values() for row in rows])}
         if len(ids) != len(rows):  # never: each stored file has a name of its own; rolled back, the sender retries

@@ -223,3 +223,19 @@ def test_spool_rows_refused_by_the_check_are_not_committed(db_url: str) -> None:
         assert stored == ids
     finally:
         engine.dispose()
+
+
+def test_no_spool_rows_commit_nothing(db_url: str) -> None:
+    import sqlalchemy as sa
+
+    from maild.intake.spool import commit_rows
+    from maild.store import db
+
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    try:
+        assert commit_rows(engine, []) == []
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT count(*) FROM inbound")).scalar_one() == 0
+    finally:
+        engine.dispose()
