@@ -36,7 +36,7 @@ from maild.outbound.notices import Mailer, MessageFile
 from maild.rules.model import RuleSet
 from maild.store import tickets as store
 from maild.store.attachments import attachment_path, save_attachments
-from maild.store.tables import Contact, Event, Inbound, Message, Ticket
+from maild.store.tables import Contact, Counter, Event, Inbound, Message, Ticket
 
 log = logging.getLogger("maild.ingest")
 
@@ -96,6 +96,7 @@ class Applying:
     quarantined: str | None = None
     files: tuple[MessageFile, ...] = ()  # the stored attachments of the message filed
     recipients: set[str] = field(default_factory=set)  # to whom its mail goes (once applied)
+    numbers: Numbers = field(default_factory=lambda: Numbers())  # the batch's, when it is filed in one
 
 
 def apply(applying: Applying, plan: Plan, deferred: Deferred | None = None) -> str:
@@ -103,13 +104,15 @@ def apply(applying: Applying, plan: Plan, deferred: Deferred | None = None) -> s
     (``new:12``, ``follow_up:12``, ``duplicate``, ``quarantined:error``...). Its mail and events
     are written at its end, or left in ``deferred`` to be written with the rest of its batch."""
     session = applying.session
+    if deferred is not None:
+        applying.numbers = deferred.numbers
     if plan.ticket is not None and plan.ticket.id is not None and applying.ticket is None:
         applying.ticket = session.get(Ticket, plan.ticket.id)
     for effect in plan.effects:
         _apply(applying, effect)
     if isinstance(applying.ticket, NewTicket):
         applying.ticket.update(session)
-    written = Deferred() if deferred is None else deferred
+    written = Deferred(numbers=applying.numbers) if deferred is None else deferred
     applying.recipients = written.add(applying)
     if deferred is None or written.size >= outbox.BIG:  # a batch never holds much mail in memory
         written.write(session)
@@ -163,6 +166,30 @@ class NewTicket:
 
 
 @dataclass
+class Numbers:
+    """Sequence numbers (ticket numbers, round-robin turns) taken in one transaction: the first
+    of each sequence from the database, whose UPDATE locks the counter until the commit
+    (``store.tickets.next_number``); the rest counted here and written back in one UPDATE
+    (``write``) with the batch's other deferred rows, before anything reads a counter."""
+
+    taken: dict[str, int] = field(default_factory=dict)
+    stored: dict[str, int] = field(default_factory=dict)  # each counter's value in the database
+
+    def take(self, session: Session, name: str) -> int:
+        if name in self.taken:
+            self.taken[name] += 1
+        else:
+            self.taken[name] = self.stored[name] = store.next_number(session, name)
+        return self.taken[name]
+
+    def write(self, session: Session) -> None:
+        for name, value in self.taken.items():
+            if value != self.stored[name]:
+                session.connection().execute(_SET_COUNTER, {"counter": name, "value": value})
+        self.taken, self.stored = {}, {}
+
+
+@dataclass
 class Deferred:
     """The mail and events of messages filed in one transaction, written together: every mail
     in two statements (``outbox.write``), then every event in one, in the order they were made
@@ -173,6 +200,7 @@ class Deferred:
     groups: list[tuple[datetime, list[dict[str, Any]], list[tuple[int | None, QueueMail, outbox.Made]]]] = field(
         default_factory=list)
     size: int = 0  # bytes of mail held
+    numbers: Numbers = field(default_factory=Numbers)
 
 
     def add(self, a: Applying) -> set[str]:
@@ -185,6 +213,7 @@ class Deferred:
         return recipients
 
     def write(self, session: Session) -> None:
+        self.numbers.write(session)
         if not self.groups:
             return
         queued = iter(outbox.write(session, [made for _, _, mail in self.groups for _, _, made in mail]))
@@ -227,7 +256,7 @@ def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per ef
         ensure_contact(session, effect.address, effect.name, a.now)
     elif isinstance(effect, CreateTicket):
         a.ticket = NewTicket(
-            number=store.next_number(session), queue=effect.queue, priority=effect.priority, category=effect.category,
+            number=a.numbers.take(session, "ticket"), queue=effect.queue, priority=effect.priority, category=effect.category,
             subject=effect.subject, requester=effect.requester, confidential=effect.confidential,
             tags=list(effect.tags), other_queues=list(effect.other_queues), cc=list(effect.cc),
             linked_to=effect.linked_to, channel=effect.channel, created_at=a.now, updated_at=a.now,
@@ -237,7 +266,7 @@ def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per ef
         assert ticket is not None
         _link_member(a, ticket, effect)
     elif isinstance(effect, BumpCounter):
-        store.next_number(session, effect.name)
+        a.numbers.take(session, effect.name)
     elif isinstance(effect, MarkUndeliverable):
         store.mark_undeliverable(session, effect.address, a.now)
     elif isinstance(effect, Quarantine):
@@ -259,6 +288,8 @@ _CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 _TICKETS = Ticket.__table__  # type: ignore[attr-defined]
 _TICKET_COLUMNS = tuple(column.name for column in _TICKETS.columns)
 _INSERT_TICKET = sa.insert(_TICKETS).returning(_TICKETS.c.id)
+_COUNTERS = Counter.__table__  # type: ignore[attr-defined]
+_SET_COUNTER = sa.update(_COUNTERS).where(_COUNTERS.c.name == sa.bindparam("counter")).values(value=sa.bindparam("value"))
 _MESSAGES = Message.__table__  # type: ignore[attr-defined]
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
 _STORE_MESSAGE = sa.insert(_MESSAGES).returning(_MESSAGES.c.id)
