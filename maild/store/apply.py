@@ -1,10 +1,10 @@
 """Carry out a ``core.plan.Plan`` in the caller's transaction. No decisions here: the plan has
 made them all; this module only knows how each effect is written.
 
-Rows that nothing reads back in the same transaction go in with SQLAlchemy Core: the
-message read, the events in one statement per message, and the mail queued, made when its
-effect comes and written at the end in two (``outbound.outbox.write``). The ticket stays an
-ORM object because the notices are made from it as it is at the moment they are queued.
+Rows go in with SQLAlchemy Core: a new ticket (``NewTicket``) and the message read at once,
+since the rows after them need their ids; the mail queued (made when its effect comes, so from
+the ticket as it is at that moment), the events and the counters at the end of the message,
+or of its batch (``Deferred``). A ticket the plan found (a follow-up's) stays an ORM object.
 """
 
 from __future__ import annotations
@@ -191,17 +191,17 @@ class Numbers:
 
 @dataclass
 class Deferred:
-    """The mail and events of messages filed in one transaction, written together: every mail
-    in two statements (``outbox.write``), then every event in one, in the order they were made
-    (each message's own events, then what is on the record about its mail). Nothing filing
-    reads back is among them but what a message's lookups may ask (outbox, mail on the ticket):
-    the batch writes them before it looks anything up alone (``ingest``)."""
+    """The mail, events and counters of messages filed in one transaction, written together:
+    each counter once, every mail in two statements (``outbox.write``), then every event in
+    one, in the order they were made (each message's own events, then what is on the record
+    about its mail). Nothing filing reads back is among them but what a message's lookups may
+    ask (outbox, mail on the ticket, a round-robin turn): the batch writes them before it looks
+    anything up alone (``ingest``)."""
 
     groups: list[tuple[datetime, list[dict[str, Any]], list[tuple[int | None, QueueMail, outbox.Made]]]] = field(
         default_factory=list)
     size: int = 0  # bytes of mail held
     numbers: Numbers = field(default_factory=Numbers)
-
 
     def add(self, a: Applying) -> set[str]:
         """Take the mail and events of ``a``; returns to whom its mail goes."""
