@@ -208,3 +208,48 @@ def test_a_file_in_a_day_made_by_another_writer_is_durable_once_its_names_are(
     finally:
         release.set()
         first.join(10)
+
+
+def test_a_group_commit_makes_its_files_names_durable_before_their_rows(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Durable before 250 (contract, SMTP): the committer fsyncs the directory that holds the
+    files of a group once, and before their rows are committed, so that no committed row names
+    a file whose name a power loss could take. Every directory fsync is real; it is only seen."""
+    from maild.intake import spool
+    from maild.intake.spool import GroupCommitter
+    from maild.mail import Envelope
+    from maild.store import private
+
+    url = f"sqlite:///{tmp_path}/maild.db"
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    rows_at_sync: list[int] = []
+    real = spool.fsync_dir
+
+    def fsync_dir(path: Path) -> None:
+        real(path)
+        if Path(path).parent.parent.parent.name == "raw":  # a day's directory, whose names are the files'
+            with engine.connect() as connection:
+                rows_at_sync.append(connection.execute(sa.text("select count(*) from inbound")).scalar_one())
+
+    monkeypatch.setattr(spool, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(private, "fsync_dir", fsync_dir)
+
+    async def store_three() -> list[int | BaseException]:
+        committer = GroupCommitter(engine, RawStore(tmp_path / "var"))
+        committer.start()
+        try:
+            envelope = Envelope("smtp", "a@example.fi", ("jasenpalvelu@liitto.fi",))
+            return await committer.accept_many([(f"Subject: {i}\r\n\r\nx\r\n".encode(), envelope) for i in range(3)])
+        finally:
+            await committer.close()
+
+    try:
+        ids = asyncio.run(store_three())
+        assert all(isinstance(i, int) for i in ids)
+        assert rows_at_sync[-1:] == [0]  # the day's names were made durable before any row was committed
+        assert len(rows_at_sync) <= 2  # once for the group (and once when the day was new), not once a file
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("select count(*) from inbound")).scalar_one() == 3
+    finally:
+        engine.dispose()
