@@ -215,7 +215,8 @@ class Pipeline:
                     else:
                         outcomes[inbound_id] = self._file_together(session, locked.get(inbound_id), inbound_id, reading,
                                                                    done, asked.get(inbound_id), prefetched, deferred)
-            self._write_deferred(session, deferred, together)
+            if prefetched is not None:
+                self._write_deferred(session, deferred)
             if done:  # one statement for the batch
                 session.connection().execute(sa.update(_INBOUND).where(_INBOUND.c.id.in_(done))
                                              .values(state=str(InboundState.DONE)))
@@ -223,16 +224,14 @@ class Pipeline:
         return outcomes
 
     @staticmethod
-    def _write_deferred(session: Session, deferred: Deferred, together: bool) -> None:
-        """The batch's last mail and events; rows the database refuses send the batch back to
-        be filed a message at a time, so that only the message they belong to is quarantined."""
+    def _write_deferred(session: Session, deferred: Deferred) -> None:
+        """The batch's last mail, events and counters; rows the database refuses send the batch
+        back to be filed a message at a time, so that only the message they belong to is quarantined."""
         try:
             deferred.write(session)
         except OperationalError:
             raise
         except Exception as exc:
-            if not together:
-                raise
             log.warning("the mail and events of a batch were refused (%s); the batch is filed again a message at a time",
                         _reason(exc))
             raise _FailedInBatch from exc
