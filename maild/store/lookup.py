@@ -8,8 +8,9 @@ transaction, so a message sees everything that the messages before it in the bat
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -89,8 +90,7 @@ def for_reading(session: Session, reading: Reading, policy: Policy, secret: byte
         member = for_member(reading.parsed.text)
         return replace(for_opening(session, member, policy, now) if member else Lookups(), found=found,
                        opener=_opener(reading, policy, secret), refusals_last_hour=_refusals(session, reading.sender, now))
-    lookups = _new(session, reading, found, policy, now)
-    return replace(lookups, member=_member(session, reading, asked), member_lookup_error=asked.error if asked else None)
+    return _with_member(_new(session, reading, found, now), reading, asked, partial(store_members.look_up, session))
 
 
 def for_opening(session: Session, member: str, policy: Policy, now: datetime) -> Lookups:
@@ -100,8 +100,8 @@ def for_opening(session: Session, member: str, policy: Policy, now: datetime) ->
     name, since, acks = session.connection().execute(_MEMBER, {"sender": member, "since": now - timedelta(hours=1)}).one()
     other = session.connection().execute(_OTHER_OPEN, {"sender": member}).all()
     by_address, _ = store_members.look_up(session, member, ())
-    return Lookups(sender_name=name, sender_undeliverable=undeliverable(since, now), acks_last_hour=int(acks),
-                   other_open=tuple(OtherTicket(*row) for row in other), member=link_member(by_address, (), {}))
+    return replace(_as_new(threader.Found(), name, since, int(acks), [OtherTicket(*row) for row in other], now),
+                   member=link_member(by_address, (), {}))
 
 
 def _refusals(session: Session, sender: str, now: datetime) -> int:
@@ -124,17 +124,21 @@ def _opener(reading: ToFile, policy: Policy, secret: bytes) -> tuple[str, str] |
     return None
 
 
-def _member(session: Session, reading: ToFile, asked: Answer | None) -> Link:
-    """The sender's member (docs/coming.md#member-register): by address in the register, else the lookup
-    command's answer; or by a member number in the mail. One indexed query; machine mail has
-    no member."""
-    if reading.verdict.is_machine:
-        return NO_LINK
-    numbers = member_numbers(reading.parsed.subject, reading.parsed.text)
-    by_address, by_number = store_members.look_up(session, reading.sender, numbers)
-    if by_address is None and asked is not None:
-        by_address = asked.member
-    return link_member(by_address, numbers, by_number)
+LookUp = Callable[[str, Sequence[str]], tuple[Member | None, dict[str, Member]]]  # (address, numbers)
+
+
+def _with_member(lookups: Lookups, reading: ToFile, asked: Answer | None, look_up: LookUp) -> Lookups:
+    """A new request's lookups with the sender's member (docs/coming.md#member-register): by
+    address in the register (``look_up``: the store's, or a batch's prefetched), else the lookup
+    command's answer; or by a member number in the mail. Machine mail has no member."""
+    member = NO_LINK
+    if not reading.verdict.is_machine:
+        numbers = member_numbers(reading.parsed.subject, reading.parsed.text)
+        by_address, by_number = look_up(reading.sender, numbers)
+        if by_address is None and asked is not None:
+            by_address = asked.member
+        member = link_member(by_address, numbers, by_number)
+    return replace(lookups, member=member, member_lookup_error=asked.error if asked else None)
 
 
 def _ticket_member(session: Session, ticket: Ticket) -> Link:
@@ -187,7 +191,15 @@ _SAME_MESSAGE_ID = sa.select(_MESSAGES.c.fingerprint).where(
     _MESSAGES.c.direction == str(Direction.IN), _MESSAGES.c.message_id == sa.bindparam("message_id"))
 
 
-def _new(session: Session, reading: ToFile, found: threader.Found, policy: Policy, now: datetime) -> Lookups:
+def _as_new(found: threader.Found, name: str | None, since: datetime | None, acks: int, other: Iterable[OtherTicket],
+            now: datetime) -> Lookups:
+    """A new request's lookups from what is known of its sender: their contact's name and bounce
+    mark, acknowledgements of the last hour and open tickets."""
+    return Lookups(found=found, sender_name=name, sender_undeliverable=undeliverable(since, now), acks_last_hour=acks,
+                   other_open=tuple(other))
+
+
+def _new(session: Session, reading: ToFile, found: threader.Found, now: datetime) -> Lookups:
     """For a new ticket: the member's contact, bounce mark, acknowledgements and open tickets;
     the assignment's turn or load."""
     sender, decision, connection = reading.sender, reading.decision, session.connection()
@@ -198,9 +210,8 @@ def _new(session: Session, reading: ToFile, found: threader.Found, policy: Polic
         turn = session.exec(select(Counter.value).where(Counter.name == f"round-robin:{decision.queue}")).first() or 0
     elif decision.assign == "least-loaded":
         load = store.open_load(session, decision.queue)
-    return Lookups(
-        found=found, sender_name=name, sender_undeliverable=undeliverable(since, now), acks_last_hour=int(acks),
-        other_open=tuple(OtherTicket(*row) for row in other), assign_turn=turn, open_load=load)
+    return replace(_as_new(found, name, since, int(acks), [OtherTicket(*row) for row in other], now),
+                   assign_turn=turn, open_load=load)
 
 
 def _fingerprints(session: Session, keys: threader.ThreadKeys) -> tuple[str, ...]:
@@ -327,17 +338,13 @@ class Prefetched:
             return None
         name, since = self.contacts.get(sender, (None, None))
         hour_ago = now - timedelta(hours=1)
-        member = NO_LINK
-        if not machine:  # as ``_member``
-            by_address = self.members.get(sender.strip().lower())
-            if by_address is None and asked is not None:
-                by_address = asked.member
-            member = link_member(by_address, numbers, {n: self.numbered[n] for n in numbers if n in self.numbered})
-        return Lookups(
-            found=found, sender_name=name, sender_undeliverable=undeliverable(since, now),
-            acks_last_hour=sum(1 for at in self.acks.get(sender, ()) if at >= hour_ago),
-            other_open=tuple(self.other_open.get(sender, ())), member=member,
-            member_lookup_error=asked.error if asked else None)
+        acks = sum(1 for at in self.acks.get(sender, ()) if at >= hour_ago)
+        return _with_member(_as_new(found, name, since, acks, self.other_open.get(sender, ()), now), reading, asked,
+                            self._look_up)
+
+    def _look_up(self, address: str, numbers: Sequence[str]) -> tuple[Member | None, dict[str, Member]]:
+        """``store.members.look_up`` from what was prefetched."""
+        return self.members.get(address.strip().lower()), {n: self.numbered[n] for n in numbers if n in self.numbered}
 
     def touch(self, reading: Reading, plan: Plan, requesters: Iterable[str], recipients: Iterable[str]) -> None:
         """What a message filed in the batch wrote about addresses and Message-IDs: the messages
