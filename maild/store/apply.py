@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -80,6 +80,30 @@ def canned_text(args: dict[str, Any]) -> tuple[str, ...]:
 
 
 @dataclass
+class Numbers:
+    """Sequence numbers (ticket numbers, round-robin turns) taken in one transaction: the first
+    of each sequence from the database, whose UPDATE locks the counter until the commit
+    (``store.tickets.next_number``); the rest counted here and written back in one UPDATE
+    (``write``) with the batch's other deferred rows, before anything reads a counter."""
+
+    taken: dict[str, int] = field(default_factory=dict)
+    stored: dict[str, int] = field(default_factory=dict)  # each counter's value in the database
+
+    def take(self, session: Session, name: str) -> int:
+        if name in self.taken:
+            self.taken[name] += 1
+        else:
+            self.taken[name] = self.stored[name] = store.next_number(session, name)
+        return self.taken[name]
+
+    def write(self, session: Session) -> None:
+        for name, value in self.taken.items():
+            if value != self.stored[name]:
+                session.connection().execute(_SET_COUNTER, {"counter": name, "value": value})
+        self.taken, self.stored = {}, {}
+
+
+@dataclass
 class Applying:
     """Where a plan is carried out, and what it is about."""
 
@@ -96,7 +120,7 @@ class Applying:
     quarantined: str | None = None
     files: tuple[MessageFile, ...] = ()  # the stored attachments of the message filed
     recipients: set[str] = field(default_factory=set)  # to whom its mail goes (once applied)
-    numbers: Numbers = field(default_factory=lambda: Numbers())  # the batch's, when it is filed in one
+    numbers: Numbers = field(default_factory=Numbers)  # the batch's, when it is filed in one
 
 
 def apply(applying: Applying, plan: Plan, deferred: Deferred | None = None) -> str:
@@ -154,6 +178,13 @@ class NewTicket:
     id: int | None = None
     changed: set[str] = field(default_factory=set)  # columns set since the insert
 
+    @classmethod
+    def created(cls, effect: CreateTicket, number: int, now: datetime) -> NewTicket:
+        """The ticket ``effect`` creates, numbered: what the plan decided, as the columns hold it."""
+        values = {f.name: getattr(effect, f.name) for f in fields(effect)}
+        values.update((name, list(values[name])) for name in ("tags", "other_queues", "cc"))
+        return cls(number=number, created_at=now, updated_at=now, status_changed_at=now, **values)
+
     def insert(self, session: Session) -> None:
         values = {name: getattr(self, name) for name in _TICKET_COLUMNS if name != "id"}
         self.id = session.connection().execute(_INSERT_TICKET, values).scalar_one()
@@ -163,30 +194,6 @@ class NewTicket:
             session.connection().execute(sa.update(_TICKETS).where(_TICKETS.c.id == self.id).values(
                 {name: getattr(self, name) for name in sorted(self.changed)}))
             self.changed = set()
-
-
-@dataclass
-class Numbers:
-    """Sequence numbers (ticket numbers, round-robin turns) taken in one transaction: the first
-    of each sequence from the database, whose UPDATE locks the counter until the commit
-    (``store.tickets.next_number``); the rest counted here and written back in one UPDATE
-    (``write``) with the batch's other deferred rows, before anything reads a counter."""
-
-    taken: dict[str, int] = field(default_factory=dict)
-    stored: dict[str, int] = field(default_factory=dict)  # each counter's value in the database
-
-    def take(self, session: Session, name: str) -> int:
-        if name in self.taken:
-            self.taken[name] += 1
-        else:
-            self.taken[name] = self.stored[name] = store.next_number(session, name)
-        return self.taken[name]
-
-    def write(self, session: Session) -> None:
-        for name, value in self.taken.items():
-            if value != self.stored[name]:
-                session.connection().execute(_SET_COUNTER, {"counter": name, "value": value})
-        self.taken, self.stored = {}, {}
 
 
 @dataclass
@@ -255,13 +262,8 @@ def _apply(a: Applying, effect: Effect) -> None:  # noqa: C901 - one case per ef
     elif isinstance(effect, EnsureContact):
         ensure_contact(session, effect.address, effect.name, a.now)
     elif isinstance(effect, CreateTicket):
-        a.ticket = NewTicket(
-            number=a.numbers.take(session, "ticket"), queue=effect.queue, priority=effect.priority, category=effect.category,
-            subject=effect.subject, requester=effect.requester, confidential=effect.confidential,
-            tags=list(effect.tags), other_queues=list(effect.other_queues), cc=list(effect.cc),
-            linked_to=effect.linked_to, channel=effect.channel, created_at=a.now, updated_at=a.now,
-            status_changed_at=a.now)  # type: ignore[assignment] - read as a Ticket by the notices
-        a.ticket.insert(session)
+        a.ticket = NewTicket.created(effect, a.numbers.take(session, "ticket"), a.now)  # type: ignore[assignment]
+        a.ticket.insert(session)  # type: ignore[union-attr] - a NewTicket is read as a Ticket by the notices
     elif isinstance(effect, LinkMember):
         assert ticket is not None
         _link_member(a, ticket, effect)
