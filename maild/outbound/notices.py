@@ -308,6 +308,13 @@ def relayed_answer(
 _SCAN = 1 << 20
 
 
+@lru_cache(maxsize=8)
+def _own_mail(hostname: str) -> re.Pattern[bytes]:
+    """Lower-cased header lines that only maild's own mail has: its loop header, a Message-ID it made."""
+    return re.compile(rb"(?:^|\n)(?:" + LOOP_HEADER.lower().encode("ascii") + rb"[ \t]*:|message-id:[ \t]*<[0-9a-f]{32}@"
+                      + re.escape(hostname.lower().encode("utf-8")) + rb">)")
+
+
 def maild_mail(item: MessageFile, hostname: str) -> bool:
     """Whether a file of a staff reply is maild's own mail, or holds some: a notification that
     the writer's client attached to the reply (Outlook's "attach original message") or that
@@ -317,8 +324,7 @@ def maild_mail(item: MessageFile, hostname: str) -> bool:
     attaches a mail) by a Message-ID of maild's own (``compose.new_message_id``)."""
     if not (item.content_type.lower().startswith("message/") or item.filename.lower().endswith(".eml")):
         return False
-    own = re.compile(rb"(?:^|\n)(?:" + LOOP_HEADER.lower().encode("ascii") + rb"[ \t]*:|message-id:[ \t]*<[0-9a-f]{32}@"
-                     + re.escape(hostname.lower().encode("utf-8")) + rb">)")
+    own = _own_mail(hostname)
     try:
         with open(item.path, "rb") as source:
             tail = b"\n"
