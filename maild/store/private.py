@@ -83,18 +83,40 @@ def write_file(
     return True
 
 
+def create_new(path: Path, data: bytes | Iterable[bytes], durable: bool = True) -> None:
+    """Write a new file that nothing names yet, in place: 0600, fsynced when ``durable`` (not its
+    directory: the caller fsyncs that, once for many files). For a file that is only looked at
+    once its name is recorded elsewhere after this returns (a spool row): the temporary name
+    and the rename of ``write_file`` would only cost two more metadata writes for each message
+    received. A write that fails takes its partial file away; a crash midway leaves one that
+    nothing names."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)  # never another's file
+    try:
+        _fill(fd, data, durable)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+
+
 def _write_new(path: Path, data: bytes | Iterable[bytes], durable: bool) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
-        os.fchmod(fd, FILE_MODE)
-        for piece in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
-            view = memoryview(piece)
-            while view:
-                view = view[os.write(fd, view):]
-        if durable:
-            os.fsync(fd)
+        _fill(fd, data, durable)
     finally:
         os.close(fd)
+
+
+def _fill(fd: int, data: bytes | Iterable[bytes], durable: bool) -> None:
+    """0600 whatever the umask; the bytes; fsynced when ``durable``."""
+    os.fchmod(fd, FILE_MODE)
+    for piece in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
+        view = memoryview(piece)
+        while view:
+            view = view[os.write(fd, view):]
+    if durable:
+        os.fsync(fd)
 
 
 def create_empty(path: Path) -> bool:

@@ -28,7 +28,9 @@ def test_directories_and_files_are_private_whatever_the_umask(tmp_path: Path, um
     assert [mode(tmp_path / p) for p in ("a", "a/b", "a/b/c")] == [0o700] * 3
     assert private.write_file(tmp_path / "a" / "b" / "c" / "f", b"data")
     assert private.create_empty(tmp_path / "a" / "e") and not private.create_empty(tmp_path / "a" / "e")
-    assert mode(tmp_path / "a" / "b" / "c" / "f") == mode(tmp_path / "a" / "e") == 0o600
+    private.create_new(tmp_path / "a" / "n", [b"da", b"ta"])
+    assert mode(tmp_path / "a" / "b" / "c" / "f") == mode(tmp_path / "a" / "e") == mode(tmp_path / "a" / "n") == 0o600
+    assert (tmp_path / "a" / "n").read_bytes() == b"data"
     assert (tmp_path / "a" / "b" / "c" / "f").read_bytes() == b"data"
 
 
@@ -63,3 +65,19 @@ def test_tighten_reports_the_mode_it_replaced(tmp_path: Path) -> None:
     assert (private.tighten(tmp_path / "d"), private.tighten(tmp_path / "f")) == (0o755, 0o644)
     assert (mode(tmp_path / "d"), mode(tmp_path / "f")) == (0o700, 0o600)
     assert private.tighten(tmp_path / "d") is None and private.tighten(tmp_path / "missing") is None
+
+
+def test_create_new_never_replaces_and_leaves_no_part_behind(tmp_path: Path) -> None:
+    """A spool file is written under its final name: one that fails midway (the disk filled
+    up) is taken away, and a name already there is never written over."""
+    def pieces() -> Iterator[bytes]:
+        yield b"the first megabyte"
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        private.create_new(tmp_path / "m.eml", pieces())
+    assert list(tmp_path.iterdir()) == []
+    private.create_new(tmp_path / "m.eml", b"whole")
+    with pytest.raises(FileExistsError):
+        private.create_new(tmp_path / "m.eml", b"other")
+    assert (tmp_path / "m.eml").read_bytes() == b"whole"
