@@ -194,7 +194,7 @@ def rules_verdict(
     from maild.core import plan as planner
     from maild.core.classify import classify
     from maild.core.kinds import EventKind, MessageKind, QuarantineKind
-    from maild.core.members import NO_LINK, member_numbers
+    from maild.core.members import NO_LINK
     from maild.core.parse import parse_message
     from maild.core.reading import ToFile, Unreadable
     from maild.mail import Envelope
@@ -211,7 +211,7 @@ def rules_verdict(
     found = NO_LINK
     if isinstance(reading, ToFile):
         if find_member is not None and not reading.verdict.is_machine:
-            found = find_member(reading.sender, member_numbers(reading.parsed.subject, reading.parsed.text))
+            found = find_member(reading.sender, reading.numbers)
         decision, verdict = planner.member_decision(reading, found, rules), reading.verdict
     else:  # a bounce, or a message without a sender: the rules' view of it all the same
         parsed, message = parse_message(raw)

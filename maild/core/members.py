@@ -14,7 +14,6 @@ are the register's raw strings.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -33,6 +32,11 @@ _NUMBER = re.compile(
     re.IGNORECASE,
 )
 NUMBER_TEXT_CHARS = 20_000  # a number is near the top; a long quoted thread is not searched
+# Every match of _NUMBER holds one of these, casefolded: nearly all mail names no member number
+# and is never run through the regex, which is slow on a long text. Exact because each of their
+# characters is matched by IGNORECASE only to characters that casefold to it (a test checks
+# every code point).
+NUMBER_WORDS = ("jäsenn", "jäsen n", "jäsen-n", "medlemsn", "membersh", "membern", "member n", "member-n")
 
 
 @dataclass(frozen=True)
@@ -87,9 +91,15 @@ def member_numbers(subject: str, text: str) -> tuple[str, ...]:
     return _numbers(subject, text[:NUMBER_TEXT_CHARS])
 
 
-@functools.lru_cache(maxsize=256)  # a batch asks for each message's twice (``store.lookup.Prefetched``)
 def _numbers(subject: str, head: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(_NUMBER.findall(subject) + _NUMBER.findall(head)))
+    return tuple(dict.fromkeys(_found(subject) + _found(head)))
+
+
+def _found(text: str) -> list[str]:
+    folded = text.casefold()
+    if not any(word in folded for word in NUMBER_WORDS):
+        return []
+    return _NUMBER.findall(text)
 
 
 def link(by_address: Member | None, numbers: Iterable[str], by_number: Mapping[str, Member]) -> Link:

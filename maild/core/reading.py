@@ -11,10 +11,11 @@ reach the fields its case has.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Union
 
 from maild.core.kinds import QuarantineKind
+from maild.core.members import member_numbers
 from maild.core.threader import ThreadKeys
 from maild.mail import Envelope, Parsed, Verdict
 
@@ -51,6 +52,10 @@ class ToFile:
     sender: str
     keys: ThreadKeys
     decision: Decision
+    numbers: tuple[str, ...] = field(init=False)  # the member numbers it mentions (``core.members``)
+
+    def __post_init__(self) -> None:  # made with the reading: the reader process does it (``maild.read_ahead``)
+        object.__setattr__(self, "numbers", member_numbers(self.parsed.subject, self.parsed.text))
 
 
 Reading = Union[Unreadable, Returned, ToFile]

@@ -68,10 +68,17 @@ def legacy_fingerprint(parsed: Parsed) -> str:
     """The fingerprint that messages stored before the ``v2:`` ones carry: sender, date and body
     text only. It still matches an old row with the same Message-ID (what the contract counted
     as the same message then), never a message without one: that rule dropped different mails."""
-    body = unicodedata.normalize("NFC", " ".join((parsed.text or parsed.html or "").split()))
-    date = parsed.date.isoformat() if parsed.date else ""
-    material = "\x1f".join((parsed.from_addr, date, body))
-    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+    return _legacy(_legacy_material(parsed))
+
+
+def _legacy_material(parsed: Parsed) -> tuple[str, str, str]:
+    return parsed.from_addr, parsed.date.isoformat() if parsed.date else "", parsed.text or parsed.html or ""
+
+
+def _legacy(material: tuple[str, str, str]) -> str:
+    from_addr, date, text = material
+    body = unicodedata.normalize("NFC", " ".join(text.split()))
+    return hashlib.sha256("\x1f".join((from_addr, date, body)).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,13 @@ class ThreadKeys:
     tokens: tuple[str, ...]
     tags: tuple[int, ...]
     referenced: tuple[str, ...]  # In-Reply-To first, then References newest first
-    legacy_fingerprint: str = ""  # for rows stored before the v2: fingerprints, with a Message-ID only
+    legacy_material: tuple[str, str, str] = ("", "", "")  # what ``legacy_fingerprint`` is made of
+
+    @property
+    def legacy_fingerprint(self) -> str:
+        """For rows stored before the ``v2:`` fingerprints, with a Message-ID only: made when
+        asked (a Message-ID already stored), not for every message."""
+        return _legacy(self.legacy_material)
 
 
 def keys(parsed: Parsed, envelope: Envelope, prefix: str, queue_addresses: frozenset[str]) -> ThreadKeys:
@@ -92,7 +105,7 @@ def keys(parsed: Parsed, envelope: Envelope, prefix: str, queue_addresses: froze
     return ThreadKeys(
         message_id=parsed.message_id,
         fingerprint=fingerprint(parsed),
-        legacy_fingerprint=legacy_fingerprint(parsed),
+        legacy_material=_legacy_material(parsed),
         tokens=reply_tokens(recipients, queue_addresses),
         tags=subject_tags(parsed.subject, prefix),
         referenced=referenced,
@@ -135,9 +148,9 @@ class Choice:
 
 def choose(found_keys: ThreadKeys, found: Found) -> Choice:
     """What the lookups mean: a duplicate, a follow-up (and by what), or a new ticket."""
-    if found_keys.fingerprint in found.same_message_id or (
+    if found.same_message_id and (found_keys.fingerprint in found.same_message_id or (
         found_keys.message_id and found_keys.legacy_fingerprint in found.same_message_id
-    ):
+    )):
         return Choice("duplicate")
     collision = bool(found.same_message_id)
     for via, ticket in (

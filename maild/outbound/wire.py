@@ -29,7 +29,7 @@ _WORD_ROOM = 75 - len("=?utf-8?q??=")  # RFC 2047: an encoded word is at most 75
 _Q_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!*+-/")
 _Q_CACHE: dict[str, str] = {" ": "_"}
 _NOT_7BIT = re.compile(r"[^\t\n\x20-\x7e]|[^\n]{999}")  # a control, a non-ASCII, a line too long
-_BREAKS = re.compile(r"\r\n?|\n")
+_BREAKS = re.compile(r"\r\n?")  # CRLF or a lone CR; LF stays
 
 
 def _q(char: str) -> str:
@@ -113,7 +113,7 @@ def text_part(content: str, subtype: str) -> tuple[str, bytes]:
     """The MIME headers and body of one text part: 7bit when it is short-lined printable ASCII,
     else UTF-8 quoted-printable (readable in a client's source view, unlike base64). Every line
     break becomes CRLF; a lone CR never reaches the wire."""
-    text = _BREAKS.sub("\n", content)
+    text = _BREAKS.sub("\n", content) if "\r" in content else content
     if not _NOT_7BIT.search(text):
         headers = f'Content-Type: text/{subtype}; charset="us-ascii"\r\nContent-Transfer-Encoding: 7bit\r\n'
         return headers, text.replace("\n", "\r\n").encode("ascii")

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from maild.core import threader
 from maild.core.bounces import undeliverable
 from maild.core.kinds import Direction, MessageKind, OPEN_STATUSES
-from maild.core.members import NO_LINK, Link, Member, member_numbers
+from maild.core.members import NO_LINK, Link, Member
 from maild.core.members import link as link_member
 from maild.core.plan import (
     CreateTicket, EnsureContact, LinkMember, Lookups, MarkUndeliverable, OtherTicket, Plan, Policy, REFUSED, TicketFacts,
@@ -133,7 +133,7 @@ def _with_member(lookups: Lookups, reading: ToFile, asked: Answer | None, look_u
     command's answer; or by a member number in the mail. Machine mail has no member."""
     member = NO_LINK
     if not reading.verdict.is_machine:
-        numbers = member_numbers(reading.parsed.subject, reading.parsed.text)
+        numbers = reading.numbers
         by_address, by_number = look_up(reading.sender, numbers)
         if by_address is None and asked is not None:
             by_address = asked.member
@@ -309,7 +309,7 @@ class Prefetched:
             for requester, *row in connection.execute(_BATCH_OTHER_OPEN, {"values": senders}):
                 found.other_open.setdefault(requester, []).append(OtherTicket(*row))
             found.members = store_members.by_addresses(connection, senders)
-        numbers = {n for r in filing if not r.verdict.is_machine for n in member_numbers(r.parsed.subject, r.parsed.text)}
+        numbers = {n for r in filing if not r.verdict.is_machine for n in r.numbers}
         if numbers:
             found.numbered = store_members.by_numbers(connection, numbers)
         return found
@@ -333,7 +333,7 @@ class Prefetched:
             return None
         if self.register_changed and not machine:
             return None
-        numbers = () if machine else member_numbers(reading.parsed.subject, reading.parsed.text)
+        numbers = () if machine else reading.numbers
         if any(_NUMBER_KEY + number in self.touched for number in numbers):
             return None
         name, since = self.contacts.get(sender, (None, None))

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+import sys
 
-from maild.core.members import Link, Member, from_lookup, link, member_numbers, shown_fields, template_member
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from maild.core.members import (
+    _NUMBER,
+    NUMBER_WORDS,
+    Link,
+    Member,
+    from_lookup,
+    link,
+    member_numbers,
+    shown_fields,
+    template_member,
+)
 from maild.rules import decide
 from maild.rules.loader import RulesError, parse_rules
 from maild.rules.model import Facts
@@ -32,6 +47,30 @@ ANNA = Member("2002", "anna@example.fi", {"Osasto": "Oulun osasto", "maksettu": 
 )
 def test_member_numbers_in_subject_and_text(subject: str, text: str, numbers: tuple[str, ...]) -> None:
     assert member_numbers(subject, text) == numbers
+
+
+def test_every_number_word_the_regex_matches_holds_a_prefilter_word() -> None:
+    """The prefilter (``NUMBER_WORDS``) is exact: each character of its words is matched by the
+    regex's IGNORECASE only to characters that casefold to that very character."""
+    chars = sorted(set("".join(NUMBER_WORDS)))
+    either = re.compile("[" + re.escape("".join(chars)) + "]", re.IGNORECASE)
+    wrong = [
+        (char, hex(code)) for code in range(sys.maxunicode + 1) if either.fullmatch(chr(code))
+        for char in chars if re.fullmatch(re.escape(char), chr(code), re.IGNORECASE) and chr(code).casefold() != char
+    ]
+    assert wrong == []
+    for spelling in ("JÄSENNUMERO 1", "Jäsen Nro 1", "jäsen-numero 1", "MEDLEMSNR 1", "Membership No 1",
+                     "MEMBER-NUMBER 1", "member number 1", "memberno 1", "Medlem\u017fnummer 1"):
+        found = _NUMBER.search(spelling)
+        assert found is not None and any(word in spelling.casefold() for word in NUMBER_WORDS), spelling
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["jäsen", "JÄSEN", "numero", "nro", "no", "ni", " ", "-", ":", "#", "on", "is",
+                                 "medlems", "nummer", "member", "ship", "MEMBER", "\u017f", "12", "345", "x", "\n"]),
+                max_size=12).map("".join))
+def test_member_numbers_are_what_the_regex_alone_finds(text: str) -> None:
+    assert member_numbers("", text) == tuple(dict.fromkeys(_NUMBER.findall(text)))
 
 
 @pytest.mark.parametrize(
