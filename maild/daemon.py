@@ -147,6 +147,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     # (No await from here to the handler: a SIGHUP cannot fall between the two.)
     processor = Processor(settings, app.rules_text)
     processor.start()
+    sender.hold = processor.intake_busy
     loop.add_signal_handler(signal.SIGHUP, reload_rules, app, processor)
     pollers = start_pollers(settings, committer.accept_many, app.engine, supervisor)  # one per [[imap]]
     tending = supervisor.spawn("processor", lambda tracker: tend_processor(processor, committer.committed, stopping, tracker))

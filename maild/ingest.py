@@ -11,6 +11,7 @@ database error leaves the whole batch pending for when the database is back.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import signal
@@ -19,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,8 @@ from maild.outbound import notices, outbox
 from maild.outbound.compose import Outgoing
 from maild.outbound.notices import Mailer
 from maild.read import read
+from maild.read_ahead import BIG as READ_HERE
+from maild.read_ahead import ReadAhead, ToRead
 from maild.rules.model import RuleSet
 from maild.store import lookup, private
 from maild.outbound.answers import answer_titles
@@ -73,9 +76,19 @@ class Claimed:
     recipients: list[str]
     mailbox: str | None
     raw_path: str
+    size: int
 
 
 _CLAIMED = tuple(_INBOUND.c[name] for name in Claimed.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """Messages claimed before the batch in hand was filed: being read by ``reader``, or read."""
+
+    claimed: list[Claimed]
+    reader: ReadAhead | None
+    readings: dict[int, Reading] = field(default_factory=dict)
 
 
 class _FailedInBatch(Exception):
@@ -156,6 +169,8 @@ class Pipeline:
     message_timeout: float = 0  # seconds for reading one message in this process; 0: no limit here
     member_lookup: Callable[[str], Answer] | None = None  # member register (issue 16): [members] lookup_command
     member_show_fields: tuple[str, ...] = ()  # member register (issue 16): [members] show_fields
+    read_ahead_timeout: float = 60  # seconds the reader (``maild.read_ahead``) may take for a batch
+    _ahead: _Ahead | None = field(default=None, init=False, repr=False)  # claimed, not yet filed
 
     @property
     def policy(self) -> planner.Policy:
@@ -173,16 +188,30 @@ class Pipeline:
             outcomes.update(self._batch(todo, watch))
         return outcomes
 
-    def _batch(self, ids: list[int] | None, watch: Watch, limit: int = BATCH) -> dict[int, str]:
+    def _batch(self, ids: list[int] | None, watch: Watch, limit: int = BATCH,
+               reader: ReadAhead | None = None) -> dict[int, str]:
         """One transaction's worth (``ids``, or the first ``limit`` pending messages); ``watch(inbound_id)``
-        is entered around each message's work."""
-        claimed, outcomes = self._claim(ids, limit)
-        readings: dict[int, Reading] = {}
+        is entered around each message's work. ``reader``: the next batch is read in another
+        process while this one is filed (``maild.read_ahead``)."""
+        try:
+            return self._file_claimed(*self._claim_batch(ids, limit, reader), watch)
+        except BaseException:
+            # what was claimed ahead waits, each message tried alone in order (its attempt is
+            # counted), not filed before the batch that failed
+            self._ahead = None
+            raise
+
+    def _file_claimed(self, claimed: list[Claimed], outcomes: dict[int, str], readings: dict[int, Reading],
+                      watch: Watch) -> dict[int, str]:
+        """Read what is not read yet, then file the batch (``_file_batch``)."""
         for inbound in claimed:
+            if inbound.id in readings:
+                continue
             with watch(inbound.id or 0):
                 outcome = self._read(inbound, readings)
             if outcome:
                 outcomes[inbound.id or 0] = outcome
+        readings = {inbound.id: readings[inbound.id] for inbound in claimed if inbound.id in readings}  # in order
         asked = self._ask_members(readings)
         if readings:
             try:
@@ -192,6 +221,32 @@ class Pipeline:
         for inbound_id in readings:
             self._log(inbound_id, outcomes[inbound_id])
         return outcomes
+
+    def _claim_batch(self, ids: list[int] | None, limit: int, reader: ReadAhead | None
+                     ) -> tuple[list[Claimed], dict[int, str], dict[int, Reading]]:
+        """The batch to file now, what is no longer pending, and the readings the reader made.
+
+        The messages claimed ahead last time come first (``limit`` of them: intake may have
+        become busy meanwhile, and wants short transactions). With a ``reader``, the next batch
+        is claimed and handed to it now, but only messages never tried before, behind a batch of
+        such: were this batch to crash the processor, the attempt counted on the next one must
+        not bring an innocent message nearer to quarantine than one more try."""
+        if ids is not None or self._ahead is None:
+            claimed, outcomes = self._claim(ids, limit)
+            readings: dict[int, Reading] = {}
+        else:
+            ahead, self._ahead, outcomes = self._ahead, None, {}
+            readings = ahead.readings if ahead.reader is None else ahead.reader.take(self.read_ahead_timeout)
+            claimed, rest = ahead.claimed[:limit], ahead.claimed[limit:]
+            if rest:
+                self._ahead = _Ahead(rest, None, {c.id: readings[c.id] for c in rest if c.id in readings})
+        if reader is not None and ids is None and self._ahead is None and claimed and all(
+                c.attempts == 1 for c in claimed):
+            following, _ = self._claim(None, limit, after=[c.id for c in claimed])
+            if following:
+                reader.submit([ToRead(c.id, c.raw_path, _envelope(c)) for c in following if c.size < READ_HERE])
+                self._ahead = _Ahead(following, reader)
+        return claimed, outcomes, readings
 
     def _file_batch(self, readings: dict[int, Reading], asked: dict[int, Answer], watch: Watch,
                     together: bool) -> dict[int, str]:
@@ -236,7 +291,8 @@ class Pipeline:
                         _reason(exc))
             raise _FailedInBatch from exc
 
-    def _claim(self, ids: list[int] | None, limit: int = BATCH) -> tuple[list[Claimed], dict[int, str]]:
+    def _claim(self, ids: list[int] | None, limit: int = BATCH, after: list[int] | None = None
+               ) -> tuple[list[Claimed], dict[int, str]]:
         """Count an attempt at each pending message, committed before any work on it, so that
         a crash while reading or filing counts too: a message that crashed the processor
         ``MAX_ATTEMPTS`` times is quarantined when it comes up again, instead of stopping
@@ -244,16 +300,20 @@ class Pipeline:
         away) goes alone, so that only the one that crashes is counted again.
         ``ids`` None: the first ``limit`` pending messages, found in the same transaction.
         Returns the claimed rows (their attempts counted), and the ids that are no longer
-        pending (``skipped``). SQLAlchemy Core: this runs for every batch."""
+        pending (``skipped``). ``after``: the batch claimed before, not yet filed; the pending
+        messages behind it are claimed up to the first one tried before (``_claim_batch``).
+        SQLAlchemy Core: this runs for every batch."""
         with self.engine.begin() as connection:
             query = sa.select(*_CLAIMED).order_by(_INBOUND.c.id).with_for_update()
-            query = (query.where(_INBOUND.c.state == str(InboundState.PENDING)).limit(limit) if ids is None
-                     else query.where(_INBOUND.c.id.in_(ids)))
+            query = (query.where(_INBOUND.c.state == str(InboundState.PENDING)).limit(limit + len(after or ()))
+                     if ids is None else query.where(_INBOUND.c.id.in_(ids)))
             rows = [Claimed(*row) for row in connection.execute(query)]
             pending = {r.id for r in rows if r.state == InboundState.PENDING}
             skipped = {i: str(Outcome.SKIPPED) for i in ids or () if i not in pending}
             rows = [r for r in rows if r.state == InboundState.PENDING]
-            if len(rows) > 1 and any(r.attempts for r in rows):
+            if after is not None:
+                rows = list(itertools.takewhile(lambda r: not r.attempts, (r for r in rows if r.id not in after)))[:limit]
+            elif len(rows) > 1 and any(r.attempts for r in rows):
                 rows = rows[:1]
             if rows:
                 connection.execute(sa.update(_INBOUND).where(_INBOUND.c.id.in_([r.id for r in rows]))
@@ -266,8 +326,7 @@ class Pipeline:
         if inbound.attempts > MAX_ATTEMPTS:
             log.error("message %s crashed the processor %d times; quarantined", inbound_id, MAX_ATTEMPTS)
             return quarantine_error(self.engine, inbound_id, f"crashed the processor {MAX_ATTEMPTS} times")
-        envelope = Envelope(source=inbound.source, mail_from=inbound.mail_from,  # type: ignore[arg-type]
-                            recipients=tuple(inbound.recipients), mailbox=inbound.mailbox)
+        envelope = _envelope(inbound)
         try:
             with time_limit(self.message_timeout):
                 raw = self.raw_store.path(inbound.raw_path)  # read a chunk at a time, never held whole
@@ -376,10 +435,11 @@ class Pipeline:
         ticket = format_tag(self.mailer.tag_prefix, int(number)) if number.isdigit() else None
         log.info("filed", extra={"spool": inbound_id, "outcome": outcome if ticket is None else kind, "ticket": ticket})
 
-    def process_some(self, limit: int = BATCH, watch: Watch = _unwatched) -> int:
-        """Process up to ``limit`` spooled messages in arrival order; return how many.
-        ``watch(inbound_id)`` is entered around each (the processor tells its parent)."""
-        return len(self._batch(None, watch, limit))  # found and claimed in one transaction
+    def process_some(self, limit: int = BATCH, watch: Watch = _unwatched, reader: ReadAhead | None = None) -> int:
+        """Process up to ``limit`` spooled messages in arrival order (or the batch read ahead);
+        return how many. ``watch(inbound_id)`` is entered around each (the processor tells its
+        parent); ``reader``: read the next batch in it meanwhile."""
+        return len(self._batch(None, watch, limit, reader))
 
     def process_pending(self) -> int:
         """Process every spooled message; return how many were handled."""
@@ -469,6 +529,11 @@ class Pipeline:
             if ticket is not None:
                 store.add_event(session, ticket, f"{kind}_failed", error=f"{type(exc).__name__}: {exc}")
             return None
+
+
+def _envelope(inbound: Claimed) -> Envelope:
+    return Envelope(source=inbound.source, mail_from=inbound.mail_from,  # type: ignore[arg-type]
+                    recipients=tuple(inbound.recipients), mailbox=inbound.mailbox)
 
 
 def _reason(exc: BaseException) -> str:

@@ -42,17 +42,20 @@ from maild import logs
 from maild.app import App, TemplatesError
 from maild.config import Settings
 from maild.ingest import quarantine_error
+from maild.read_ahead import ReadAhead
 from maild.rules.loader import RulesError
 from maild.store import db
 from maild.supervise import Backoff, describe
 
 log = logging.getLogger("maild.processor")
 
-BATCH = 16
+BATCH = 64
+BUSY_BATCH = 2  # messages to a transaction while intake is busy (docs/architecture.md#benchmarks)
 IDLE_RECHECK_SECONDS = 2.0  # also picks up `maild quarantine replay` from another process
 WAKE_CHECK_SECONDS = 0.1
 INTAKE_QUIET_SECONDS = 0.25  # intake counts as busy this long after its last commit
-YIELD_SECONDS = 0.02  # pause between messages while intake is busy (docs/architecture.md#benchmarks)
+YIELD_SECONDS = 0.02  # longest pause between batches while intake is busy (docs/architecture.md#benchmarks)
+COMMIT_POLL_SECONDS = 0.001
 NICENESS = 5
 OUTAGE_SECONDS = (0.5, 10.0)  # first pause and cap while the database is unreachable
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -105,10 +108,7 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
     at a time with pauses, so that the listener's commits never wait long for the
     database; the durable spool holds the backlog, which goes at full speed afterwards.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    _die_with_parent()
+    ignore_signals_and_die_with_parent()
     settings = Settings.model_validate(settings_data)
     logs.configure(settings.log.level, settings.log.format)
     os.nice(NICENESS)
@@ -116,47 +116,73 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
     app.use_rules(rules_text)
     pipeline = app.pipeline
     pipeline.message_timeout = 0  # the parent bounds each message from outside (see the module docstring)
-    stopping = False
-    seen_intake = -1.0
-    last_look = 0.0
-    outage = Backoff(*OUTAGE_SECONDS)
-    retry_at = 0.0  # while the database is away: when to try again (new intake means it is back)
-    while True:
-        now = time.monotonic()
-        intake = last_intake.value
-        due = now >= retry_at or intake != seen_intake
-        if due and (intake != seen_intake or now - last_look >= IDLE_RECHECK_SECONDS or stopping):
-            busy = now - intake < INTAKE_QUIET_SECONDS and not stopping
-            try:
-                done = pipeline.process_some(1 if busy else BATCH, watch.on)
-            except OperationalError as exc:  # the database is away: wait for it, the spool keeps the mail
-                if stopping:
-                    return
-                delay = outage.next()
-                log.error("database unavailable: %s; filing again in %.1f s", describe(exc), delay)
-                retry_at, seen_intake, done = now + delay, intake, 0
+    pipeline.read_ahead_timeout = settings.processing.message_timeout_seconds
+    reader = ReadAhead(multiprocessing.get_context("spawn"), rules_text, str(settings.rules_file),
+                       pipeline.mailer.tag_prefix, pipeline.mailer.secret, settings.data_dir,
+                       settings.log.level, settings.log.format)
+    reader.start()
+    try:
+        stopping = False
+        seen_intake = -1.0
+        last_look = 0.0
+        outage = Backoff(*OUTAGE_SECONDS)
+        retry_at = 0.0  # while the database is away: when to try again (new intake means it is back)
+        while True:
+            now = time.monotonic()
+            intake = last_intake.value
+            due = now >= retry_at or intake != seen_intake
+            if due and (intake != seen_intake or now - last_look >= IDLE_RECHECK_SECONDS or stopping):
+                busy = now - intake < INTAKE_QUIET_SECONDS and not stopping
+                try:
+                    done = pipeline.process_some(BUSY_BATCH if busy else BATCH, watch.on, reader)
+                except OperationalError as exc:  # the database is away: wait for it, the spool keeps the mail
+                    if stopping:
+                        return
+                    delay = outage.next()
+                    log.error("database unavailable: %s; filing again in %.1f s", describe(exc), delay)
+                    retry_at, seen_intake, done = now + delay, intake, 0
+                else:
+                    outage.reset()
+                    retry_at = 0.0
+                    last_look = now
+                    if not done:
+                        seen_intake = intake
+                    elif busy:
+                        _after_next_commit(last_intake, YIELD_SECONDS)
             else:
-                outage.reset()
-                retry_at = 0.0
-                last_look = now
-                if not done:
-                    seen_intake = intake
-                elif busy:
-                    time.sleep(YIELD_SECONDS)
-        else:
-            done = 0
-        timeout = 0.0 if done or stopping else WAKE_CHECK_SECONDS
-        if conn.poll(timeout):
-            try:
-                command = conn.recv()
-            except EOFError:  # the parent is gone: whatever is pending waits for the next start
+                done = 0
+            timeout = 0.0 if done or stopping else WAKE_CHECK_SECONDS
+            if conn.poll(timeout):
+                try:
+                    command = conn.recv()
+                except EOFError:  # the parent is gone: whatever is pending waits for the next start
+                    return
+                if command == "stop":
+                    stopping = True
+                elif isinstance(command, tuple) and command[0] == "reload":
+                    _reload(app, command[1])
+                    reader.reload(app.rules_text)
+            if stopping and not done:
                 return
-            if command == "stop":
-                stopping = True
-            elif isinstance(command, tuple) and command[0] == "reload":
-                _reload(app, command[1])
-        if stopping and not done:
-            return
+    finally:  # however it ends: a reader left behind would keep this process from exiting
+        reader.stop()
+
+
+def _after_next_commit(last_intake: Synchronized, longest: float) -> None:
+    """While intake is busy: wait for its next commit (or ``longest`` seconds), then file at
+    once, in the gap before the one after, so that intake seldom waits for the database."""
+    mark, until = last_intake.value, time.monotonic() + longest
+    while last_intake.value == mark and time.monotonic() < until:
+        time.sleep(COMMIT_POLL_SECONDS)
+
+
+def ignore_signals_and_die_with_parent(sigterm: bool = False) -> None:
+    """For the processor and its reader: the parent decides when they stop (the reader also
+    ends at SIGTERM, which is how multiprocessing stops it when the processor exits)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL if sigterm else signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _die_with_parent()
 
 
 def _die_with_parent() -> None:
@@ -238,6 +264,10 @@ class Processor:
         """New mail is in the spool (and intake is busy): the child sees it within 0.1 s.
         Never waits: a dead child is for the daemon's supervision to restart (``restart_if_dead``)."""
         self.last_intake.value = time.monotonic()
+
+    def intake_busy(self) -> bool:
+        """Mail arrived within ``INTAKE_QUIET_SECONDS``."""
+        return time.monotonic() - self.last_intake.value < INTAKE_QUIET_SECONDS
 
     def reload(self, rules_text: str) -> None:
         self.rules_text = rules_text  # also what a restarted processor starts with

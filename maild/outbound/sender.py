@@ -42,6 +42,8 @@ from maild.supervise import Backoff, Tracker, describe, pause
 log = logging.getLogger("maild.sender")
 
 IDLE_SECONDS = 1.0
+HOLD_SECONDS = 0.1
+HOLD_AT_MOST_SECONDS = 2.0  # then one batch goes out, busy or not
 CLAIM_ROWS = 32  # due rows claimed in one transaction (never fewer than the connections)
 START_WITHIN = 0.25  # of stale_after: a claimed row not begun by then goes back unsent
 RECORD_RETRY_SECONDS = (0.5, 30.0)  # first delay, cap
@@ -60,6 +62,7 @@ class Sender:
         self.stale_after = stale_after
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sender-db")
         self._results: asyncio.Queue[tuple[int, Result, asyncio.Future[None]]] = asyncio.Queue()
+        self.hold: Callable[[], bool] = lambda: False  # True while intake is busy: intake goes first
 
     def claim(self, now: datetime | None = None) -> list[Row]:
         """Up to ``CLAIM_ROWS`` due rows (at least one per connection), stamped ``sending`` at
@@ -113,7 +116,14 @@ class Sender:
         loop = asyncio.get_running_loop()
         recorder = asyncio.create_task(self._recorder(stopping, health))
         try:
+            held_since: float | None = None
             while not stopping.is_set():
+                if self.hold():  # intake first; but a steady trickle of mail must not stop all sending
+                    held_since = held_since or time.monotonic()
+                    if time.monotonic() - held_since < HOLD_AT_MOST_SECONDS:
+                        await pause(stopping, HOLD_SECONDS)
+                        continue
+                held_since = None
                 claimed_at, started = utcnow(), time.monotonic()
                 rows = await loop.run_in_executor(self._db, self.claim, claimed_at)
                 health.ok()

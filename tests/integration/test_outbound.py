@@ -231,3 +231,38 @@ def test_a_release_leaves_a_row_claimed_again_by_another_instance(app: App, tmp_
     first.release([row[0]], claimed_at)
     with Session(app.engine) as session:
         assert [(r.state, r.attempts) for r in session.exec(select(Outbox))] == [("sending", 2)]
+
+
+def test_the_sender_waits_while_intake_is_busy(app: App, tmp_path: Path) -> None:
+    """Under a burst of incoming mail the sender holds back (intake, then filing, go first: the
+    database has one writer at a time), and sends as soon as intake is quiet."""
+    ticket_with_mail(app)
+    busy_until = [0.0]
+
+    async def go() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        loop = asyncio.get_running_loop()
+        busy_until[0] = loop.time() + 1.5
+        sender = Sender(app.engine, lambda: MaildirTransport(tmp_path / "out"), connections=1)
+        sender.hold = lambda: loop.time() < busy_until[0]
+        stopping = asyncio.Event()
+        task = asyncio.create_task(sender.run(stopping))
+        await asyncio.sleep(1.0)
+        held = states(app)
+        await asyncio.sleep(1.5)
+        stopping.set()
+        await task
+        return held, states(app)
+
+    held, after = asyncio.run(go())
+    assert held == [("matti@example.fi", "queued")]
+    assert after == [("matti@example.fi", "sent")]
+
+
+def test_a_steady_trickle_of_mail_does_not_stop_sending(app: App, tmp_path: Path) -> None:
+    """Intake that never goes quiet (a message every fifth of a second) holds the sender back
+    for two seconds at most at a time."""
+    ticket_with_mail(app)
+    sender = Sender(app.engine, lambda: MaildirTransport(tmp_path / "out"), connections=1)
+    sender.hold = lambda: True
+    drain(sender, 3.5)
+    assert states(app) == [("matti@example.fi", "sent")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import multiprocessing
 import re
 import shutil
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from maild.core.tokens import opener_token
 from maild.intake.spool import spool_sync
 from maild.mail import Envelope
 from maild.read import read
+from maild.read_ahead import ReadAhead
 from maild.store import lookup
 from maild.store import members as store_members
 from maild.store.tables import Inbound, utcnow
@@ -118,6 +120,19 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, App, P
     yield made[0], made[1], template
     for app in made:
         app.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def ahead(apps: tuple[App, App, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, ReadAhead]]:
+    """A third instance, which files with a reader process a batch ahead (``maild.read_ahead``)."""
+    app = sqlite_instance(tmp_path_factory.mktemp("ahead"))
+    pipeline = app.pipeline
+    reader = ReadAhead(multiprocessing.get_context("spawn"), app.rules_text, str(app.settings.rules_file),
+                       pipeline.mailer.tag_prefix, pipeline.mailer.secret, app.settings.data_dir, "WARNING", "text")
+    reader.start()
+    yield app, reader
+    reader.stop()
+    app.engine.dispose()
 
 
 def db_file(app: App) -> Path:
@@ -208,3 +223,29 @@ def test_a_batch_files_as_its_messages_do_one_at_a_time(apps: tuple[App, App, Pa
     outcomes = together.pipeline.process_many(ids)
     assert [outcomes[i] for i in ids] == one_by_one
     assert dump(together) == dump(alone)
+
+
+@settings(max_examples=examples(10), deadline=None)
+@given(specs, st.integers(1, 5))
+def test_filing_with_the_next_batch_read_ahead_files_as_one_at_a_time(
+    apps: tuple[App, App, Path], ahead: tuple[App, ReadAhead], items: list[Spec], limit: int,
+) -> None:
+    """The daemon's processor reads the next batch in another process while it files this one:
+    the same tickets, mail and events as filing each message alone; every message read ahead
+    counted one attempt, never more."""
+    alone, _, template = apps
+    app, reader = ahead
+    raws = corpus(items)
+    fresh(alone, template)
+    fresh(app, template)
+    for raw in raws:
+        alone.pipeline.process(spool_sync(alone.engine, alone.raw_store, raw, ENVELOPE))
+    for raw in raws:
+        spool_sync(app.engine, app.raw_store, raw, ENVELOPE)
+    given = reader.given
+    while app.pipeline.process_some(limit, reader=reader):
+        pass
+    assert reader.given > given or len(raws) <= limit  # read ahead, not all by the processor itself
+    assert dump(app) == dump(alone)
+    with app.engine.connect() as connection:
+        assert set(connection.execute(sa.text("select attempts from inbound")).scalars()) == {1}
