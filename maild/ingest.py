@@ -189,12 +189,12 @@ class Pipeline:
         return outcomes
 
     def _batch(self, ids: list[int] | None, watch: Watch, limit: int = BATCH,
-               reader: ReadAhead | None = None) -> dict[int, str]:
+               reader: ReadAhead | None = None, ahead: int = BATCH) -> dict[int, str]:
         """One transaction's worth (``ids``, or the first ``limit`` pending messages); ``watch(inbound_id)``
         is entered around each message's work. ``reader``: the next batch is read in another
         process while this one is filed (``maild.read_ahead``)."""
         try:
-            return self._file_claimed(*self._claim_batch(ids, limit, reader), watch)
+            return self._file_claimed(*self._claim_batch(ids, limit, reader, ahead), watch)
         except BaseException:
             # what was claimed ahead waits, each message tried alone in order (its attempt is
             # counted), not filed before the batch that failed
@@ -222,27 +222,28 @@ class Pipeline:
             self._log(inbound_id, outcomes[inbound_id])
         return outcomes
 
-    def _claim_batch(self, ids: list[int] | None, limit: int, reader: ReadAhead | None
+    def _claim_batch(self, ids: list[int] | None, limit: int, reader: ReadAhead | None, ahead: int = BATCH
                      ) -> tuple[list[Claimed], dict[int, str], dict[int, Reading]]:
         """The batch to file now, what is no longer pending, and the readings the reader made.
 
-        The messages claimed ahead last time come first (``limit`` of them: intake may have
-        become busy meanwhile, and wants short transactions). With a ``reader``, the next batch
-        is claimed and handed to it now, but only messages never tried before, behind a batch of
-        such: were this batch to crash the processor, the attempt counted on the next one must
-        not bring an innocent message nearer to quarantine than one more try."""
+        The messages claimed ahead before come first (``limit`` of them: intake may have become
+        busy meanwhile, and wants short transactions). With a ``reader``, once they are all
+        taken, the next ``ahead`` messages are claimed and handed to it, but only messages never
+        tried before, behind a batch of such: were this batch to crash the processor, the attempt
+        counted on the next one must not bring an innocent message nearer to quarantine than one
+        more try."""
         if ids is not None or self._ahead is None:
             claimed, outcomes = self._claim(ids, limit)
             readings: dict[int, Reading] = {}
         else:
-            ahead, self._ahead, outcomes = self._ahead, None, {}
-            readings = ahead.readings if ahead.reader is None else ahead.reader.take(self.read_ahead_timeout)
-            claimed, rest = ahead.claimed[:limit], ahead.claimed[limit:]
+            taken, self._ahead, outcomes = self._ahead, None, {}
+            readings = taken.readings if taken.reader is None else taken.reader.take(self.read_ahead_timeout)
+            claimed, rest = taken.claimed[:limit], taken.claimed[limit:]
             if rest:
                 self._ahead = _Ahead(rest, None, {c.id: readings[c.id] for c in rest if c.id in readings})
         if reader is not None and ids is None and self._ahead is None and claimed and all(
                 c.attempts == 1 for c in claimed):
-            following, _ = self._claim(None, limit, after=[c.id for c in claimed])
+            following, _ = self._claim(None, ahead, after=[c.id for c in claimed])
             if following:
                 reader.submit([ToRead(c.id, c.raw_path, _envelope(c)) for c in following if c.size < READ_HERE])
                 self._ahead = _Ahead(following, reader)
@@ -435,11 +436,13 @@ class Pipeline:
         ticket = format_tag(self.mailer.tag_prefix, int(number)) if number.isdigit() else None
         log.info("filed", extra={"spool": inbound_id, "outcome": outcome if ticket is None else kind, "ticket": ticket})
 
-    def process_some(self, limit: int = BATCH, watch: Watch = _unwatched, reader: ReadAhead | None = None) -> int:
-        """Process up to ``limit`` spooled messages in arrival order (or the batch read ahead);
+    def process_some(self, limit: int = BATCH, watch: Watch = _unwatched, reader: ReadAhead | None = None,
+                     ahead: int | None = None) -> int:
+        """Process up to ``limit`` spooled messages in arrival order (first those claimed ahead);
         return how many. ``watch(inbound_id)`` is entered around each (the processor tells its
-        parent); ``reader``: read the next batch in it meanwhile."""
-        return len(self._batch(None, watch, limit, reader))
+        parent); ``reader``: meanwhile it reads the next ``ahead`` (default: ``limit``) messages,
+        filed ``limit`` at a time by the calls that follow."""
+        return len(self._batch(None, watch, limit, reader, ahead or limit))
 
     def process_pending(self) -> int:
         """Process every spooled message; return how many were handled."""

@@ -50,7 +50,8 @@ from maild.supervise import Backoff, describe
 log = logging.getLogger("maild.processor")
 
 BATCH = 64
-BUSY_BATCH = 2  # messages to a transaction while intake is busy (docs/architecture.md#benchmarks)
+BUSY_BATCH = 1  # messages to a transaction while intake is busy (docs/architecture.md#benchmarks)
+BUSY_AHEAD = 8  # ... claimed and read ahead at a time, for the transactions that follow
 IDLE_RECHECK_SECONDS = 2.0  # also picks up `maild quarantine replay` from another process
 WAKE_CHECK_SECONDS = 0.1
 INTAKE_QUIET_SECONDS = 0.25  # intake counts as busy this long after its last commit
@@ -134,7 +135,8 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
             if due and (intake != seen_intake or now - last_look >= IDLE_RECHECK_SECONDS or stopping):
                 busy = now - intake < INTAKE_QUIET_SECONDS and not stopping
                 try:
-                    done = pipeline.process_some(BUSY_BATCH if busy else BATCH, watch.on, reader)
+                    done = (pipeline.process_some(BUSY_BATCH, watch.on, reader, ahead=BUSY_AHEAD) if busy
+                            else pipeline.process_some(BATCH, watch.on, reader))
                 except OperationalError as exc:  # the database is away: wait for it, the spool keeps the mail
                     if stopping:
                         return

@@ -214,3 +214,20 @@ def test_a_processor_that_fails_exits_with_its_reader(app: App) -> None:
     child_end.close()
     child.join(60)
     assert child.exitcode == 1
+
+
+def test_a_busy_spell_reads_more_ahead_than_it_files_at_a_time(app: App) -> None:
+    """While intake is busy the processor files 2 to a transaction but claims and reads 8
+    ahead: one claim and one hand-over for four short transactions."""
+    ids = [spool_sync(app.engine, app.raw_store, mail(subject=f"Asia {n}", message_id=f"<d{n}@example.fi>"),
+                      ENVELOPE) for n in range(11)]
+    reader = reader_for(app)
+    try:
+        assert app.pipeline.process_some(2, reader=reader, ahead=8) == 2  # 1-2 filed, 3-10 claimed ahead
+        assert [n for _, n in _attempts(app).values()] == [1] * 10 + [0]
+        for _ in range(4):
+            assert app.pipeline.process_some(2, reader=reader, ahead=8) == 2
+        assert reader.given == 8 and [n for _, n in _attempts(app).values()] == [1] * 11  # 11 claimed with 9-10
+    finally:
+        reader.stop()
+    assert [state for state, _ in _attempts(app).values()] == ["done"] * 10 + ["pending"]
