@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from email.message import EmailMessage
 
 from maild.app import App
-from maild.core.reading import ToFile
+from maild.core.reading import Reading, ToFile
 from maild.intake.spool import spool_sync
 from maild.mail import Envelope
 from maild.read import read
@@ -62,35 +62,35 @@ def with_file(raw: bytes, size: int) -> bytes:
     return message.as_bytes()
 
 
+def read_once(app: App, items: list[ToRead]) -> tuple[dict[int, Reading], int]:
+    """What a new reader hands back for one batch, and how many it counted as given."""
+    reader = reader_for(app)
+    try:
+        reader.submit(items)
+        return reader.take(60), reader.given
+    finally:
+        reader.stop()
+
+
 def test_the_reader_reads_as_the_processor_does(app: App) -> None:
     items = stored(app, [mail(subject=f"Asia {n}", message_id=f"<r{n}@example.fi>") for n in range(5)]
                    + [with_file(mail(subject="Liite"), 2000)])
     pipeline = app.pipeline
-    reader = reader_for(app)
-    try:
-        reader.submit(items)
-        readings = reader.take(60)
-    finally:
-        reader.stop()
+    readings, given = read_once(app, items)
     assert list(readings) == [item.id for item in items]
     for item in items:
         here = read(app.raw_store.path(item.raw_path), ENVELOPE, pipeline.rules, pipeline.mailer.tag_prefix,
                     pipeline.mailer.secret)
         assert readings[item.id] == here
         assert isinstance(here, ToFile) and readings[item.id].numbers == here.numbers  # type: ignore[union-attr]
-    assert reader.given == len(items)
+    assert given == len(items)
 
 
 def test_a_message_whose_files_stay_on_disk_is_left_to_the_processor(app: App) -> None:
     """A big attachment is decoded again from the raw file whenever it is read, which cannot
     cross to another process: that message is not handed back, the others are."""
     items = stored(app, [mail(subject="Yksi"), with_file(mail(subject="Iso liite"), 400_000), mail(subject="Kolme")])
-    reader = reader_for(app)
-    try:
-        reader.submit(items)
-        readings = reader.take(60)
-    finally:
-        reader.stop()
+    readings, _ = read_once(app, items)
     assert sorted(readings) == [1, 3]
 
 
