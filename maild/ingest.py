@@ -6,7 +6,9 @@ need (``store.lookup``: the plain new requests of the batch together), decide fo
 (``core.plan``: pure), carry the decisions out (``store.apply``; mail and events written
 together at the end) -> commit once. When a message fails, the batch is filed again with each
 message in a savepoint of its own: the one that fails is quarantined alone, the rest commit. A
-database error leaves the whole batch pending for when the database is back.
+database error leaves the whole batch pending for when the database is back. In the daemon, the
+next batch is claimed and read by another process meanwhile (``maild.read_ahead``,
+``_claim_batch``).
 """
 
 from __future__ import annotations

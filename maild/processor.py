@@ -105,9 +105,11 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
           watch: Watch) -> None:
     """The child's main loop.
 
-    Intake first: while mail is arriving (``last_intake`` is recent), process one message
-    at a time with pauses, so that the listener's commits never wait long for the
-    database; the durable spool holds the backlog, which goes at full speed afterwards.
+    Intake first: while mail is arriving (``last_intake`` is recent), file one message a
+    transaction, each right after the listener's latest commit, so that its commits seldom wait
+    for the database; the durable spool holds the backlog, which goes at full speed afterwards.
+    Either way the reader (``maild.read_ahead``) reads the next messages meanwhile; it is
+    outside the parent's watch, and what it does not hand back in time this process reads.
     """
     ignore_signals_and_die_with_parent()
     settings = Settings.model_validate(settings_data)
