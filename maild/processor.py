@@ -135,7 +135,7 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
             intake = last_intake.value
             due = now >= retry_at or intake != seen_intake
             if due and (intake != seen_intake or now - last_look >= IDLE_RECHECK_SECONDS or stopping):
-                busy = now - intake < INTAKE_QUIET_SECONDS and not stopping
+                busy = _busy(intake, now) and not stopping
                 try:
                     done = (pipeline.process_some(BUSY_BATCH, watch.on, reader, ahead=BUSY_AHEAD) if busy
                             else pipeline.process_some(BATCH, watch.on, reader))
@@ -170,6 +170,11 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
                 return
     finally:  # however it ends: a reader left behind would keep this process from exiting
         reader.stop()
+
+
+def _busy(last_intake: float, now: float) -> bool:
+    """Intake committed within ``INTAKE_QUIET_SECONDS`` (``time.monotonic()`` both)."""
+    return now - last_intake < INTAKE_QUIET_SECONDS
 
 
 def _after_next_commit(last_intake: Synchronized, longest: float) -> None:
@@ -271,7 +276,7 @@ class Processor:
 
     def intake_busy(self) -> bool:
         """Mail arrived within ``INTAKE_QUIET_SECONDS``."""
-        return time.monotonic() - self.last_intake.value < INTAKE_QUIET_SECONDS
+        return _busy(self.last_intake.value, time.monotonic())
 
     def reload(self, rules_text: str) -> None:
         self.rules_text = rules_text  # also what a restarted processor starts with

@@ -35,12 +35,24 @@ from maild.store.tables import Inbound
 log = logging.getLogger("maild.spool")
 
 
+FSYNCS = 4  # files fsynced at once
+
+
+def _fsynced(path: Path) -> OSError | None:
+    try:
+        fsync_path(path)
+    except OSError as exc:
+        return exc
+    return None
+
+
 class RawStore:
     """Immutable raw messages as files under ``DATA_DIR/raw``; paths stored are relative."""
 
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir)
         self._days: set[Path] = set()  # day directories whose path this process has made durable
+        self._fsyncs: ThreadPoolExecutor | None = None  # made at the first ``fsync_each``
 
     def write(self, raw: bytes | Iterable[bytes], now: datetime | None = None, durable: bool = True,
               names_later: bool = False) -> str:
@@ -54,7 +66,7 @@ class RawStore:
         create_new(directory / name, raw, durable=durable)  # named by its spool row only once it is whole
         if durable and not names_later:
             fsync_dir(directory)
-        return f"raw/{now.strftime('%Y/%m/%d')}/{name}"
+        return str((directory / name).relative_to(self.root))
 
     def _day(self, now: datetime) -> Path:
         """The day's directory, made if missing, and its path durable: the name of each level
@@ -70,12 +82,19 @@ class RawStore:
         return directory
 
     def sync(self, relatives: list[str]) -> None:
-        """Make files written with ``durable=False`` durable: their contents (fsyncs from several
-        threads, which the file system can commit together), then each directory's names, once."""
-        paths = [self.root / relative for relative in relatives]
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="spool-sync") as pool:
-            list(pool.map(fsync_path, paths))
+        """Make files written with ``durable=False`` durable: their contents (``fsync_each``),
+        then each directory's names, once. Raises the first error."""
+        for failure in self.fsync_each(relatives):
+            if failure is not None:
+                raise failure
         self.sync_names(relatives)
+
+    def fsync_each(self, relatives: list[str]) -> list[OSError | None]:
+        """Fsync the contents of files written with ``durable=False``, several side by side (the
+        disk takes them together: fsync is its latency, not CPU); each file's error, or None."""
+        if self._fsyncs is None:
+            self._fsyncs = ThreadPoolExecutor(max_workers=FSYNCS, thread_name_prefix="spool-fsync")
+        return list(self._fsyncs.map(_fsynced, [self.root / relative for relative in relatives]))
 
     def sync_names(self, relatives: Iterable[str]) -> None:
         """Make the names of files written (``names_later``) durable: each directory once."""
@@ -190,15 +209,6 @@ def commit_staged(engine: sa.Engine, store: RawStore, staged: list[tuple[Pending
     return commit_rows(engine, [row for row, _ in staged], [message_id for _, message_id in staged])
 
 
-def _synced(path: Path) -> BaseException | None:
-    """Fsync one stored file; the error is that message's alone (its sender hears 451)."""
-    try:
-        fsync_path(path)
-    except OSError as exc:
-        return exc
-    return None
-
-
 class GroupCommitter:
     """Durable intake for many concurrent sessions: one thread, one database commit per group.
 
@@ -215,7 +225,6 @@ class GroupCommitter:
         self.store = store
         self.max_batch = max_batch
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-commit")
-        self._syncing = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spool-fsync")
         self._queue: asyncio.Queue[tuple[bytes, Envelope, asyncio.Future[int]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.committed = asyncio.Event()  # set after every group: wakes the processor
@@ -283,7 +292,7 @@ class GroupCommitter:
                 continue
             written.append((index, inbound_row(raw, path, envelope), message_id_of(raw)))
             results.append(0)
-        synced = list(self._syncing.map(_synced, [self.store.path(row.raw_path) for _, row, _ in written]))
+        synced = self.store.fsync_each([row.raw_path for _, row, _ in written])
         for (index, _, _), failure in zip(written, synced):
             if failure is not None:
                 results[index] = failure
@@ -301,4 +310,3 @@ class GroupCommitter:
             await self._queue.put(None)
             await self._task
         self._db.shutdown(wait=True)
-        self._syncing.shutdown(wait=True)
