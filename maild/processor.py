@@ -50,7 +50,7 @@ from maild.supervise import Backoff, describe
 log = logging.getLogger("maild.processor")
 
 BATCH = 64
-BUSY_BATCH = 1  # messages to a transaction while intake is busy (docs/architecture.md#benchmarks)
+BUSY_BATCH = 2  # messages to a transaction while intake is busy (docs/architecture.md#benchmarks)
 BUSY_AHEAD = 8  # ... claimed and read ahead at a time, for the transactions that follow
 IDLE_RECHECK_SECONDS = 2.0  # also picks up `maild quarantine replay` from another process
 WAKE_CHECK_SECONDS = 0.1
@@ -105,7 +105,7 @@ def serve(settings_data: dict[str, Any], rules_text: str, conn: Connection, last
           watch: Watch) -> None:
     """The child's main loop.
 
-    Intake first: while mail is arriving (``last_intake`` is recent), file one message a
+    Intake first: while mail is arriving (``last_intake`` is recent), file two messages a
     transaction, each right after the listener's latest commit, so that its commits seldom wait
     for the database; the durable spool holds the backlog, which goes at full speed afterwards.
     Either way the reader (``maild.read_ahead``) reads the next messages meanwhile; it is
