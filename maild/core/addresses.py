@@ -67,6 +67,7 @@ def is_message_id(text: str) -> bool:
     return 0 < len(text) <= MAX_MESSAGE_ID and not _NOT_IN_ID.search(text)
 
 
+@functools.lru_cache(maxsize=4096)  # the queue's staff are recipients of nearly every mail maild makes
 def is_address(text: str) -> bool:
     """A stored address that can go out as a recipient: exactly what ``valid_address`` gives."""
     local, _, domain = text.rpartition("@")

@@ -62,13 +62,16 @@ def checked(mail: Outgoing) -> tuple[Outgoing, tuple[str, ...]]:
     notes: list[str] = []
 
     def keep(header: str, values: tuple[str, ...], valid: Callable[[str], bool]) -> tuple[str, ...]:
-        bad = [value for value in values if not valid(value)]
-        notes.extend(f"{header}: left out {value[:200]!r}" for value in bad)  # repr shows controls
-        return tuple(value for value in values if valid(value))
+        kept = tuple(value for value in values if valid(value))
+        if len(kept) < len(values):  # repr shows controls
+            notes.extend(f"{header}: left out {value[:200]!r}" for value in values if value not in kept)
+        return kept
 
     to, cc = keep("To", mail.to, is_address), keep("Cc", mail.cc, is_address)
     in_reply_to = keep("In-Reply-To", (mail.in_reply_to,) if mail.in_reply_to else (), is_message_id)
     references = keep("References", mail.references, is_message_id)
+    if not notes and mail.in_reply_to != "":
+        return mail, ()  # nearly always: nothing to leave out, and nothing to copy
     fixed = dataclasses.replace(mail, to=to, cc=cc, in_reply_to=(in_reply_to or (None,))[0], references=references)
     return fixed, tuple(notes)
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from maild.outbound.compose import Outgoing, build
+from maild.outbound.compose import Outgoing, build, checked
 
 MAIL = Outgoing(
     from_name="Jäsenpalvelu", from_addr="jasenpalvelu@liitto.fi", to=("matti@example.fi",),
@@ -53,3 +53,13 @@ def test_wire_form_uses_crlf_and_readable_encoding() -> None:
     raw = build(MAIL)
     assert b"\n" not in raw.replace(b"\r\n", b"")
     assert b"Content-Transfer-Encoding: quoted-printable" in raw
+
+
+def test_checked_leaves_a_clean_mail_as_it_is_and_cleans_the_rest() -> None:
+    clean = replace(MAIL, references=("a@b", "orig@example.fi"))
+    assert checked(clean) == (clean, ())
+    assert checked(replace(clean, in_reply_to=""))[0].in_reply_to is None  # no reference at all, as before
+    dirty = replace(clean, to=("matti@example.fi", "bad\r\n@x.fi", "bad\r\n@x.fi"), references=("a@b", "c d@e"))
+    fixed, notes = checked(dirty)
+    assert fixed.to == ("matti@example.fi",) and fixed.references == ("a@b",)
+    assert notes == ("To: left out 'bad\\r\\n@x.fi'", "To: left out 'bad\\r\\n@x.fi'", "References: left out 'c d@e'")
