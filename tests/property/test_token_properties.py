@@ -28,3 +28,13 @@ def test_every_token_is_the_one_mail_already_carries(secret: bytes, number: int,
     assert tokens.bounce_token(secret, nonce) == f"v{nonce}-{published(secret, f'bounce:{nonce}')}"
     assert tokens.read_bounce_token(secret, tokens.bounce_token(secret, nonce)) == tokens.bounce_token(secret, nonce)
     assert tokens.outbox_token(secret, number) == f"o{number}-{published(secret, f'outbox:{number}')}"
+    assert tokens.read_outbox_token(secret, tokens.outbox_token(secret, number)) == number
+    assert tokens.opener_token(secret, "jasenasiat", staff) == f"n{published(secret, f'open:jasenasiat:{staff.lower()}')}"
+
+
+def test_tokens_of_a_known_secret_are_what_earlier_releases_wrote() -> None:
+    """Fixed values, computed with the first release's code: the formula and its test cannot drift together."""
+    assert tokens.ticket_token(b"bench-secret", 123) == "123-txe2mc2ugl"
+    assert tokens.staff_token(b"bench-secret", 123, "Maija@liitto.fi") == "123skqqaet7jpc"
+    assert tokens.read_staff_token(b"bench-secret", "123skqqaet7jpc", frozenset({"maija@liitto.fi"})) == (
+        123, "maija@liitto.fi")
