@@ -68,7 +68,7 @@ def write_file(
     path = Path(path)
     tmp = Path(staging or path.parent) / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
-        _write_new(tmp, data, durable)
+        create_new(tmp, data, durable)
         if replace:
             os.rename(tmp, path)
         else:
@@ -92,31 +92,18 @@ def create_new(path: Path, data: bytes | Iterable[bytes], durable: bool = True) 
     nothing names."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)  # never another's file
     try:
-        _fill(fd, data, durable)
+        os.fchmod(fd, FILE_MODE)  # 0600 whatever the umask
+        for piece in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view):]
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         path.unlink(missing_ok=True)
         raise
     os.close(fd)
-
-
-def _write_new(path: Path, data: bytes | Iterable[bytes], durable: bool) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        _fill(fd, data, durable)
-    finally:
-        os.close(fd)
-
-
-def _fill(fd: int, data: bytes | Iterable[bytes], durable: bool) -> None:
-    """0600 whatever the umask; the bytes; fsynced when ``durable``."""
-    os.fchmod(fd, FILE_MODE)
-    for piece in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
-        view = memoryview(piece)
-        while view:
-            view = view[os.write(fd, view):]
-    if durable:
-        os.fsync(fd)
 
 
 def create_empty(path: Path) -> bool:
